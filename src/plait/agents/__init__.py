@@ -1,0 +1,1 @@
+"""Agent backends: one module per backend, all behind `base.Backend`."""

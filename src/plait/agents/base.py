@@ -1,0 +1,108 @@
+"""The backend protocol: how any agent is run, and the one result it yields.
+
+A backend turns an `AgentRequest` (who, what prompt, which workspace, which
+environment) into an `AgentResult`. Backends run their program through
+`plait.proc`; the runner never sees a backend's argv or output format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from plait.model import Agent
+
+
+class AttemptStatus(StrEnum):
+    """How one attempt of an agent ended, before scope checks, verify and merge."""
+
+    OK = "ok"  # the agent reports success
+    FAILED = "failed"  # non-zero exit, or an error result
+    TIMEOUT = "timeout"  # killed after its timeout
+    CRASHED = "crashed"  # ended by a signal it did not ask for
+    RATE_LIMITED = "rate_limited"  # the vendor refused for rate/usage limits: wait, retry
+    ERRORED = "errored"  # could not be started (program missing, bad workspace)
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    """Everything a backend needs to run one attempt."""
+
+    run_id: str
+    task_id: str
+    attempt: int  # 1-based
+    agent: Agent
+    prompt: str  # the rendered prompt, retry/conflict notes already appended
+    workspace: Path  # cwd of the agent
+    attempt_dir: Path  # runs/<run>/<task>/<attempt>/: prompt, log, output live here
+    env: Mapping[str, str]  # the child's whole environment (allowlist + plait vars + plan env)
+    timeout_s: float | None = None
+    #: Called with each complete line the agent prints (for the live board).
+    on_line: Callable[[str], None] | None = field(default=None, compare=False)
+
+    @property
+    def prompt_file(self) -> Path:
+        return self.attempt_dir / "prompt.md"
+
+    @property
+    def output_file(self) -> Path:
+        return self.attempt_dir / "output.txt"
+
+    @property
+    def log_file(self) -> Path:
+        return self.attempt_dir / "agent.log"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the agent reported about its own spending. None: not reported."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    turns: int | None = None
+
+    @property
+    def tokens(self) -> int | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """One attempt's result, whatever the agent printed."""
+
+    status: AttemptStatus
+    output: str = ""  # the final message: becomes `tasks.X.output`
+    exit_code: int | None = None
+    error: str = ""  # short reason for the person reading the run, when not OK
+    usage: Usage = field(default_factory=Usage)
+    session_id: str | None = None
+    retry_after_s: float | None = None  # for RATE_LIMITED: when the vendor says to retry
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is AttemptStatus.OK
+
+
+class Backend(Protocol):
+    """How one kind of agent is run."""
+
+    name: str
+
+    def program(self, agent: Agent) -> str | None:
+        """The executable this agent needs on PATH (None: nothing external)."""
+        ...
+
+    def check(self, agent: Agent) -> str | None:
+        """Version check: None if usable, else a message saying what is wrong."""
+        ...
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        """Run one attempt to its end (success, failure, timeout) and report it."""
+        ...

@@ -1,0 +1,160 @@
+"""The validated plan: frozen dataclasses and enums, no I/O.
+
+`planfile.py` turns YAML into these; the library API builds them directly in
+Python. Everything downstream (analysis, scheduler, runner) reads only these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plait.agents.base import AgentRequest, AgentResult
+
+#: A command to run: an argv list. A plan's plain string becomes
+#: ("/bin/sh", "-c", string): the user's own command line, never a prompt.
+Command = tuple[str, ...]
+
+BACKENDS = ("command", "claude", "codex", "gemini", "aider", "cursor", "opencode", "amp", "python")
+
+DEFAULT_JOBS = 4
+DEFAULT_MAX_CONFLICT_RERUNS = 2
+DEFAULT_ESTIMATE_S = 60.0  # "one unit" when a task has no estimate and no history
+
+
+class Outcome(StrEnum):
+    """How a task ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ERRORED = "errored"
+    CONFLICTED = "conflicted"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def ok(self) -> bool:
+        return self is Outcome.SUCCEEDED
+
+
+class Isolation(StrEnum):
+    WORKTREE = "worktree"
+    NONE = "none"
+
+
+class ScopePolicy(StrEnum):
+    ENFORCE = "enforce"
+    WARN = "warn"
+
+
+class Permission(StrEnum):
+    """One portable setting, mapped by each backend onto its own flags."""
+
+    READ = "read"
+    EDIT = "edit"
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A role: instructions plus the backend that runs it."""
+
+    name: str
+    backend: str = "command"
+    command: Command | None = None  # argv for the `command` backend; {task} etc. placeholders
+    model: str | None = None
+    instructions: str | None = None
+    permission: Permission = Permission.EDIT
+    args: Command = ()  # extra argv appended to a backend's own invocation
+    env: Mapping[str, str] = field(default_factory=dict)
+    tools: tuple[str, ...] = ()  # Claude Code subagent `tools`, where a profile names them
+    description: str | None = None
+    source: str = "plan"  # "plan", or the profile file it came from
+    #: The `python` backend's callable: (AgentRequest) -> AgentResult | str | None.
+    function: Callable[[AgentRequest], AgentResult | str | None] | None = field(
+        default=None, compare=False
+    )
+
+
+@dataclass(frozen=True)
+class Fixer:
+    """`on_verify_failure`: the task started when the plan's verify fails."""
+
+    agent: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of agent work."""
+
+    id: str
+    prompt: str
+    agent: str = "default"
+    needs: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    verify: Command | None = None
+    timeout_s: float | None = None
+    retries: int = 0
+    estimate_s: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    output_file: str | None = None  # the plan's `output`: a workspace path
+    continue_on_error: bool = False
+    prompt_file: str | None = None  # where `prompt` was read from, if it came from a file
+    line: int | None = None  # where the task is defined in the plan file
+
+    def ref(self, attribute: str) -> str:
+        """A template reference to this task's result, e.g. ``{{ tasks.api.commit }}``."""
+        return "{{ tasks.%s.%s }}" % (self.id, attribute)  # noqa: UP031 - braces
+
+    @property
+    def output(self) -> str:
+        """Use in another task's prompt; it becomes a template edge to this task."""
+        return self.ref("output")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A whole plan. `tasks` may be given as a list; it is kept as an id → Task map."""
+
+    tasks: Mapping[str, Task]
+    name: str = "plan"
+    version: int = 1
+    base: str | None = None  # None: HEAD
+    jobs: int = DEFAULT_JOBS
+    setup: tuple[Command, ...] = ()
+    copy: tuple[str, ...] = ()
+    verify: Command | None = None
+    verify_each_merge: bool = False
+    on_verify_failure: Fixer | None = None
+    max_conflict_reruns: int = DEFAULT_MAX_CONFLICT_RERUNS
+    scope: ScopePolicy = ScopePolicy.ENFORCE
+    isolation: Isolation | None = None  # None: worktree inside git, else none
+    budget_usd: float | None = None
+    agents: Mapping[str, Agent] = field(default_factory=dict)
+    path: Path | None = None  # the plan file, when there is one
+    root: Path | None = None  # the directory plan-relative paths resolve against
+
+    def __post_init__(self) -> None:
+        tasks: Any = self.tasks
+        if not isinstance(tasks, Mapping):
+            object.__setattr__(self, "tasks", {t.id: t for t in _as_tasks(tasks)})
+        agents: Any = self.agents
+        if not isinstance(agents, Mapping):
+            object.__setattr__(self, "agents", {a.name: a for a in agents})
+
+    def task(self, task_id: str) -> Task:
+        return self.tasks[task_id]
+
+
+def _as_tasks(items: Iterable[Task]) -> list[Task]:
+    out = list(items)
+    for item in out:
+        if not isinstance(item, Task):
+            raise TypeError(f"Plan.tasks must hold Task objects, got {type(item).__name__}")
+    return out
