@@ -1,0 +1,96 @@
+"""Prompt templates: Jinja2's sandbox with strict undefined.
+
+A prompt may refer to another task's result (`{{ tasks.contract.output }}`), to
+`run.id` and to `plan.name`. Those references are also graph edges, so this
+module both finds them (without rendering) and renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+#: What `tasks.X.<attribute>` may name.
+TASK_ATTRIBUTES = ("output", "commit", "branch", "changed_files")
+
+_env = ImmutableSandboxedEnvironment(
+    undefined=StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+)
+
+
+class TemplateProblem(ValueError):
+    """A prompt is not a valid template. `line` is 1-based within the prompt."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _refs(tree: nodes.Template) -> list[tuple[str, str | None]]:
+    """(task id, attribute or None) for every `tasks.X` / `tasks['X']` in the tree."""
+    found: list[tuple[str, str | None]] = []
+
+    def task_of(node: nodes.Node) -> str | None:
+        if isinstance(node, nodes.Getattr) and _is_tasks(node.node):
+            return node.attr
+        if (
+            isinstance(node, nodes.Getitem)
+            and _is_tasks(node.node)
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+        ):
+            return node.arg.value
+        return None
+
+    seen_inner: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        inner = getattr(node, "node", None)
+        task = task_of(inner) if inner is not None else None
+        if task is not None:
+            attr = node.attr if isinstance(node, nodes.Getattr) else None
+            found.append((task, attr))
+            seen_inner.add(id(inner))
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        task = task_of(node)
+        if task is not None and id(node) not in seen_inner:
+            found.append((task, None))
+    return found
+
+
+def _is_tasks(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Name) and node.name == "tasks"
+
+
+def parse(prompt: str) -> nodes.Template:
+    try:
+        return _env.parse(prompt)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from exc
+
+
+def template_refs(prompt: str) -> dict[str, set[str]]:
+    """Task ids a prompt refers to, each with the attributes it reads.
+
+    Raises TemplateProblem for a syntax error or an unknown attribute.
+    """
+    refs: dict[str, set[str]] = {}
+    for task, attr in _refs(parse(prompt)):
+        attrs = refs.setdefault(task, set())
+        if attr is not None:
+            if attr not in TASK_ATTRIBUTES:
+                raise TemplateProblem(
+                    f"tasks.{task}.{attr} is not available; use one of "
+                    + ", ".join(f"tasks.{task}.{a}" for a in TASK_ATTRIBUTES)
+                )
+            attrs.add(attr)
+    return refs
+
+
+def render(prompt: str, context: Mapping[str, Any]) -> str:
+    """Render a prompt in the sandbox; an undefined name is an error, not ''."""
+    return _env.from_string(prompt).render(context)
