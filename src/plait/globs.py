@@ -1,0 +1,434 @@
+"""Write and read scopes: anchored gitignore-style globs, and whether two can overlap.
+
+A scope glob is always anchored at the repository root (`*.md` is a root file,
+`**/*.md` any), and means exactly what `pathspec`'s gitignore semantics give the
+anchored pattern `/<glob>`: `*` stays in one folder, `**` crosses folders, and a
+pattern naming a folder (`db`, `db/`, `db/**`) covers everything under it.
+:func:`compile_scope` builds that matcher, for the scope check after an attempt.
+
+:func:`globs_overlap` decides whether some path could match both globs, whether or
+not it exists. Each glob is translated, step for step as pathspec translates it to a
+regular expression, into a small automaton over characters whose edges carry
+character sets; two globs overlap when the product of their automata accepts some
+string. That is exact for pathspec's language (quirks included: `[!a]` also matches
+`/`), so it never misses an overlap; the only over-approximation is that it does not
+insist on well-formed paths (no empty segments, no newline).
+
+:class:`GlobIndex` keeps large plans fast: every path a glob matches starts with the
+glob's leading literal segments, so two globs can only overlap when one literal
+prefix is a prefix of the other; the index is a trie over those prefixes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Generic, TypeVar
+
+import pathspec
+
+__all__ = [
+    "GlobIndex",
+    "anchor",
+    "compile_scope",
+    "glob_matches",
+    "globs_overlap",
+    "literal_prefix",
+    "scopes_overlap",
+]
+
+T = TypeVar("T")
+
+# A character set: sorted, disjoint, inclusive code point ranges.
+Charset = tuple[tuple[int, int], ...]
+_MAX = 0x10FFFF
+_ANY: Charset = ((0, _MAX),)
+_NOT_SLASH: Charset = ((0, ord("/") - 1), (ord("/") + 1, _MAX))
+_SLASH: Charset = ((ord("/"), ord("/")),)
+_WILD = frozenset("*?[\\")
+
+# Regex-like elements: ("c", set) one character, ("*", set) any number of them,
+# ("?", [elements]) an optional group.
+_Elem = tuple[str, "Charset | list[_Elem]"]
+
+
+def anchor(glob: str) -> str:
+    """The gitignore pattern a scope glob stands for: anchored at the repository root."""
+    return glob if glob.startswith("/") else "/" + glob
+
+
+def compile_scope(globs: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    """A matcher for a task's scope: ``compile_scope(task.writes).match_file(path)``."""
+    return pathspec.GitIgnoreSpec.from_lines([anchor(g) for g in globs])
+
+
+def glob_matches(glob: str, path: str) -> bool:
+    """Whether a repository-relative path (``src/a.py``) is inside one scope glob."""
+    return compile_scope([glob]).match_file(path)
+
+
+# ------------------------------------------------------------------ glob → elements
+
+
+def _segments(glob: str) -> tuple[list[str], bool] | None:
+    """pathspec's normalisation of the anchored pattern: (segments, is_dir), or None
+    when the pattern matches nothing."""
+    text = anchor(glob)
+    if not text.endswith("\\ "):
+        text = text.rstrip()  # gitignore drops unescaped trailing spaces
+    if text in ("", "/"):
+        return None
+    segs = text.split("/")[1:]
+    is_dir = not segs[-1]
+    if is_dir:
+        segs[-1] = "**"
+    collapsed = [s for i, s in enumerate(segs) if not (s == "**" and i and segs[i - 1] == "**")]
+    return collapsed, is_dir
+
+
+def _charset(ranges: Iterable[tuple[int, int]], negate: bool = False) -> Charset:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    if not negate:
+        return tuple(merged)
+    out, nxt = [], 0
+    for lo, hi in merged:
+        if lo > nxt:
+            out.append((nxt, lo - 1))
+        nxt = hi + 1
+    if nxt <= _MAX:
+        out.append((nxt, _MAX))
+    return tuple(out)
+
+
+def _bracket(body: str, negate: bool) -> Charset | None:
+    """Python's reading of a regex set whose characters are all literal (pathspec
+    doubles backslashes): ranges `a-z`, a leading `]` and a trailing `-` as literals.
+    None for a reversed range, which pathspec cannot compile."""
+    ranges: list[tuple[int, int]] = []
+    i = 0
+    while i < len(body):
+        lo = ord(body[i])
+        if i + 2 < len(body) and body[i + 1] == "-":
+            hi = ord(body[i + 2])
+            if hi < lo:
+                return None
+            ranges.append((lo, hi))
+            i += 3
+        else:
+            ranges.append((lo, lo))
+            i += 1
+    return _charset(ranges, negate)
+
+
+def _segment(seg: str) -> list[_Elem] | None:
+    """One segment's wildcards, as pathspec's `_translate_segment_glob` reads them."""
+    out: list[_Elem] = []
+    i, end = 0, len(seg)
+    while i < end:
+        char = seg[i]
+        i += 1
+        if char == "\\":
+            # An escape; a trailing one is invalid for pathspec: read it as a literal.
+            char = seg[i] if i < end else "\\"
+            i += 1
+            out.append(("c", ((ord(char), ord(char)),)))
+        elif char == "*":
+            out.append(("*", _NOT_SLASH))
+        elif char == "?":
+            out.append(("c", _NOT_SLASH))
+        elif char == "[":
+            j = i
+            if j < end and seg[j] in "!^":
+                j += 1
+            if j < end and seg[j] == "]":
+                j += 1
+            while j < end and seg[j] != "]":
+                j += 1
+            if j >= end:
+                return None  # unclosed `[`: git and pathspec discard the whole pattern
+            negate = seg[i] in "!^"
+            chars = _bracket(seg[i + 1 if negate else i : j], negate)
+            if chars is None:
+                return None
+            out.append(("c", chars))
+            i = j + 1
+        else:
+            out.append(("c", ((ord(char), ord(char)),)))
+    return out
+
+
+def _elements(glob: str) -> list[_Elem] | None:
+    """The full-string language of a glob under pathspec's `regex.search`."""
+    norm = _segments(glob)
+    if norm is None:
+        return None
+    segs, is_dir = norm
+    anything: _Elem = ("*", _ANY)
+    # The regex overrides pathspec uses for these shapes, searched anywhere.
+    if (segs == ["**"] and is_dir) or segs == ["**", "*", "**"]:
+        return [anything, ("c", _SLASH), anything]  # any path with a slash
+    if segs in (["**"], ["**", "*"]):
+        return [("c", _ANY), anything]  # any non-empty path
+    out: list[_Elem] = []
+    need_slash = False
+    last = len(segs) - 1
+    for i, seg in enumerate(segs):
+        if seg == "**":
+            if i == 0:
+                out.append(("?", [("c", _ANY), anything, ("c", _SLASH)]))
+            elif i < last:
+                out.append(("?", [("c", _SLASH), ("c", _ANY), anything]))
+                need_slash = True
+            else:
+                out += [("c", _SLASH), anything]
+            continue
+        if need_slash:
+            out.append(("c", _SLASH))
+        if seg == "*":
+            out += [("c", _NOT_SLASH), ("*", _NOT_SLASH)]
+        else:
+            parts = _segment(seg)
+            if parts is None:
+                return None
+            out += parts
+        if i == last:
+            out.append(("?", [("c", _SLASH), anything]))  # the folder and all under it
+        need_slash = True
+    return out
+
+
+def literal_prefix(glob: str) -> tuple[str, ...]:
+    """The leading segments without wildcards: every path the glob matches starts
+    with them (``src/api/**/*.py`` → ``("src", "api")``)."""
+    norm = _segments(glob)
+    prefix: list[str] = []
+    for seg in norm[0] if norm else ():
+        if not seg or seg == "**" or _WILD.intersection(seg):
+            break
+        prefix.append(seg)
+    return tuple(prefix)
+
+
+# ------------------------------------------------------------------ automata
+
+
+@dataclass(frozen=True)
+class _Nfa:
+    """An epsilon-free automaton; state 0 starts."""
+
+    edges: tuple[tuple[tuple[Charset, int], ...], ...]
+    accepting: tuple[bool, ...]
+    live: tuple[bool, ...]  # an accepting state is reachable from here
+    prefix: tuple[str, ...]
+    simple: bool  # the glob is literal segments, then at most a final `**`
+
+
+def _build(elems: Sequence[_Elem]) -> tuple[list[list[tuple[Charset, int]]], list[list[int]], int]:
+    edges: list[list[tuple[Charset, int]]] = [[]]
+    eps: list[list[int]] = [[]]
+
+    def new() -> int:
+        edges.append([])
+        eps.append([])
+        return len(edges) - 1
+
+    def seq(items: Sequence[_Elem], cur: int) -> int:
+        for kind, arg in items:
+            if isinstance(arg, list):
+                inner = seq(arg, cur)
+                join = new()  # a fresh join, so skipping never enters the group's loops
+                eps[inner].append(join)
+                eps[cur].append(join)
+                cur = join
+            elif kind == "c":
+                nxt = new()
+                edges[cur].append((arg, nxt))
+                cur = nxt
+            else:
+                # A fresh state per star, so `a*b*` never becomes `(a|b)*`.
+                nxt = new()
+                eps[cur].append(nxt)
+                edges[nxt].append((arg, nxt))
+                cur = nxt
+        return cur
+
+    final = seq(elems, 0)
+    return edges, eps, final
+
+
+@lru_cache(maxsize=65536)
+def _nfa(glob: str) -> _Nfa | None:
+    elems = _elements(glob)
+    if elems is None:
+        return None
+    raw, eps, final = _build(elems)
+    n = len(raw)
+    closure: list[set[int]] = []
+    for q in range(n):
+        seen, stack = {q}, [q]
+        while stack:
+            for p in eps[stack.pop()]:
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        closure.append(seen)
+    edges = tuple(tuple(dict.fromkeys(e for p in closure[q] for e in raw[p])) for q in range(n))
+    accepting = tuple(final in closure[q] for q in range(n))
+    back: list[list[int]] = [[] for _ in range(n)]
+    for q in range(n):
+        for _, p in edges[q]:
+            back[p].append(q)
+    live = list(accepting)
+    stack = [q for q in range(n) if live[q]]
+    while stack:
+        for q in back[stack.pop()]:
+            if not live[q]:
+                live[q] = True
+                stack.append(q)
+    segs = (_segments(glob) or ([], False))[0]
+    prefix = literal_prefix(glob)
+    simple = len(segs) - len(prefix) <= 1 and (len(segs) == len(prefix) or segs[-1] == "**")
+    return _Nfa(edges, accepting, tuple(live), prefix, simple)
+
+
+def _meets(a: Charset, b: Charset) -> bool:
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if a[i][1] < b[j][0]:
+            i += 1
+        elif b[j][1] < a[i][0]:
+            j += 1
+        else:
+            return True
+    return False
+
+
+def _product_accepts(a: _Nfa, b: _Nfa) -> bool:
+    width = len(b.edges)
+    seen = {0}
+    stack = [(0, 0)]
+    while stack:
+        qa, qb = stack.pop()
+        if a.accepting[qa] and b.accepting[qb]:
+            return True
+        for set_a, na in a.edges[qa]:
+            if not a.live[na]:
+                continue
+            for set_b, nb in b.edges[qb]:
+                key = na * width + nb
+                if key not in seen and b.live[nb] and _meets(set_a, set_b):
+                    seen.add(key)
+                    stack.append((na, nb))
+    return False
+
+
+def _matches_below(nfa: _Nfa, prefix: tuple[str, ...]) -> bool:
+    """Whether the automaton accepts some string starting with ``prefix/``."""
+    states = {0}
+    for char in "/".join(prefix) + "/":
+        code = ord(char)
+        states = {
+            nxt
+            for q in states
+            for chars, nxt in nfa.edges[q]
+            if any(lo <= code <= hi for lo, hi in chars)
+        }
+        if not states:
+            return False
+    return any(nfa.live[q] for q in states)
+
+
+def _is_prefix(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
+    return len(short) <= len(long) and long[: len(short)] == short
+
+
+@lru_cache(maxsize=262144)
+def _overlap(a: str, b: str) -> bool:
+    na, nb = _nfa(a), _nfa(b)
+    if na is None or nb is None or not na.live[0] or not nb.live[0]:
+        return False
+    if a == b:
+        return True
+    if _is_prefix(nb.prefix, na.prefix):
+        na, nb = nb, na  # now na's literal prefix is the shorter one
+    elif not _is_prefix(na.prefix, nb.prefix):
+        return False  # diverging literal segments: no path starts with both
+    # Every language here is closed under appending `/x` (a folder match covers what
+    # is under it), so a glob covering all of its prefix's folder meets anything
+    # deeper, and a deeper simple glob only needs the other to reach below its folder.
+    if na.simple:
+        return True
+    if nb.simple:
+        return _matches_below(na, nb.prefix)
+    return _product_accepts(na, nb)
+
+
+def globs_overlap(a: str, b: str) -> bool:
+    """True if some path could match both scope globs (whether or not it exists).
+
+    Never misses a real overlap; may, for ill-formed paths only, report one that no
+    real file can have.
+    """
+    return _overlap(a, b) if a <= b else _overlap(b, a)
+
+
+def scopes_overlap(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, str]]:
+    """The pairs (glob of ``a``, glob of ``b``) that overlap, in the scopes' order."""
+    return [(x, y) for x in dict.fromkeys(a) for y in dict.fromkeys(b) if globs_overlap(x, y)]
+
+
+# ------------------------------------------------------------------ the index
+
+
+@dataclass
+class _Node(Generic[T]):
+    children: dict[str, _Node[T]] = field(default_factory=dict)
+    items: list[tuple[str, T]] = field(default_factory=list)
+
+
+class GlobIndex(Generic[T]):
+    """Globs with a payload each, found again by the globs they may overlap.
+
+    A trie over literal prefixes: a query visits the nodes on its own prefix (more
+    general globs) and the subtree below it (more specific ones) and nothing else, so
+    a plan whose scopes live in many folders never compares every pair.
+    """
+
+    def __init__(self, items: Iterable[tuple[str, T]] = ()) -> None:
+        self._root: _Node[T] = _Node()
+        for glob, value in items:
+            self.add(glob, value)
+
+    def add(self, glob: str, value: T) -> None:
+        """Index ``value`` under ``glob``."""
+        node = self._root
+        for seg in literal_prefix(glob):
+            node = node.children.setdefault(seg, _Node())
+        node.items.append((glob, value))
+
+    def candidates(self, glob: str) -> Iterator[tuple[str, T]]:
+        """Entries whose literal prefixes are compatible with ``glob``'s (a superset of
+        the overlapping ones)."""
+        node: _Node[T] | None = self._root
+        for seg in literal_prefix(glob):
+            assert node is not None
+            yield from node.items
+            node = node.children.get(seg)
+            if node is None:
+                return
+        stack = [node]
+        while stack:
+            below = stack.pop()
+            assert below is not None
+            yield from below.items
+            stack.extend(below.children.values())
+
+    def overlapping(self, glob: str) -> Iterator[tuple[str, T]]:
+        """Entries whose globs overlap ``glob``."""
+        return ((g, v) for g, v in self.candidates(glob) if globs_overlap(glob, g))
