@@ -1,0 +1,569 @@
+"""The run journal: SQLite state plus a JSON Lines event stream per run.
+
+State lives in ``<git-common-dir>/plait/`` (shared by every worktree of the
+repository), or ``.plait/`` outside git, or ``$PLAIT_HOME``. ``state.db`` is
+SQLite in WAL mode with ``synchronous=FULL``: a write is on disk when the call
+that made it returns (or, inside ``batch()``, when the batch ends), so resume
+after ``kill -9`` sees every transition that a later step could depend on.
+
+Transitions that arrive together are committed together: the runner wraps each
+scheduler step in ``batch()``, so a thousand tasks cost one sync per step rather
+than one per transition. Events are mirrored to ``runs/<run>/events.jsonl``
+after the database commit; the database is the truth, and a file that a crash
+left behind is repaired from it the next time the run writes an event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from plait import storeschema as schema
+from plait.errors import RunNotFound
+from plait.eventlog import EventFiles, event_dict, event_line
+from plait.storeschema import AttemptRow, RunRow, TaskRow
+
+__all__ = [
+    "FINISHED_TASK_STATUSES",
+    "RUN_STATUSES",
+    "TASK_STATUSES",
+    "AttemptRow",
+    "RunRow",
+    "Store",
+    "TaskRow",
+    "new_run_id",
+    "state_home",
+]
+
+RUN_STATUSES = schema.RUN_STATUSES
+TASK_STATUSES = schema.TASK_STATUSES
+FINISHED_TASK_STATUSES = schema.FINISHED_TASK_STATUSES
+DB_FILE = "state.db"
+_EVENT_KEYS = frozenset({"t", "seq", "run", "kind", "task"})
+
+
+def state_home(start: Path, env: Mapping[str, str] | None = None) -> Path:
+    """Where plait keeps its state for the repository (or folder) at `start`.
+
+    ``$PLAIT_HOME`` if set; else ``<git-common-dir>/plait`` when `start` is in a
+    git repository (the common dir, so every linked worktree shares one state);
+    else ``<start>/.plait``.
+    """
+    env = os.environ if env is None else env
+    override = env.get("PLAIT_HOME")
+    if override:
+        return Path(override).expanduser().absolute()
+    start = Path(start).absolute()
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--git-common-dir"],
+            cwd=start,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except (FileNotFoundError, NotADirectoryError):
+        return start / ".plait"
+    out = proc.stdout.strip()
+    if proc.returncode != 0 or not out:
+        return start / ".plait"
+    return (start / out).resolve() / "plait"
+
+
+def new_run_id(now: float | None = None) -> str:
+    """A run id like ``20261127-195612-ab12``: local time plus 4 random hex digits."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def _component(name: str) -> str:
+    """Refuse ids that would escape the runs directory."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"not usable as a path component: {name!r}")
+    return name
+
+
+@dataclass
+class _Pending:
+    """Event lines written in the open transaction, flushed to files on commit."""
+
+    lines: dict[str, list[bytes]]
+    seq_before: dict[str, int]
+
+
+class Store:
+    """SQLite state for runs, tasks, attempts and events. Use from one thread.
+
+    Another process may open the same home to read (``plait status --follow``):
+    WAL lets readers see the last commit without blocking the writer.
+    """
+
+    def __init__(self, home: Path, conn: sqlite3.Connection) -> None:
+        self.home = home
+        self._conn = conn
+        self._depth = 0  # batch nesting depth
+        self._seq: dict[str, int] = {}  # run id -> last event seq, once known
+        self._pending = _Pending({}, {})
+        self._event_files = EventFiles(home / "runs")
+        #: Number of transactions committed by this Store (for tests and benchmarks).
+        self.commits = 0
+
+    # --- opening and closing -----------------------------------------------------
+
+    @classmethod
+    def open(cls, home: Path, *, busy_timeout_ms: int = 10_000) -> Store:
+        """Open (creating if needed) the store in `home` and bring its schema up to date."""
+        home = Path(home)
+        home.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: the module never opens transactions behind our
+        # back; batch() issues BEGIN/COMMIT itself so it can count and nest them.
+        conn = sqlite3.connect(home / DB_FILE, isolation_level=None, timeout=busy_timeout_ms / 1e3)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            schema.migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(home, conn)
+
+    @staticmethod
+    def exists(home: Path) -> bool:
+        """True if a store was ever created in `home` (so opening it creates nothing)."""
+        return (Path(home) / DB_FILE).is_file()
+
+    def close(self) -> None:
+        """Close the database and event files. Refuses inside an open batch."""
+        if self._depth:
+            raise RuntimeError("Store.close() inside a batch")
+        self._event_files.close()
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- durability and batching ------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make everything written inside one transaction, committed once on exit.
+
+        A nested batch joins the outer one (as a savepoint: if it raises, only its
+        own writes are undone). If the outermost batch raises, nothing in it is
+        kept, database rows and event lines alike.
+        """
+        if self._depth == 0:
+            with self._transaction():
+                yield
+            return
+        name = f"plait_{self._depth}"
+        marks = {run: len(lines) for run, lines in self._pending.lines.items()}
+        seqs = dict(self._seq)
+        self._conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
+            for run, lines in self._pending.lines.items():
+                del lines[marks.get(run, 0) :]
+            self._seq = seqs
+            raise
+        else:
+            self._conn.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Join the open transaction, or open one and commit (or roll back) at the end."""
+        if self._depth:
+            yield
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            for run, before in self._pending.seq_before.items():
+                self._seq[run] = before
+            self._pending = _Pending({}, {})
+            raise
+        finally:
+            self._depth = 0
+        self.commits += 1
+        pending, self._pending = self._pending, _Pending({}, {})
+        self._flush_events(pending.lines)
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except UnicodeEncodeError:
+            # Agent output decoded with surrogateescape cannot be stored as UTF-8
+            # text; keep the rest of the text rather than lose the transition.
+            return self._conn.execute(sql, [schema.clean_text(p) for p in params])
+
+    # --- runs ----------------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        plan_name: str,
+        plan_path: str | None,
+        plan_json: str,
+        base: str | None,
+        branch: str | None,
+        jobs: int,
+        started_at: float,
+        task_ids: Sequence[str],
+    ) -> None:
+        """Record a new run (status "running") and one "pending" row per task."""
+        _component(run_id)
+        for task_id in task_ids:
+            _component(task_id)
+        with self._transaction():
+            self._exec(
+                "INSERT INTO runs (id, plan_name, plan_path, plan_json, base, branch, jobs,"
+                " status, started_at, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                (
+                    run_id,
+                    plan_name,
+                    plan_path,
+                    plan_json,
+                    base,
+                    branch,
+                    jobs,
+                    started_at,
+                    os.getpid(),
+                    socket.gethostname(),
+                ),
+            )
+            self._conn.executemany(
+                "INSERT INTO tasks (run_id, task_id, position, status) VALUES (?, ?, ?, 'pending')",
+                [(run_id, task_id, i) for i, task_id in enumerate(task_ids)],
+            )
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set run columns: status, finished_at, head, verify, wall_s, error, pid, base, branch."""
+        sql, params = schema.update_sql("runs", schema.RUN_FIELDS, fields, "id = ?", (run_id,))
+        with self._transaction():
+            if self._exec(sql, params).rowcount == 0:
+                raise RunNotFound(f"no run {run_id!r}")
+
+    def run(self, run_id: str) -> RunRow:
+        """One run's row; RunNotFound if there is none."""
+        row = self._conn.execute(f"SELECT {schema.RUN_COLS} FROM runs WHERE id = ?", (run_id,))
+        found = row.fetchone()
+        if found is None:
+            raise RunNotFound(f"no run {run_id!r} in {self.home}")
+        return RunRow.from_row(found)
+
+    def runs(self, limit: int | None = None) -> list[RunRow]:
+        """Runs, newest first."""
+        sql = f"SELECT {schema.RUN_COLS} FROM runs ORDER BY started_at DESC, rowid DESC"
+        params: tuple[int, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        return [RunRow.from_row(r) for r in self._conn.execute(sql, params)]
+
+    def latest_run_id(self) -> str | None:
+        """The newest run's id, or None if there are no runs."""
+        found = self._conn.execute(
+            "SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"
+        ).fetchone()
+        return None if found is None else str(found[0])
+
+    def resolve_run_id(self, given: str | None) -> str:
+        """The run a user means: the latest for None, else an exact id or unique prefix."""
+        if given is None:
+            latest = self.latest_run_id()
+            if latest is None:
+                raise RunNotFound(f"no runs yet in {self.home}")
+            return latest
+        rows = self._conn.execute(
+            "SELECT id FROM runs WHERE id = ? OR substr(id, 1, ?) = ? ORDER BY id",
+            (given, len(given), given),
+        ).fetchall()
+        ids = [str(r[0]) for r in rows]
+        if given in ids:
+            return given
+        if len(ids) == 1:
+            return ids[0]
+        if not ids:
+            raise RunNotFound(f"no run {given!r} in {self.home}")
+        raise RunNotFound(f"run {given!r} is ambiguous: {', '.join(ids[:5])}")
+
+    # --- tasks -----------------------------------------------------------------------
+
+    def add_task(self, run_id: str, task_id: str, *, status: str = "pending") -> None:
+        """Add a task to a running run (e.g. the plan's `on_verify_failure` fixer), last."""
+        _component(task_id)
+        if status not in TASK_STATUSES:
+            raise ValueError(f"status {status!r} is not one of {sorted(TASK_STATUSES)}")
+        with self._transaction():
+            self._exec(
+                "INSERT INTO tasks (run_id, task_id, position, status) SELECT ?, ?,"
+                " COALESCE(MAX(position) + 1, 0), ? FROM tasks WHERE run_id = ?",
+                (run_id, task_id, status, run_id),
+            )
+
+    def update_task(self, run_id: str, task_id: str, **fields: Any) -> None:
+        """Set task columns (status, attempts, started_at, finished_at, commit, merged, …)."""
+        sql, params = schema.update_sql(
+            "tasks", schema.TASK_FIELDS, fields, "run_id = ? AND task_id = ?", (run_id, task_id)
+        )
+        with self._transaction():
+            if self._exec(sql, params).rowcount == 0:
+                raise RunNotFound(f"no task {task_id!r} in run {run_id!r}")
+
+    def tasks(self, run_id: str) -> list[TaskRow]:
+        """A run's tasks, in the order the run listed them."""
+        rows = self._conn.execute(
+            f"SELECT {schema.TASK_COLS} FROM tasks WHERE run_id = ? ORDER BY position", (run_id,)
+        )
+        return [TaskRow.from_row(r) for r in rows]
+
+    def task(self, run_id: str, task_id: str) -> TaskRow:
+        """One task's row; RunNotFound if the run has no such task."""
+        found = self._conn.execute(
+            f"SELECT {schema.TASK_COLS} FROM tasks WHERE run_id = ? AND task_id = ?",
+            (run_id, task_id),
+        ).fetchone()
+        if found is None:
+            raise RunNotFound(f"no task {task_id!r} in run {run_id!r}")
+        return TaskRow.from_row(found)
+
+    # --- attempts ----------------------------------------------------------------------
+
+    def start_attempt(
+        self,
+        run_id: str,
+        task_id: str,
+        attempt: int,
+        *,
+        kind: str,
+        started_at: float,
+        workspace: str | None = None,
+        start_commit: str | None = None,
+    ) -> None:
+        """Record that attempt number `attempt` (1-based) of a task has started."""
+        if kind not in schema.ATTEMPT_KINDS:
+            raise ValueError(f"attempt kind {kind!r} is not one of {sorted(schema.ATTEMPT_KINDS)}")
+        with self._transaction():
+            self._exec(
+                "INSERT INTO attempts (run_id, task_id, attempt, kind, status, started_at,"
+                " workspace, start_commit) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                (run_id, task_id, attempt, kind, started_at, workspace, start_commit),
+            )
+
+    def finish_attempt(
+        self,
+        run_id: str,
+        task_id: str,
+        attempt: int,
+        *,
+        status: str,
+        finished_at: float,
+        exit_code: int | None = None,
+        error: str = "",
+        cost_usd: float | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        session_id: str | None = None,
+        commit: str | None = None,
+    ) -> None:
+        """Record how an attempt ended (status: an AttemptStatus value or "interrupted")."""
+        with self._transaction():
+            cur = self._exec(
+                "UPDATE attempts SET status = ?, finished_at = ?, exit_code = ?, error = ?,"
+                " cost_usd = ?, input_tokens = ?, output_tokens = ?, session_id = ?,"
+                " commit_sha = ? WHERE run_id = ? AND task_id = ? AND attempt = ?",
+                (
+                    status,
+                    finished_at,
+                    exit_code,
+                    error,
+                    cost_usd,
+                    input_tokens,
+                    output_tokens,
+                    session_id,
+                    commit,
+                    run_id,
+                    task_id,
+                    attempt,
+                ),
+            )
+            if cur.rowcount == 0:
+                raise RunNotFound(f"no attempt {attempt} of task {task_id!r} in run {run_id!r}")
+
+    def attempts(self, run_id: str, task_id: str | None = None) -> list[AttemptRow]:
+        """A run's attempts (or one task's), in the order they started."""
+        sql = f"SELECT {schema.ATTEMPT_COLS} FROM attempts WHERE run_id = ?"
+        params: tuple[str, ...] = (run_id,)
+        if task_id is not None:
+            sql += " AND task_id = ?"
+            params = (run_id, task_id)
+        sql += " ORDER BY started_at, task_id, attempt"
+        return [AttemptRow.from_row(r) for r in self._conn.execute(sql, params)]
+
+    def unfinished_attempts(self, run_id: str) -> list[AttemptRow]:
+        """Attempts that were in flight when the run stopped (no finished_at)."""
+        rows = self._conn.execute(
+            f"SELECT {schema.ATTEMPT_COLS} FROM attempts WHERE run_id = ? AND finished_at IS NULL"
+            " ORDER BY started_at, task_id, attempt",
+            (run_id,),
+        )
+        return [AttemptRow.from_row(r) for r in rows]
+
+    def close_unfinished_attempts(
+        self, run_id: str, *, finished_at: float, status: str = "interrupted"
+    ) -> list[AttemptRow]:
+        """For resume: end every attempt left in flight by a crash; return them as they were."""
+        with self._transaction():
+            left = self.unfinished_attempts(run_id)
+            self._exec(
+                "UPDATE attempts SET status = ?, finished_at = ?, error = ?"
+                " WHERE run_id = ? AND finished_at IS NULL",
+                (status, finished_at, "the run stopped while this attempt was in flight", run_id),
+            )
+        return left
+
+    def next_attempt(self, run_id: str, task_id: str) -> int:
+        """The number the task's next attempt should use (1 for its first)."""
+        found = self._conn.execute(
+            "SELECT COALESCE(MAX(attempt), 0) FROM attempts WHERE run_id = ? AND task_id = ?",
+            (run_id, task_id),
+        ).fetchone()
+        return int(found[0]) + 1
+
+    # --- events -------------------------------------------------------------------------
+
+    def add_event(
+        self, run_id: str, kind: str, task_id: str | None = None, **data: Any
+    ) -> dict[str, Any]:
+        """Record an event and mirror it to ``runs/<run>/events.jsonl``; return it."""
+        clash = _EVENT_KEYS.intersection(data)
+        if clash:
+            raise ValueError(f"event data may not use the reserved keys {sorted(clash)}")
+        with self._transaction():
+            seq = self._last_seq(run_id) + 1
+            event: dict[str, Any] = {"t": time.time(), "seq": seq, "run": run_id, "kind": kind}
+            event["task"] = task_id
+            event.update(data)
+            payload = json.dumps(data, default=str) if data else None
+            self._exec(
+                "INSERT INTO events (run_id, seq, t, kind, task_id, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, seq, event["t"], kind, task_id, payload),
+            )
+            self._pending.seq_before.setdefault(run_id, seq - 1)
+            self._seq[run_id] = seq
+            self._pending.lines.setdefault(run_id, []).append(event_line(event))
+        return event
+
+    def events(self, run_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
+        """A run's events with seq > `after_seq`, oldest first, shaped as in the jsonl file."""
+        rows = self._conn.execute(
+            "SELECT seq, t, kind, task_id, data FROM events WHERE run_id = ? AND seq > ?"
+            " ORDER BY seq",
+            (run_id, after_seq),
+        )
+        return [event_dict(run_id, *r) for r in rows]
+
+    def events_path(self, run_id: str) -> Path:
+        """``<home>/runs/<run>/events.jsonl`` (it may not exist yet)."""
+        _component(run_id)
+        return self._event_files.path(run_id)
+
+    def _last_seq(self, run_id: str) -> int:
+        seq = self._seq.get(run_id)
+        if seq is None:
+            found = self._conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            seq = self._seq[run_id] = int(found[0])
+            # First event of this run in this process: a crash may have cut the
+            # file short of the database; bring it level before appending.
+            self._event_files.repair(run_id, seq, lambda after: self.events(run_id, after))
+        return seq
+
+    def _flush_events(self, pending: dict[str, list[bytes]]) -> None:
+        for run_id, lines in pending.items():
+            if lines:
+                self._event_files.append(run_id, lines)
+
+    # --- history ------------------------------------------------------------------------
+
+    def durations(
+        self,
+        plan_name: str,
+        task_ids: Iterable[str] | None = None,
+        *,
+        exclude_run: str | None = None,
+        per_task: int = 20,
+    ) -> dict[str, list[float]]:
+        """Durations (s) of succeeded tasks in runs of plan `plan_name`, oldest first.
+
+        Only the latest `per_task` per task are kept; `exclude_run` leaves out the
+        run being planned. Tasks with no history are absent from the result.
+        """
+        sql = (
+            "SELECT t.task_id, t.finished_at - t.started_at FROM tasks t"
+            " JOIN runs r ON r.id = t.run_id"
+            " WHERE r.plan_name = ? AND t.status IN ('succeeded', 'merged')"
+            " AND t.started_at IS NOT NULL AND t.finished_at IS NOT NULL AND r.id IS NOT ?"
+            " ORDER BY r.started_at, r.rowid"
+        )
+        wanted = None if task_ids is None else set(task_ids)
+        out: dict[str, list[float]] = {}
+        for task_id, duration in self._conn.execute(sql, (plan_name, exclude_run)):
+            if wanted is None or task_id in wanted:
+                out.setdefault(task_id, []).append(max(0.0, float(duration)))
+        return {task_id: values[-per_task:] for task_id, values in out.items()}
+
+    # --- the JSON of `plait status --json` -------------------------------------------
+
+    def status_json(self, run_id: str) -> dict[str, Any]:
+        """A run as DESIGN §7 shapes it for ``run``/``status --json``."""
+        return schema.status_json(self.run(run_id), self.tasks(run_id))
+
+    # --- files -----------------------------------------------------------------------
+
+    def run_dir(self, run_id: str, *, create: bool = True) -> Path:
+        """``<home>/runs/<run>/``, created unless `create` is False."""
+        path = self.home / "runs" / _component(run_id)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def attempt_dir(self, run_id: str, task_id: str, attempt: int) -> Path:
+        """``<home>/runs/<run>/<task>/<attempt>/``, created: prompt, log and output live here."""
+        path = self.run_dir(run_id, create=False) / _component(task_id) / str(int(attempt))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
