@@ -1,0 +1,260 @@
+"""The plan file: YAML → validated `plait.model.Plan`, with located, readable errors.
+
+Three layers, each reporting every problem it finds as a located `Problem`:
+
+1. `plait.planyaml.read_yaml` reads YAML safely and keeps every value's location.
+2. `plait.planspec` (pydantic) checks shapes and types; its errors are translated
+   into plain sentences at the right line.
+3. `plait.planrules.check_plan` holds the rules about meaning, on the frozen
+   dataclasses, so a plan built in Python is checked by the same code.
+
+All problems are collected and raised together as one PlanError. Nothing here
+writes anywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from plait.errors import PlanError, Problem
+from plait.model import Fixer, Isolation, Plan, ScopePolicy, Task
+from plait.planrules import check_plan, describe
+from plait.planspec import (
+    DefaultsSpec,
+    PlanSpec,
+    agent_from_spec,
+    parse_duration,
+    prune,
+    spec_problems,
+)
+from plait.planyaml import MAX_PLAN_BYTES, Located, join, read_yaml
+
+__all__ = [
+    "MAX_PLAN_BYTES",
+    "check_plan",
+    "load_plan",
+    "parse_duration",
+    "parse_plan",
+    "plan_json_schema",
+    "validate_plan",
+]
+
+
+@dataclass
+class _Built:
+    plan: Plan
+    problems: list[Problem]
+    inherited: dict[str, set[str]]  # task id → fields it took from `defaults`
+
+
+def _build(spec: PlanSpec, *, root: Path, path: Path | None, located: Located) -> _Built:
+    problems: list[Problem] = []
+    defaults = spec.defaults or DefaultsSpec()
+    given = {f: getattr(defaults, f) for f in defaults.model_fields_set}
+    given = {f: v for f, v in given.items() if v is not None}
+    tasks: dict[str, Task] = {}
+    inherited: dict[str, set[str]] = {}
+    for tid, tspec in spec.tasks.items():
+        own = {f: getattr(tspec, f) for f in tspec.model_fields_set}
+        own = {f: v for f, v in own.items() if v is not None}
+        has_prompt = {"prompt", "prompt_file"} & own.keys()
+        # prompt and prompt_file are one choice: a task that makes it takes neither default
+        taken = {f for f in given if f not in own and not (has_prompt and f.startswith("prompt"))}
+        own.update({f: given[f] for f in taken})
+        inherited[tid] = taken
+        prompt = own.get("prompt")
+        if "prompt_file" in own:
+            where = "defaults" if "prompt_file" in taken else join("tasks", tid)
+            fpath = join(where, "prompt_file")
+            if prompt is not None:
+                message = "give either `prompt` or `prompt_file`, not both"
+                problems.append(Problem(fpath, message, *located.where(fpath)))
+            else:
+                prompt = _read_prompt(own["prompt_file"], root, fpath, located, problems)
+        task_line = located.keys.get(join("tasks", tid))
+        tasks[tid] = Task(
+            id=tid,
+            prompt=prompt or "",
+            agent=own.get("agent", ""),
+            needs=tuple(own.get("needs", ())),
+            writes=tuple(own.get("writes", ())),
+            reads=tuple(own.get("reads", ())),
+            verify=tuple(own["verify"]) if "verify" in own else None,
+            timeout_s=own.get("timeout"),
+            retries=own.get("retries", 0),
+            estimate_s=own.get("estimate"),
+            env=dict(own.get("env", {})),
+            output_file=own.get("output"),
+            continue_on_error=own.get("continue_on_error", False),
+            prompt_file=own.get("prompt_file"),
+            line=task_line[0] if task_line else None,
+        )
+    fixer = spec.on_verify_failure
+    plan = Plan(
+        tasks=tasks,
+        name=spec.name or (path.stem if path else "plan"),
+        version=spec.version,
+        base=spec.base,
+        jobs=spec.jobs if spec.jobs is not None else Plan.jobs,
+        setup=tuple(tuple(c) for c in spec.setup or ()),
+        copy=tuple(spec.copy_ or ()),
+        verify=tuple(spec.verify) if spec.verify is not None else None,
+        verify_each_merge=bool(spec.verify_each_merge),
+        on_verify_failure=(
+            Fixer(agent=fixer.agent or defaults.agent or "", prompt=fixer.prompt) if fixer else None
+        ),
+        max_conflict_reruns=(
+            spec.max_conflict_reruns
+            if spec.max_conflict_reruns is not None
+            else Plan.max_conflict_reruns
+        ),
+        scope=ScopePolicy(spec.scope or "enforce"),
+        isolation=Isolation(spec.isolation) if spec.isolation else None,
+        budget_usd=spec.budget_usd,
+        agents={n: agent_from_spec(n, a) for n, a in (spec.agents or {}).items()},
+        path=path,
+        root=root,
+    )
+    return _Built(plan, problems, inherited)
+
+
+def _read_prompt(
+    name: str, root: Path, fpath: str, located: Located, problems: list[Problem]
+) -> str | None:
+    file = root / name
+    message = None
+    try:
+        if file.stat().st_size > MAX_PLAN_BYTES:
+            message = f"'{name}' is larger than {MAX_PLAN_BYTES:,} bytes"
+        else:
+            return file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        message = f"prompt file '{name}' not found (paths are relative to {root})"
+    except UnicodeDecodeError:
+        message = f"prompt file '{name}' is not UTF-8 text"
+    except OSError as exc:
+        message = f"cannot read prompt file '{name}': {exc.strerror}"
+    problems.append(Problem(fpath, message, *located.where(fpath)))
+    return None
+
+
+# ---------------------------------------------------------------- public API
+
+
+def _profile_names(root: Path | None) -> set[str]:
+    if root is None:
+        return set()
+    # Imported here: profiles.py builds on this module's YAML reader and models.
+    from plait.profiles import profile_names
+
+    return set(profile_names(root))
+
+
+def _within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith((outer + ".", outer + "["))
+
+
+def _from_defaults(path: str, inherited: dict[str, set[str]]) -> str:
+    """A problem in a value a task took from `defaults:` is reported once, at `defaults`."""
+    for tid, fields in inherited.items():
+        for name in fields:
+            prefix = join(join("tasks", tid), name)
+            if _within(path, prefix):
+                return "defaults." + name + path[len(prefix) :]
+    return path
+
+
+def _finish(problems: list[Problem], file: str | None) -> None:
+    unique = list(dict.fromkeys(problems))
+    if unique:
+        unique.sort(key=lambda p: (p.line or 0, p.column or 0))
+        raise PlanError(unique, file)
+
+
+def _parse(text: str, *, file: str | None, root: Path, path: Path | None) -> Plan:
+    located = read_yaml(text, file=file)
+    data = located.data
+    if not isinstance(data, dict):
+        holds = "nothing" if data is None else describe(data)
+        message = f"a plan is a YAML mapping with `tasks:` at the top; this file holds {holds}"
+        raise PlanError([Problem("", message, 1, 1)], file)
+    problems: list[Problem] = []
+    spec, work = None, copy.deepcopy(data)
+    for _ in range(5):  # each round drops the fields pydantic rejected; one usually suffices
+        try:
+            spec = PlanSpec.model_validate(work)
+            break
+        except ValidationError as exc:
+            problems = problems or spec_problems(exc, located)
+            for err in exc.errors():
+                if err["loc"]:
+                    prune(work, err["loc"], err["type"])
+    if spec is None:
+        _finish(problems, file)
+        raise AssertionError("unreachable: pydantic failed without problems")
+    built = _build(spec, root=root, path=path, located=located)
+    problems += built.problems
+    reported = [p.path for p in problems]
+    for problem in check_plan(built.plan, _profile_names(root)):
+        where = _from_defaults(problem.path, built.inherited)
+        if not any(_within(where, outer) for outer in reported):
+            problems.append(Problem(where, problem.message, *located.where(where)))
+    _finish(problems, file)
+    return built.plan
+
+
+def parse_plan(text: str, *, file: str | None = None, root: Path) -> Plan:
+    """Validate plan text. `root` is where prompt files and agent profiles are found.
+
+    Raises PlanError holding every problem found, each located in `file`.
+    """
+    return _parse(text, file=file, root=Path(root), path=None)
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file; Plan.path is the file and Plan.root its directory."""
+    file, shown = Path(path), str(path)
+    try:
+        size = file.stat().st_size
+        if size > MAX_PLAN_BYTES:
+            message = f"is {size:,} bytes; plan files are capped at {MAX_PLAN_BYTES:,} bytes"
+            raise PlanError([Problem("", message, 1, 1)], shown)
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise PlanError([Problem("", "no such plan file")], shown) from None
+    except OSError as exc:
+        raise PlanError([Problem("", f"cannot read the plan: {exc.strerror}")], shown) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PlanError([Problem("", "is not UTF-8 text", line)], shown) from None
+    resolved = file.resolve()
+    return _parse(text, file=shown, root=resolved.parent, path=resolved)
+
+
+def validate_plan(plan: Plan) -> Plan:
+    """Check a plan built in Python with the same rules as a plan file; return it.
+
+    Problems about a task are placed at the task's line when it has one.
+    """
+    problems = []
+    for problem in check_plan(plan, _profile_names(plan.root)):
+        line = None
+        for tid, task in plan.tasks.items():
+            if _within(problem.path, join("tasks", tid)):
+                line = task.line
+        problems.append(Problem(problem.path, problem.message, line))
+    _finish(problems, str(plan.path) if plan.path else None)
+    return plan
+
+
+def plan_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a plan file, for editors and `plait schema`."""
+    schema = PlanSpec.model_json_schema(by_alias=True)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

@@ -1,0 +1,247 @@
+"""The rules about a plan's meaning (DESIGN §2), checked on the frozen dataclasses.
+
+Both a plan read from YAML and one built in Python go through `check_plan`, so
+the two can never disagree. Problems come back with a field path only; the caller
+adds the location it knows. Cycles are left to `plait.analysis`, which can print
+them with the reason for each edge.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from plait.errors import Problem
+from plait.model import BACKENDS, Agent, Command, Plan, Task
+from plait.planyaml import join
+from plait.templates import TemplateProblem, template_refs
+
+TASK_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+TASK_ID_MAX = 100
+AGENT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TIMEOUT_RANGE = (1.0, 7 * 86400.0)
+RETRIES_MAX = 10
+JOBS_RANGE = (1, 256)
+RERUNS_MAX = 10
+
+
+def describe(value: object) -> str:
+    """How a YAML value reads in an error message."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def did_you_mean(word: str, choices: Iterable[str], otherwise: str = "") -> str:
+    """'; did you mean 'x'?' for the closest choice, else `otherwise`."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else otherwise
+
+
+# ---------------------------------------------------------------- rules about meaning
+
+Add = Callable[[str, str], None]
+
+
+def check_plan(plan: Plan, profiles: Iterable[str] = ()) -> list[Problem]:
+    """Every rule of DESIGN §2 about meaning, as Problems without locations.
+
+    `profiles` are agent names found in profile files. Cycles are left to
+    `plait.analysis`, which can print them with their reasons.
+    """
+    problems: list[Problem] = []
+
+    def add(path: str, message: str) -> None:
+        problems.append(Problem(path, message))
+
+    if plan.version != 1:
+        add("version", f"version {plan.version} is not supported; this plait reads version 1")
+    _int_in("jobs", plan.jobs, *JOBS_RANGE, add)
+    _int_in("max_conflict_reruns", plan.max_conflict_reruns, 0, RERUNS_MAX, add)
+    if plan.budget_usd is not None and not plan.budget_usd > 0:
+        add("budget_usd", f"must be more than 0, got {plan.budget_usd}")
+    for i, command in enumerate(plan.setup):
+        _check_command(join("setup", i), command, add)
+    if plan.verify is not None:
+        _check_command("verify", plan.verify, add)
+    for i, glob in enumerate(plan.copy):
+        _check_glob(join("copy", i), glob, add)
+    known = set(profiles) | set(plan.agents)
+    for name, agent in plan.agents.items():
+        check_agent(join("agents", name), name, agent, add)
+    ids = set(plan.tasks)
+    if plan.on_verify_failure is not None:
+        fixer = plan.on_verify_failure
+        _check_agent_ref("on_verify_failure.agent", fixer.agent, known, add)
+        _check_prompt("on_verify_failure.prompt", fixer.prompt, ids, None, add)
+    if not plan.tasks:
+        add("tasks", "a plan needs at least one task")
+    for key, task in plan.tasks.items():
+        _check_task(key, task, ids, known, add)
+    return problems
+
+
+def _check_task(key: str, task: Task, ids: set[str], known: set[str], add: Add) -> None:
+    path = join("tasks", key)
+    bad_id = _id_problem(key)
+    if bad_id:
+        add(path, bad_id)
+    if task.id != key:
+        add(path, f"is listed as '{key}' but its id is '{task.id}'")
+    _check_agent_ref(join(path, "agent"), task.agent, known, add)
+    if not task.prompt and task.prompt_file is None:
+        add(join(path, "prompt"), "a task needs a prompt: set `prompt` (text) or `prompt_file`")
+    else:
+        where = join(path, "prompt_file" if task.prompt_file is not None else "prompt")
+        _check_prompt(where, task.prompt, ids, key, add)
+    for i, need in enumerate(task.needs):
+        if need == key:
+            add(join(join(path, "needs"), i), "a task cannot need itself")
+        elif need not in ids:
+            add(join(join(path, "needs"), i), f"unknown task '{need}'{did_you_mean(need, ids)}")
+    for name, globs in (("writes", task.writes), ("reads", task.reads)):
+        for i, glob in enumerate(globs):
+            _check_glob(join(join(path, name), i), glob, add)
+    if task.output_file is not None:
+        _check_glob(join(path, "output"), task.output_file, add)
+    if task.verify is not None:
+        _check_command(join(path, "verify"), task.verify, add)
+    low, high = TIMEOUT_RANGE
+    if task.timeout_s is not None and not low <= task.timeout_s <= high:
+        add(join(path, "timeout"), f"must be between 1s and 7d, got {task.timeout_s:g} seconds")
+    _int_in(join(path, "retries"), task.retries, 0, RETRIES_MAX, add)
+    if task.estimate_s is not None and not 0 <= task.estimate_s < math.inf:
+        add(join(path, "estimate"), f"must be a duration of 0s or more, got {task.estimate_s}")
+    _check_env(join(path, "env"), task.env, add)
+
+
+def _id_problem(task_id: str) -> str | None:
+    if TASK_ID_RE.fullmatch(task_id) and len(task_id) <= TASK_ID_MAX:
+        return None
+    if len(task_id) > TASK_ID_MAX:
+        return f"task ids are at most {TASK_ID_MAX} characters"
+    hint = re.sub(r"[^a-z0-9_-]+", "-", task_id.lower()).strip("-_") or "task-1"
+    why = "it becomes part of a git branch name, plait/<run>/<id>"
+    if ".." in task_id or task_id.endswith(".lock"):
+        why += ", where '..' and a '.lock' ending are not allowed"
+    return (
+        f"'{task_id}' is not a valid task id: use lowercase letters, digits, '-' and '_', "
+        f"starting with a letter or digit ({why}); e.g. '{hint}'"
+    )
+
+
+def _check_agent_ref(path: str, name: str, known: set[str], add: Add) -> None:
+    if not name:
+        add(path, "no agent: name one here or set `defaults.agent`")
+    elif name not in known:
+        add(
+            path,
+            f"unknown agent '{name}'{did_you_mean(name, known, '.')} Define it under `agents:`, "
+            f"or in .plait/agents/{name}.md or .claude/agents/{name}.md",
+        )
+
+
+def _check_prompt(path: str, prompt: str, ids: set[str], self_id: str | None, add: Add) -> None:
+    if not prompt.strip():
+        add(path, "the prompt is empty; tell the agent what to do")
+        return
+    if "\x00" in prompt:
+        add(path, "the prompt contains a NUL byte; prompts are text")
+        return
+    try:
+        refs = template_refs(prompt)
+    except TemplateProblem as exc:
+        at = f" (line {exc.line} of the prompt)" if exc.line and exc.line > 1 else ""
+        add(path, f"{exc}{at}")
+        return
+    for ref in sorted(refs):
+        if ref == self_id:
+            add(path, f"refers to its own result (tasks.{ref}); a task cannot use its own output")
+        elif ref not in ids:
+            add(path, f"refers to unknown task '{ref}' (tasks.{ref}){did_you_mean(ref, ids)}")
+
+
+def check_agent(path: str, name: str, agent: Agent, add: Add) -> None:
+    """Rules for one agent: a valid name, a known backend, a usable command."""
+    if not AGENT_NAME_RE.fullmatch(name):
+        add(path, f"'{name}' is not a valid agent name: use letters, digits, '.', '-' and '_'")
+    if agent.backend not in BACKENDS:
+        known = ", ".join(BACKENDS)
+        add(
+            join(path, "backend"),
+            f"unknown backend '{agent.backend}'{did_you_mean(agent.backend, BACKENDS, '.')}"
+            f" Known backends: {known}",
+        )
+    if agent.backend == "command" and not agent.command:
+        add(
+            join(path, "command"),
+            'the command backend needs `command`: an argv list such as ["python3", "agent.py"]',
+        )
+    elif agent.command is not None:
+        _check_command(join(path, "command"), agent.command, add)
+    if agent.backend == "python" and agent.function is None:
+        add(
+            join(path, "backend"),
+            "the python backend runs a Python callable: use it from the library API "
+            "(Agent(backend='python', function=...)), not in a plan file",
+        )
+    _check_env(join(path, "env"), agent.env, add)
+
+
+def _check_command(path: str, command: Command, add: Add) -> None:
+    if not command or not command[0]:
+        add(path, 'is an empty command; give an argv list such as ["pytest", "-q"]')
+    elif any("\x00" in arg for arg in command):
+        add(path, "contains a NUL byte")
+
+
+def glob_problem(glob: str) -> str | None:
+    """Why `glob` is not a valid repository-relative glob, or None."""
+    if not glob.strip():
+        return "is empty"
+    if "\x00" in glob:
+        return "contains a NUL byte"
+    if glob.startswith(("/", "\\", "~")) or re.match(r"[A-Za-z]:[\\/]", glob):
+        relative = glob.lstrip("/\\~") or "**"
+        return f"'{glob}' is absolute; globs start at the repository root, e.g. '{relative}'"
+    parts = re.split(r"[\\/]", glob)
+    if ".." in parts:
+        return f"'{glob}' uses '..'; globs must stay inside the repository"
+    if any(part.lower() == ".git" for part in parts):
+        return f"'{glob}' points into .git/, which no task may touch"
+    if "." in parts:
+        return f"'{glob}' has a '.' segment; write it from the repository root, without './'"
+    return None
+
+
+def _check_glob(path: str, glob: str, add: Add) -> None:
+    problem = glob_problem(glob)
+    if problem:
+        add(path, problem)
+
+
+def _int_in(path: str, value: int, low: int, high: int, add: Add) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        add(path, f"expected a whole number, got {describe(value)}")
+    elif not low <= value <= high:
+        add(path, f"must be between {low} and {high}, got {value}")
+
+
+def _check_env(path: str, env: Any, add: Add) -> None:
+    for key, value in env.items():
+        if not ENV_NAME_RE.fullmatch(key):
+            add(join(path, key), f"'{key}' is not a valid environment variable name")
+        elif key.startswith("PLAIT_"):
+            add(join(path, key), "PLAIT_* variables are set by plait itself")
+        elif "\x00" in value:
+            add(join(path, key), "contains a NUL byte")

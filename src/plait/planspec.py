@@ -1,0 +1,308 @@
+"""The plan's shape as pydantic models: types, defaults, descriptions, the JSON Schema.
+
+Pydantic checks shapes only (is `needs` a list of text?). Bounds and references
+live in `plait.planrules`, so Python-built plans get them too; the bounds also
+appear here, in the schema, for editors. Pydantic's errors never reach the user
+raw: `spec_problems` turns them into located sentences with a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from plait.errors import Problem
+from plait.model import Agent, Permission
+from plait.planrules import (
+    JOBS_RANGE,
+    RERUNS_MAX,
+    RETRIES_MAX,
+    TASK_ID_RE,
+    TIMEOUT_RANGE,
+    describe,
+    did_you_mean,
+)
+from plait.planyaml import Located, join
+
+_DURATION_RE = re.compile(
+    r"(?:(?P<d>\d+(?:\.\d+)?)d)?(?:(?P<h>\d+(?:\.\d+)?)h)?"
+    r"(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?"
+)
+_DURATION_HELP = "a duration like 90s, 30m, 2h or 1h30m, or a number of seconds"
+_UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(value: str | float) -> float:
+    """Seconds in `value`: a number of seconds, or text like ``90s``, ``30m``, ``1h30m``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected {_DURATION_HELP}")
+    if not isinstance(value, str):
+        return float(value)
+    text = value.strip().replace(" ", "")
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _DURATION_RE.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"expected {_DURATION_HELP}, got '{value}'")
+    return sum(float(n) * _UNIT_S[u] for u, n in match.groupdict().items() if n)
+
+
+def _to_duration(value: object) -> object:
+    return parse_duration(value) if value is not None else None  # type: ignore[arg-type]
+
+
+def _to_command(value: object) -> object:
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("is an empty command")
+        return ["/bin/sh", "-c", value]  # the user's own command line, run by the shell
+    return value
+
+
+def _to_argv(value: object) -> object:
+    if isinstance(value, str):
+        raise ValueError(
+            'must be an argv list such as ["python3", "agent.py"], not a string: '
+            "agents are never started through a shell"
+        )
+    return value
+
+
+def _to_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+def _to_tools(value: object) -> object:
+    if isinstance(value, str):
+        return [t.strip() for t in value.split(",") if t.strip()]
+    return value
+
+
+def _to_env_value(value: object) -> object:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
+
+
+Duration = Annotated[float, BeforeValidator(_to_duration, json_schema_input_type=str | float)]
+CommandSpec = Annotated[
+    list[str], BeforeValidator(_to_command, json_schema_input_type=str | list[str])
+]
+Argv = Annotated[list[str], BeforeValidator(_to_argv, json_schema_input_type=list[str])]
+OneOrMany = Annotated[list[str], BeforeValidator(_to_list, json_schema_input_type=str | list[str])]
+Tools = Annotated[list[str], BeforeValidator(_to_tools, json_schema_input_type=str | list[str])]
+EnvValue = Annotated[
+    str, BeforeValidator(_to_env_value, json_schema_input_type=str | int | float | bool)
+]
+
+
+def _bounds(low: float, high: float | None = None) -> Any:
+    extra: dict[str, float] = {"minimum": low}
+    if high is not None:
+        extra["maximum"] = high
+    return Field(default=None, json_schema_extra=extra)  # type: ignore[arg-type]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+
+
+class AgentSpec(_Spec):
+    """An agent role: instructions plus the backend that runs it."""
+
+    backend: str | None = None
+    """How the agent runs: command, claude, codex, gemini, aider, cursor, opencode or amp.
+    Default: `command` when `command` is given, else `claude`."""
+    command: Argv | None = None
+    """For the command backend: the argv to start (the prompt arrives on standard input)."""
+    model: str | None = None
+    """The model the backend should use, in its own naming (e.g. opus, gpt-5)."""
+    instructions: str | None = None
+    """The role's standing instructions, given to the agent before the task's prompt."""
+    description: str | None = None
+    """One line saying what this role is for."""
+    permission: Literal["read", "edit", "full"] | None = None
+    """What the agent may do: read, edit (files only; the default) or full."""
+    tools: Tools | None = None
+    """Claude Code tool names the agent may use (a list, or one comma-separated string)."""
+    args: list[str] | None = None
+    """Extra arguments appended to the backend's own command line."""
+    env: dict[str, EnvValue] | None = None
+    """Extra environment variables for this agent."""
+
+
+class TaskSpec(_Spec):
+    """One unit of agent work."""
+
+    agent: str | None = None
+    """The agent role that does the task: a name under `agents:` or a profile file."""
+    prompt: str | None = None
+    """What to do. May use {{ tasks.<id>.output }} (also .commit, .branch, .changed_files)."""
+    prompt_file: str | None = None
+    """A file holding the prompt, relative to the plan file (instead of `prompt`)."""
+    needs: OneOrMany | None = None
+    """Task ids that must succeed and be merged before this task starts."""
+    writes: list[str] | None = None
+    """Globs, from the repository root, of the files this task may change."""
+    reads: list[str] | None = None
+    """Globs of files this task reads: it runs after any task that writes them."""
+    verify: CommandSpec | None = None
+    """A check run in the task's workspace before its merge (argv list, or a shell line)."""
+    timeout: Duration | None = _bounds(*TIMEOUT_RANGE)
+    """How long the agent may run: 90s, 30m, 2h, 1h30m or seconds (1s to 7d)."""
+    retries: int | None = _bounds(0, RETRIES_MAX)
+    """Extra attempts after a failure (0 to 10)."""
+    estimate: Duration | None = _bounds(0)
+    """Expected duration, for planning before any run history exists."""
+    env: dict[str, EnvValue] | None = None
+    """Extra environment variables for the agent."""
+    output: str | None = None
+    """A path in the workspace whose content becomes the task's output."""
+    continue_on_error: bool | None = None
+    """A failure does not fail the run (tasks that need this one are still skipped)."""
+
+
+class DefaultsSpec(TaskSpec):
+    """Any task field, applied to every task that does not set it."""
+
+
+class FixerSpec(_Spec):
+    """The task started when the plan's verify fails; it gets the failure output."""
+
+    agent: str | None = None
+    """The agent that fixes the failure (default: defaults.agent)."""
+    prompt: str
+    """What the fixer should do."""
+
+
+class PlanSpec(_Spec):
+    """A plait plan: tasks for coding agents, run in parallel on one git repository."""
+
+    model_config = ConfigDict(title="plait plan")
+
+    version: int = Field(default=1, json_schema_extra={"const": 1})
+    """The plan format version: 1."""
+    name: str | None = None
+    """The plan's name, used to find earlier runs of it (default: the file name)."""
+    base: str | None = None
+    """The git ref every run starts from (default: HEAD)."""
+    jobs: int | None = _bounds(*JOBS_RANGE)
+    """How many agents run at once (default 4; `plait run -j` overrides)."""
+    defaults: DefaultsSpec | None = None
+    """Any task field, applied to every task that does not set it."""
+    setup: list[CommandSpec] | None = None
+    """Commands run in every new workspace before its agent."""
+    copy_: list[str] | None = Field(default=None, alias="copy")
+    """Untracked files copied from the main checkout into each workspace (globs)."""
+    verify: CommandSpec | None = None
+    """A check run on the integration branch after the last merge."""
+    verify_each_merge: bool | None = None
+    """Also run `verify` on every merge result, and refuse merges that fail it."""
+    on_verify_failure: FixerSpec | None = None
+    """A fixer task ({agent, prompt}) started with the output of a failing `verify`."""
+    max_conflict_reruns: int | None = _bounds(0, RERUNS_MAX)
+    """How often a task is re-run on top of the new tip after a merge conflict (default 2)."""
+    scope: Literal["enforce", "warn"] | None = None
+    """What a change outside a task's `writes` does: fail the task (enforce) or warn."""
+    isolation: Literal["worktree", "none"] | None = None
+    """worktree: each task in its own git worktree; none: all in the checkout itself."""
+    budget_usd: float | None = Field(default=None, json_schema_extra={"exclusiveMinimum": 0})
+    """Stop starting tasks once the agents report spending this much."""
+    agents: dict[str, AgentSpec] | None = None
+    """Agent roles by name (profiles in .plait/agents/ and .claude/agents/ also count)."""
+    tasks: dict[str, TaskSpec] = Field(
+        json_schema_extra={"propertyNames": {"pattern": f"^{TASK_ID_RE.pattern}$"}}
+    )
+    """The tasks, by id (lowercase letters, digits, '-' and '_')."""
+
+
+_FIELDS_AT: dict[int, dict[str, type[_Spec]]] = {
+    1: {"": PlanSpec},
+    2: {"defaults": DefaultsSpec, "on_verify_failure": FixerSpec},
+    3: {"tasks": TaskSpec, "agents": AgentSpec},
+}
+_EXPECTED = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def spec_problems(
+    exc: ValidationError, located: Located, model: type[_Spec] = PlanSpec, prefix: str = ""
+) -> list[Problem]:
+    """Pydantic's errors as readable, located Problems (never pydantic's own dump)."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        path = prefix
+        for part in loc:
+            path = join(path, part if isinstance(part, int) else str(part))
+        kind, got = err["type"], err.get("input")
+        if kind == "extra_forbidden":
+            owner = model if model is not PlanSpec else _owner(loc)
+            valid = sorted(f.alias or n for n, f in owner.model_fields.items())
+            message = f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), valid, '.')}"
+            message += f" Valid keys here: {', '.join(valid)}."
+        elif kind == "missing":
+            message = f"'{loc[-1]}' is required"
+        elif kind == "literal_error":
+            message = f"expected {err.get('ctx', {}).get('expected')}, got {describe(got)}"
+        elif kind == "value_error":
+            message = str(err.get("ctx", {}).get("error", err["msg"]))
+        elif kind in _EXPECTED:
+            message = f"expected {_EXPECTED[kind]}, got {describe(got)}"
+        else:
+            message = str(err["msg"])
+        problems.append(Problem(path, message, *located.where(path)))
+    return problems
+
+
+def _owner(loc: tuple[int | str, ...]) -> type[_Spec]:
+    head = str(loc[0]) if len(loc) > 1 else ""
+    return _FIELDS_AT.get(len(loc), {}).get(head, PlanSpec)
+
+
+def prune(data: dict[str, Any], loc: tuple[int | str, ...], kind: str) -> None:
+    """Drop the field an error is about, so the rest of the plan can still be checked."""
+    depth = 3 if loc[0] in ("tasks", "agents") else 2 if loc[0] in _FIELDS_AT[2] else 1
+    target = list(loc[:depth])
+    if kind == "missing":
+        target = target[:-1]
+    if not target:
+        data["tasks"] = {}
+        return
+    parent: Any = data
+    for step in target[:-1]:
+        parent = parent.get(step) if isinstance(parent, dict) else None
+    if isinstance(parent, dict):
+        if target[0] in ("tasks", "agents") and len(target) <= 2:
+            parent[target[-1]] = {}  # keep the id: other tasks may name it
+        else:
+            parent.pop(target[-1], None)
+
+
+def agent_from_spec(name: str, spec: AgentSpec, source: str = "plan") -> Agent:
+    """The `Agent` an `agents:` entry (or a profile's front matter) describes."""
+    return Agent(
+        name=name,
+        backend=spec.backend or ("command" if spec.command is not None else "claude"),
+        command=tuple(spec.command) if spec.command is not None else None,
+        model=spec.model,
+        instructions=spec.instructions,
+        permission=Permission(spec.permission or "edit"),
+        args=tuple(spec.args or ()),
+        env=dict(spec.env or {}),
+        tools=tuple(spec.tools or ()),
+        description=spec.description,
+        source=source,
+    )
