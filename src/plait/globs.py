@@ -2,9 +2,11 @@
 
 A scope glob is always anchored at the repository root (`*.md` is a root file,
 `**/*.md` any), and means exactly what `pathspec`'s gitignore semantics give the
-anchored pattern `/<glob>`: `*` stays in one folder, `**` crosses folders, and a
-pattern naming a folder (`db`, `db/`, `db/**`) covers everything under it.
-:func:`compile_scope` builds that matcher, for the scope check after an attempt.
+anchored pattern `/<glob>` (:func:`anchor`; `plait.scope` matches changed files the
+same way): `*` stays in one folder, `**` crosses folders, and a pattern naming a
+folder (`db`, `db/`, `db/**`) covers everything under it. A `!glob` only removes paths
+from a scope, so for overlap it counts as matching nothing (a scope is never smaller
+than its positive globs).
 
 :func:`globs_overlap` decides whether some path could match both globs, whether or
 not it exists. Each glob is translated, step for step as pathspec translates it to a
@@ -26,13 +28,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Generic, TypeVar
 
-import pathspec
-
 __all__ = [
     "GlobIndex",
     "anchor",
-    "compile_scope",
-    "glob_matches",
     "globs_overlap",
     "literal_prefix",
     "scopes_overlap",
@@ -54,18 +52,11 @@ _Elem = tuple[str, "Charset | list[_Elem]"]
 
 
 def anchor(glob: str) -> str:
-    """The gitignore pattern a scope glob stands for: anchored at the repository root."""
+    """The gitignore pattern a scope glob stands for: anchored at the repository root.
+
+    Match paths with ``pathspec.GitIgnoreSpec.from_lines([anchor(g) for g in globs])``.
+    """
     return glob if glob.startswith("/") else "/" + glob
-
-
-def compile_scope(globs: Iterable[str]) -> pathspec.GitIgnoreSpec:
-    """A matcher for a task's scope: ``compile_scope(task.writes).match_file(path)``."""
-    return pathspec.GitIgnoreSpec.from_lines([anchor(g) for g in globs])
-
-
-def glob_matches(glob: str, path: str) -> bool:
-    """Whether a repository-relative path (``src/a.py``) is inside one scope glob."""
-    return compile_scope([glob]).match_file(path)
 
 
 # ------------------------------------------------------------------ glob → elements
@@ -73,7 +64,9 @@ def glob_matches(glob: str, path: str) -> bool:
 
 def _segments(glob: str) -> tuple[list[str], bool] | None:
     """pathspec's normalisation of the anchored pattern: (segments, is_dir), or None
-    when the pattern matches nothing."""
+    when the pattern adds nothing to a scope."""
+    if glob.startswith("!"):
+        return None
     text = anchor(glob)
     if not text.endswith("\\ "):
         text = text.rstrip()  # gitignore drops unescaped trailing spaces
