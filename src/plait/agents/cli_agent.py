@@ -1,0 +1,425 @@
+"""Shared machinery for the backends that drive a vendor's coding-agent CLI.
+
+A backend module (claude.py, codex.py, ...) says four things: how to invoke its
+program (argv, standard input, extra variables), how to read what it prints (a
+parser fed one line at a time), which phrases mean "rate limited", and which
+version it needs. This module does the rest the same way for all of them: the
+`--version` check (once per program per process), finding the program on the
+child's PATH, running it through `plait.proc`, and turning exit code + parsed
+output into one `AgentResult`.
+
+Prompts never go into argv: Linux refuses any single argv element over 128 KiB
+(MAX_ARG_STRLEN), and a prompt is data, not an option. They go on standard
+input, or in a file in the attempt directory whose path is passed instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait import proc
+from plait.agents.base import AgentRequest, AgentResult, AttemptStatus, Usage
+from plait.agents.ratelimit import RateLimit, find_rate_limit
+from plait.model import Agent, Permission
+
+log = logging.getLogger("plait.agents")
+
+#: Instructions longer than this are not put in argv (Linux caps one element at
+#: 128 KiB); backends that would pass them as a flag prepend them to the prompt.
+MAX_ARG_BYTES = 64 * 1024
+
+GRACE_S = 10.0  # SIGTERM → SIGKILL: agents flush their session files on SIGTERM
+LOG_CAP_BYTES = 64 * 1024 * 1024
+STDOUT_CAP_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """How one attempt starts: argv[0] is the program name, resolved at run time."""
+
+    argv: tuple[str, ...]
+    stdin: bytes
+    env: Mapping[str, str] = field(default_factory=dict)  # added to request.env
+
+
+@dataclass
+class Parsed:
+    """What a backend read from its agent's output."""
+
+    found: bool = False  # a final result (or a finished turn) was seen
+    output: str = ""  # the final message
+    is_error: bool = False  # the agent itself reported failure
+    error: str = ""
+    session_id: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    turns: int | None = None
+    #: Error texts the agent printed along the way (searched for rate limits).
+    errors: list[str] = field(default_factory=list)
+    #: A refusal reported in structured form (e.g. Claude's rate_limit_event).
+    rate_limit: RateLimit | None = None
+    skipped_lines: int = 0  # malformed JSON lines ignored
+
+    def usage(self) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=self.cost_usd,
+            turns=self.turns,
+        )
+
+    def add_tokens(self, input_tokens: int, output_tokens: int) -> None:
+        self.input_tokens = (self.input_tokens or 0) + input_tokens
+        self.output_tokens = (self.output_tokens or 0) + output_tokens
+
+
+class Parser:
+    """Reads an agent's output: `feed` gets each stdout line as it comes, `finish` the rest.
+
+    Line-oriented formats (JSONL) parse as lines arrive, so a long session's output
+    never has to fit the captured-stdout cap; one-document formats (a single JSON
+    object, plain text) override `finish` and read the captured stdout.
+    """
+
+    def __init__(self) -> None:
+        self.parsed = Parsed()
+
+    def feed(self, line: str) -> None:
+        """Take one line of stdout (without its newline)."""
+
+    def finish(self, done: proc.ProcResult) -> Parsed:
+        """The verdict once the process has ended (`done.stdout`: its captured stdout)."""
+        return self.parsed
+
+
+#: A JSON line being put back together is dropped past this size.
+_MAX_PENDING = 64 * 1024 * 1024
+
+
+class JsonLinesParser(Parser, ABC):
+    """JSONL: one event object per line. Malformed lines are logged and skipped.
+
+    `plait.proc` hands over lines longer than 64 KiB in pieces (a tool result or a
+    long final message easily is); a line that does not parse but starts like an
+    object is kept, and the following pieces are appended until it parses.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: str | None = None
+
+    def feed(self, line: str) -> None:
+        if self._pending is not None:
+            if _decodes(line) is None:
+                self._pending += line
+                obj = _decodes(self._pending)
+                if obj is not None:
+                    self._pending = None
+                    self._dispatch(obj)
+                elif len(self._pending) > _MAX_PENDING:
+                    self._skip()
+                return
+            self._skip()  # a whole new object: what was pending was just malformed
+        text = line.strip()
+        if not text:
+            return
+        if not text.startswith("{"):
+            return  # banners and notes: nothing to parse
+        obj = _decodes(text)
+        if obj is None:
+            self._pending = line
+            return
+        self._dispatch(obj)
+
+    def _dispatch(self, obj: object) -> None:
+        if isinstance(obj, dict):
+            self.event(obj)
+
+    def _skip(self) -> None:
+        assert self._pending is not None
+        self.parsed.skipped_lines += 1
+        log.warning("skipped a malformed JSON line from the agent: %.200s", self._pending)
+        self._pending = None
+
+    def finish(self, done: proc.ProcResult) -> Parsed:
+        if self._pending is not None:
+            self._skip()
+        return self.parsed
+
+    @abstractmethod
+    def event(self, obj: dict[str, Any]) -> None:
+        """Handle one decoded event."""
+
+
+def _decodes(text: str) -> object | None:
+    """The JSON value of `text`, or None if it is not one complete object."""
+    text = text.strip()
+    if not text.startswith("{") or not text.endswith("}"):
+        return None
+    try:
+        value: object = json.loads(text)
+    except ValueError:
+        return None
+    return value
+
+
+def as_int(value: object) -> int:
+    """A token count from JSON: ints and integral floats, anything else is 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return 0
+
+
+def as_float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def as_text(value: object) -> str:
+    """An error or message field: a string, or the `message` of an object."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in ("message", "error", "type", "name"):
+            inner = value.get(key)
+            if isinstance(inner, str) and inner:
+                return inner
+            if isinstance(inner, dict):
+                return as_text(inner)
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "; ".join(as_text(v) for v in value if v)
+    return ""
+
+
+def with_instructions(agent: Agent, prompt: str) -> str:
+    """The role's instructions prepended to the prompt (for CLIs with no system-prompt flag)."""
+    if not agent.instructions:
+        return prompt
+    return f"{agent.instructions.rstrip()}\n\n---\n\n{prompt}"
+
+
+# --- the version check -------------------------------------------------------------
+
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@dataclass(frozen=True)
+class VersionProbe:
+    """What `<program> --version` printed, once per resolved path."""
+
+    text: str
+    version: tuple[int, ...] | None
+    failure: str | None = None
+
+
+_probes: dict[str, VersionProbe] = {}
+_probes_lock = threading.Lock()
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """The first dotted version number in `text` (``2026.01.28-fd13201`` → (2026, 1, 28))."""
+    match = _VERSION.search(text)
+    if not match:
+        return None
+    return tuple(int(g) for g in match.groups() if g is not None)
+
+
+def probe_version(path: str) -> VersionProbe:
+    """Run `<path> --version` once per process and remember the answer."""
+    with _probes_lock:
+        cached = _probes.get(path)
+    if cached is not None:
+        return cached
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [path, "--version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=60,
+            check=False,
+        )
+        text = (done.stdout.strip() or done.stderr.strip()).splitlines()
+        first = text[0] if text else ""
+        failure = None if done.returncode == 0 else f"exit code {done.returncode}: {first}"
+        probe = VersionProbe(first, parse_version(first), failure)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        probe = VersionProbe("", None, str(exc))
+    with _probes_lock:
+        _probes[path] = probe
+    return probe
+
+
+def forget_versions() -> None:
+    """Drop the cached `--version` answers (after an upgrade, and in tests)."""
+    with _probes_lock:
+        _probes.clear()
+
+
+def dotted(version: Sequence[int]) -> str:
+    return ".".join(str(v) for v in version)
+
+
+# --- the backend -------------------------------------------------------------------
+
+
+class CliBackend(ABC):
+    """A backend whose agent is a vendor CLI. Subclasses fill in the class attributes."""
+
+    name: str
+    executable: str
+    install_hint: str  # the install command shown when it is missing or old
+    min_version: tuple[int, ...]
+    min_version_reason: str  # which flag or output shape needs it
+    #: Environment variable names the agent needs from the parent (``X_*``: a prefix).
+    PASSTHROUGH_ENV: tuple[str, ...] = ()
+    #: permission → the flags that grant it. One table per backend.
+    PERMISSIONS: Mapping[Permission, tuple[str, ...]]
+    rate_limit_patterns: tuple[re.Pattern[str], ...] = ()
+    #: What a successful run must print, for the "no result" message.
+    result_hint: str = "a final result"
+
+    def program(self, agent: Agent) -> str | None:
+        """The executable this agent needs on PATH."""
+        return self.executable
+
+    def check(self, agent: Agent) -> str | None:
+        """None when the program is installed and new enough, else what to do about it."""
+        path = shutil.which(self.executable)
+        if path is None:
+            return self.missing_message()
+        probe = probe_version(path)
+        if probe.failure is not None:
+            return (
+                f"`{self.executable} --version` failed ({probe.failure}); "
+                f"reinstall: {self.install_hint}"
+            )
+        if probe.version is None:
+            # An unknown format is not proof of an old version: let the run show it.
+            return None
+        if probe.version < self.min_version:
+            return (
+                f"{self.executable} {dotted(probe.version)} is too old: plait needs "
+                f"{dotted(self.min_version)} or newer ({self.min_version_reason}). "
+                f"Upgrade: {self.install_hint}"
+            )
+        return None
+
+    def missing_message(self) -> str:
+        return f"{self.executable} is not installed: {self.install_hint}"
+
+    def permission_flags(self, agent: Agent) -> tuple[str, ...]:
+        return self.PERMISSIONS[agent.permission]
+
+    @abstractmethod
+    def invocation(self, request: AgentRequest) -> Invocation:
+        """argv (prompt never in it), standard input and extra variables for one attempt."""
+
+    @abstractmethod
+    def parser(self, request: AgentRequest) -> Parser:
+        """A fresh parser for one attempt's output."""
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        """Run one attempt and judge it from the exit status and the parsed output."""
+        path = shutil.which(self.executable, path=request.env.get("PATH"))
+        if path is None:
+            return AgentResult(AttemptStatus.ERRORED, error=self.missing_message())
+        try:
+            request.attempt_dir.mkdir(parents=True, exist_ok=True)
+            invocation = self.invocation(request)
+        except OSError as exc:
+            return AgentResult(AttemptStatus.ERRORED, error=f"cannot prepare {self.name}: {exc}")
+        parser = self.parser(request)
+        forward = request.on_line
+
+        def on_line(line: str) -> None:
+            parser.feed(line)
+            if forward is not None:
+                forward(line)
+
+        env = dict(request.env)
+        env.update(invocation.env)
+        try:
+            done = await proc.run_process(
+                [path, *invocation.argv[1:]],
+                cwd=request.workspace,
+                env=env,
+                stdin=invocation.stdin,
+                log_path=request.log_file,
+                timeout_s=request.timeout_s,
+                grace_s=GRACE_S,
+                log_cap_bytes=LOG_CAP_BYTES,
+                stdout_cap_bytes=STDOUT_CAP_BYTES,
+                on_line=on_line,
+                marker=f"{request.run_id}/{request.task_id}/{request.attempt}",
+            )
+        except proc.SpawnError as exc:
+            return AgentResult(AttemptStatus.ERRORED, error=f"cannot start {self.name}: {exc}")
+        return self.judge(done, parser.finish(done), request)
+
+    def judge(self, done: proc.ProcResult, parsed: Parsed, request: AgentRequest) -> AgentResult:
+        """One verdict from the exit status and what the agent reported."""
+        tail = done.tail(40)
+        common: dict[str, Any] = {
+            "output": parsed.output,
+            "exit_code": done.returncode,
+            "usage": parsed.usage(),
+            "session_id": parsed.session_id,
+            "duration_s": done.duration_s,
+        }
+        if done.timed_out:
+            return AgentResult(
+                AttemptStatus.TIMEOUT,
+                error=f"{self.name} timed out after {request.timeout_s:g}s",
+                **common,
+            )
+        if done.signal is not None:
+            error = f"{self.name} was killed by signal {done.signal}"
+            return AgentResult(AttemptStatus.CRASHED, error=error, **common)
+        if parsed.found and not parsed.is_error and done.returncode == 0:
+            return AgentResult(AttemptStatus.OK, **common)
+        limit = parsed.rate_limit or find_rate_limit(
+            [parsed.error, *parsed.errors, tail], self.rate_limit_patterns
+        )
+        if limit is not None:
+            return AgentResult(
+                AttemptStatus.RATE_LIMITED,
+                error=f"{self.name} hit a rate or usage limit: {limit.message}",
+                retry_after_s=limit.retry_after_s,
+                **common,
+            )
+        reason = parsed.error or (parsed.errors[-1] if parsed.errors else "")
+        if done.returncode != 0:
+            detail = reason or _last_line(tail)
+            error = f"{self.name} exited with code {done.returncode}"
+            error += f": {detail}" if detail else ""
+        elif parsed.is_error:
+            error = f"{self.name} reported an error: {reason or 'no detail given'}"
+        else:
+            error = (
+                f"{self.name} exited 0 but printed no result (expected {self.result_hint}); "
+                f"see {request.log_file}"
+            )
+        return AgentResult(AttemptStatus.FAILED, error=error[:2000], **common)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""

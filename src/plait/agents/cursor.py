@@ -1,0 +1,72 @@
+"""Cursor's agent CLI (`cursor-agent -p`).
+
+Invocation: ``cursor-agent -p --output-format stream-json [--mode ask | --force]
+[--model M]`` with the prompt piped on standard input (print mode takes a piped
+prompt when no prompt argument is given). The role's instructions are prepended.
+
+``stream-json`` prints NDJSON in Claude Code's shape: ``system``/``init``,
+``assistant`` messages, and on success a terminal ``{"type": "result",
+"subtype": "success", "is_error": false, "result": ..., "session_id": ...}``
+(recent releases add ``usage`` with camelCase ``inputTokens``/``outputTokens``).
+On failure the process exits non-zero, the stream may end without a result, and
+the message goes to stderr. Cursor reports no cost.
+
+Permissions: ``read`` runs in Ask mode (read-only); ``edit`` is print mode's
+default (file writes allowed, shell commands not auto-approved); ``full`` adds
+``--force``, which allows commands unless explicitly denied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from plait.agents.base import AgentRequest
+from plait.agents.claude import StreamJsonParser
+from plait.agents.cli_agent import CliBackend, Invocation, with_instructions
+from plait.agents.ratelimit import compile_patterns
+from plait.model import Permission
+
+PASSTHROUGH_ENV: tuple[str, ...] = ("CURSOR_API_KEY", "CURSOR_*")
+
+PERMISSIONS: Mapping[Permission, tuple[str, ...]] = {
+    Permission.READ: ("--mode", "ask"),
+    Permission.EDIT: (),
+    Permission.FULL: ("--force",),
+}
+
+
+class CursorBackend(CliBackend):
+    """Cursor Agent in print mode."""
+
+    name = "cursor"
+    executable = "cursor-agent"
+    install_hint = "curl https://cursor.com/install -fsS | bash"
+    #: Versions are dates. Piped-stdin prompts with stream-json and --mode were
+    #: verified against 2026.01.02; older builds were not.
+    min_version = (2026, 1, 2)
+    min_version_reason = "for a piped prompt with --output-format stream-json and --mode"
+    PASSTHROUGH_ENV = PASSTHROUGH_ENV
+    PERMISSIONS = PERMISSIONS
+    rate_limit_patterns = compile_patterns(
+        r"rate[ _-]?limit",
+        r"usage limit",
+        r"\b429\b",
+        r"too many requests",
+    )
+    result_hint = 'a {"type":"result"} line'
+
+    def invocation(self, request: AgentRequest) -> Invocation:
+        agent = request.agent
+        argv = ["cursor-agent", "-p", "--output-format", "stream-json"]
+        argv += self.permission_flags(agent)
+        if agent.model:
+            argv += ["--model", agent.model]
+        argv += agent.args
+        message = with_instructions(agent, request.prompt)
+        return Invocation(tuple(argv), message.encode("utf-8"))
+
+    def parser(self, request: AgentRequest) -> StreamJsonParser:
+        return StreamJsonParser()
+
+
+BACKEND = CursorBackend()
