@@ -1,0 +1,598 @@
+"""Subprocesses: process groups, timeouts, log streaming, and killing what escaped.
+
+Every program plait starts (agents, checks) goes through `run_process`:
+
+- argv list, never a shell; its own session and process group (`start_new_session`);
+  no `preexec_fn`, so CPython keeps its vfork fast path;
+- the prompt fed on stdin from bytes, written as the pipe drains, so a huge prompt
+  never deadlocks against a full stdout pipe, and a child that never reads stdin is fine;
+- stdout and stderr streamed, interleaved, into a log file capped in size (past the cap
+  output is still read and discarded, so the child never blocks); stdout is also
+  captured (capped) for the backend to parse, and handed line by line to `on_line`;
+- timeout: SIGTERM to the group, `grace_s`, then SIGKILL to the group;
+- when the program ends, whatever is left of its group is killed, then processes that
+  left the group (`setsid`) are found by the `PLAIT_MARKER` variable and killed too;
+- cancellation (plait interrupted) kills the group before the CancelledError propagates.
+
+Why not `asyncio.create_subprocess_exec`: on 3.11 its `Process.wait()` only returns once
+every pipe is closed, so a grandchild holding stdout keeps plait waiting for it; and the
+default child watcher starts a thread per child. Instead the child is started with
+`subprocess.Popen` on pipes we own, and its exit is watched through a pidfd on the
+running loop (Linux >= 5.3): no thread, no global child-watcher policy to set. The pidfd
+fires while the child is still an unreaped zombie, so its process-group id cannot have
+been reused when we kill the group. Without pidfd, one thread per child waits with
+`waitid(WNOWAIT)` instead. Measured here: about the same ~1 ms per `true` as asyncio's
+default, see tests/test_proc.py::test_overhead_per_process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+#: Variables copied from plait's own environment into every child's.
+ENV_ALLOWLIST: tuple[str, ...] = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TERM",
+    "TMPDIR",
+    "USER",
+    "LOGNAME",
+    "TZ",
+    "SHELL",
+)
+
+#: Variables that point git somewhere else or inject configuration: never passed on,
+#: from any source, or an agent could reach the main repository from its worktree.
+GIT_SCRUBBED: frozenset[str] = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+        "GIT_PREFIX",
+        "GIT_CONFIG",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+        "GIT_QUARANTINE_PATH",
+    }
+)
+_GIT_SCRUBBED_PREFIXES = ("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")
+
+#: The variable `run_process` sets to its `marker`, to find processes that escaped.
+MARKER_VAR = "PLAIT_MARKER"
+
+DEFAULT_LOG_CAP = 16 * 1024 * 1024
+DEFAULT_STDOUT_CAP = 8 * 1024 * 1024
+_CHUNK = 65536  # one pipe buffer
+_TAIL_BYTES = 16384  # agent output kept in memory for `ProcResult.tail`
+_LINE_MAX = 65536  # an `on_line` line longer than this is handed over in pieces
+_DRAIN_S = 2.0  # after the kills, how long to wait for the pipes to reach EOF
+_SWEEP_ROUNDS = 5
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class SpawnError(OSError):
+    """The program could not be started (bad cwd, not executable, exec format error).
+
+    Backends catch this (or any OSError) and report the attempt as ERRORED.
+    """
+
+
+class ProgramNotFound(SpawnError):
+    """argv[0] does not exist, or is not executable."""
+
+
+def _scrubbed(name: str) -> bool:
+    return name in GIT_SCRUBBED or name.startswith(_GIT_SCRUBBED_PREFIXES) or name == MARKER_VAR
+
+
+def child_env(
+    plait_vars: Mapping[str, str],
+    extra: Mapping[str, str] = _EMPTY,
+    passthrough: Iterable[str] = (),
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A child's whole, minimal environment.
+
+    The `ENV_ALLOWLIST` names and the `passthrough` names (what a backend needs, e.g.
+    ANTHROPIC_API_KEY; ``ANTHROPIC_*`` is a prefix) that are set in `base` (default:
+    `os.environ`), then `extra`
+    (the plan's `env`, which may override those), then `plait_vars`, which nothing
+    overrides. `GIT_SCRUBBED` variables and `PLAIT_MARKER` are dropped from every
+    source (`run_process` sets the marker itself).
+    """
+    source: Mapping[str, str] = os.environ if base is None else base
+    env: dict[str, str] = {}
+    names = [*ENV_ALLOWLIST]
+    for wanted in passthrough:
+        if wanted.endswith("*"):
+            names.extend(sorted(n for n in source if n.startswith(wanted[:-1])))
+        else:
+            names.append(wanted)
+    for name in names:
+        value = source.get(name)
+        if value is not None and not _scrubbed(name):
+            env[name] = value
+    for mapping in (extra, plait_vars):
+        for name, value in mapping.items():
+            if not _scrubbed(name):
+                env[name] = value
+    return env
+
+
+@dataclass(frozen=True)
+class ProcResult:
+    """How a process ended and what it printed."""
+
+    returncode: int | None  # None if ended by a signal
+    signal: int | None  # the signal that ended it, if any
+    timed_out: bool
+    duration_s: float  # start to exit of the program itself
+    stdout: str  # the head of stdout, up to the cap, decoded utf-8 with errors="replace"
+    stdout_truncated: bool
+    log_truncated: bool
+    escaped_killed: int  # processes found by the marker after the group ended, and killed
+    log_path: Path
+    log_tail: str = ""  # the end of stdout+stderr (not plait's notes), kept in memory
+
+    def tail(self, n_lines: int = 40) -> str:
+        """The last `n_lines` lines the program printed (stdout and stderr), for notes."""
+        lines = self.log_tail.splitlines()
+        return "\n".join(lines[-n_lines:]) if n_lines > 0 else ""
+
+    def last_line(self) -> str:
+        """The last non-blank line the program printed, stripped ("" if none)."""
+        for line in reversed(self.log_tail.splitlines()):
+            if line.strip():
+                return line.strip()
+        return ""
+
+
+class _Log:
+    """The attempt's log file: capped agent output plus plait's own `[plait]` notes."""
+
+    def __init__(self, path: Path, cap: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Unbuffered, so `plait logs` and the board see output while the agent runs.
+        self._file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
+        self._cap = cap
+        self._written = 0
+        self.truncated = False
+        self.tail = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.tail += data
+        if len(self.tail) > 2 * _TAIL_BYTES:
+            del self.tail[:-_TAIL_BYTES]
+        if self.truncated:
+            return
+        room = self._cap - self._written
+        if len(data) > room:
+            self._file.write(data[:room])
+            self._written = self._cap
+            self.truncated = True
+            self.note(f"log truncated at {self._cap} bytes; further output discarded")
+            return
+        self._file.write(data)
+        self._written += len(data)
+
+    def note(self, text: str) -> None:
+        if not self._file.closed:
+            self._file.write(f"\n[plait] {text}\n".encode())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Reader:
+    """Reads one pipe on the loop until EOF, handing each chunk to `sink`."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, fd: int, sink: Callable[[bytes], None]
+    ) -> None:
+        self._loop, self._fd, self._sink = loop, fd, sink
+        self.eof: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, _CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._sink(data)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+        if not self.eof.done():
+            self.eof.set_result(None)
+
+
+class _Writer:
+    """Feeds `data` into the child's stdin as the pipe drains, then closes it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> None:
+        self._loop, self._fd = loop, fd
+        self._data = memoryview(data)
+        self._pos = 0
+        self._watching = False
+        self._writable()  # most prompts fit in the pipe buffer at once
+        if self._fd >= 0:
+            loop.add_writer(fd, self._writable)
+            self._watching = True
+
+    def _writable(self) -> None:
+        try:
+            while self._pos < len(self._data):
+                self._pos += os.write(self._fd, self._data[self._pos : self._pos + _CHUNK])
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE: the child exited or closed stdin without reading it all
+            pass
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            if self._watching:
+                self._loop.remove_writer(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            self._data.release()
+
+
+def _spawn(
+    argv: list[str], cwd: Path, env: Mapping[str, str], stdin_fd: int, out_fd: int, err_fd: int
+) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(  # noqa: S603 - an argv list, never a shell
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=stdin_fd,
+            stdout=out_fd,
+            stderr=err_fd,
+            close_fds=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        # Popen names the cwd in the error when chdir failed, else the program.
+        if exc.filename is not None and os.fspath(exc.filename) == os.fspath(cwd):
+            raise SpawnError(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from exc
+        if isinstance(exc, FileNotFoundError | PermissionError | NotADirectoryError):
+            raise ProgramNotFound(
+                f"program {argv[0]!r} not found or not executable ({exc.strerror})"
+            ) from exc
+        raise SpawnError(f"cannot start {argv[0]!r}: {exc}") from exc
+
+
+def _wait_without_reaping(
+    loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], exited: asyncio.Future[None]
+) -> None:
+    """Thread body for kernels without pidfd: wait for the exit, leave the zombie."""
+    try:
+        if hasattr(os, "waitid"):
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        else:
+            proc.wait()  # reaps: the group kill afterwards is best effort only
+    except ChildProcessError:
+        pass
+    with contextlib.suppress(RuntimeError):  # the loop is already closed
+        loop.call_soon_threadsafe(_set_done, exited)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _kill_marked(needle: bytes, sig: int, exclude_pgid: int | None) -> set[int]:
+    me = os.getpid()
+    killed: set[int] = set()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return killed
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            fd = os.open(f"/proc/{name}/environ", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:  # gone, or another user's
+            continue
+        try:
+            chunks = [b"\0"]
+            while chunk := os.read(fd, _CHUNK):
+                chunks.append(chunk)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if needle not in b"".join(chunks):
+            continue
+        pid = int(name)
+        if exclude_pgid is not None and _pgid(pid) == exclude_pgid:
+            continue  # a member of the group that was just killed, still dying
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            continue
+        killed.add(pid)
+    return killed
+
+
+def kill_marked(marker: str, sig: int = signal.SIGKILL, *, exclude_pgid: int | None = None) -> int:
+    """Send `sig` to every process whose environment holds `PLAIT_MARKER=<marker>`.
+
+    Scans `/proc/*/environ` (Linux; elsewhere finds nothing). Never signals plait
+    itself, nor members of process group `exclude_pgid`. Returns how many were signalled.
+    """
+    return len(_kill_marked(f"\0{MARKER_VAR}={marker}\0".encode(), sig, exclude_pgid))
+
+
+def _processes_created_since(pid: int) -> bool:
+    """False only if no process or thread was created since `pid` (itself not yet reaped).
+
+    The kernel's last allocated pid equal to `pid` proves the program spawned nothing, so
+    the /proc sweep can be skipped; any doubt answers True.
+    """
+    try:
+        with open("/proc/sys/kernel/ns_last_pid", "rb") as f:
+            return int(f.read()) != pid
+    except (OSError, ValueError):
+        return True
+
+
+class _Child:
+    """One started program and the loop callbacks serving it."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        proc: subprocess.Popen[bytes],
+        pipes: tuple[int | None, int, int],
+        stdin: bytes | None,
+        log: _Log,
+        stdout_cap: int,
+        on_line: Callable[[str], None] | None,
+        marker: str | None,
+    ) -> None:
+        self.proc, self.log, self.marker = proc, log, marker
+        self.reaped = False
+        self.escaped_killed = 0
+        self.stdout = bytearray()
+        self.stdout_truncated = False
+        self._stdout_cap = stdout_cap
+        self._on_line = on_line
+        self._partial = b""
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self._loop = loop
+        self._pidfd: int | None = None
+        try:
+            self._pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            waiter = threading.Thread(
+                target=_wait_without_reaping, args=(loop, proc, self.exited), daemon=True
+            )
+            waiter.start()
+        else:
+            loop.add_reader(self._pidfd, self._on_exit)
+        stdin_w, out_r, err_r = pipes
+        self.out = _Reader(loop, out_r, self._stdout_data)
+        self.err = _Reader(loop, err_r, log.write)
+        self.writer = _Writer(loop, stdin_w, stdin or b"") if stdin_w is not None else None
+
+    def _on_exit(self) -> None:
+        # A pidfd stays readable once the process exited: stop watching at once.
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+        _set_done(self.exited)
+
+    def _stdout_data(self, data: bytes) -> None:
+        self.log.write(data)
+        room = self._stdout_cap - len(self.stdout)
+        if len(data) > room:
+            self.stdout_truncated = True
+        if room > 0:
+            self.stdout += data[:room]
+        if self._on_line is not None:
+            self._lines(data)
+
+    def _lines(self, data: bytes, final: bool = False) -> None:
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        if final and self._partial:
+            lines.append(self._partial)
+            self._partial = b""
+        while len(self._partial) > _LINE_MAX:  # a flood without newlines
+            lines.append(self._partial[:_LINE_MAX])
+            self._partial = self._partial[_LINE_MAX:]
+        for line in lines:
+            if self._on_line is None:
+                return
+            try:
+                self._on_line(line.decode("utf-8", "replace").rstrip("\r"))
+            except Exception as exc:  # a broken observer must not break the agent
+                self.log.note(f"on_line callback failed, no more lines sent: {exc!r}")
+                self._on_line = None
+
+    def signal_group(self, sig: int) -> None:
+        """Signal the whole group; only before reaping, so the pgid cannot be reused."""
+        if self.reaped:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def end(self) -> int:
+        """After the leader exited (or to cancel): kill the rest, sweep, reap.
+
+        Returns the Popen return code. Safe to call twice.
+        """
+        if self.reaped:
+            return self.proc.returncode if self.proc.returncode is not None else 0
+        self.signal_group(signal.SIGKILL)
+        if self.marker is not None and _processes_created_since(self.proc.pid):
+            needle = f"\0{MARKER_VAR}={self.marker}\0".encode()
+            seen: set[int] = set()
+            for _ in range(_SWEEP_ROUNDS):  # again, in case one forked while being killed
+                new = _kill_marked(needle, signal.SIGKILL, self.proc.pid) - seen
+                if not new:
+                    break
+                seen |= new
+            self.escaped_killed = len(seen)
+        try:
+            code = self.proc.wait(timeout=_DRAIN_S)
+        except subprocess.TimeoutExpired:  # uninterruptible sleep: give up waiting
+            code = -signal.SIGKILL
+        self.reaped = True
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)  # no-op if _on_exit already did
+            os.close(self._pidfd)
+            self._pidfd = None
+        return code
+
+    async def drain(self) -> bool:
+        """Read what is left in the pipes; False if some process still holds them open."""
+        pending = [r.eof for r in (self.out, self.err) if not r.eof.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=_DRAIN_S)
+        drained = self.out.eof.done() and self.err.eof.done()
+        if self._on_line is not None:
+            self._lines(b"", final=True)
+        return drained
+
+    def close(self) -> None:
+        self.out.close()
+        self.err.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def _wait_for(future: asyncio.Future[None], timeout: float | None) -> bool:
+    """Wait up to `timeout` seconds for `future` without cancelling it; True if done."""
+    if not future.done():
+        await asyncio.wait([future], timeout=timeout)
+    return future.done()
+
+
+async def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    log_path: Path,
+    timeout_s: float | None = None,
+    grace_s: float = 5.0,
+    log_cap_bytes: int = DEFAULT_LOG_CAP,
+    stdout_cap_bytes: int = DEFAULT_STDOUT_CAP,
+    on_line: Callable[[str], None] | None = None,
+    marker: str | None = None,
+) -> ProcResult:
+    """Run `argv` to its end in its own process group and report how it ended.
+
+    `env` is the child's whole environment (see `child_env`); `marker`, if given, is
+    added to it as `PLAIT_MARKER` and used to find escaped processes. `stdin=None`
+    gives the child /dev/null. Raises `ProgramNotFound` / `SpawnError` if the program
+    cannot be started (the log then holds the reason); every other ending, including
+    timeouts and signals, is a `ProcResult`. If the calling task is cancelled, the whole
+    group (and marked escapees) is killed before the CancelledError propagates.
+    """
+    if not argv:
+        raise ValueError("run_process needs a non-empty argv")
+    loop = asyncio.get_running_loop()
+    child_vars = dict(env)
+    if marker is not None:
+        child_vars[MARKER_VAR] = marker
+    log = _Log(log_path, log_cap_bytes)
+    in_r, in_w = os.pipe2(os.O_CLOEXEC) if stdin is not None else (None, None)
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    parent_ends = [fd for fd in (in_w, out_r, err_r) if fd is not None]
+    started = time.monotonic()
+    try:
+        stdin_fd = in_r if in_r is not None else subprocess.DEVNULL
+        proc = _spawn(list(argv), cwd, child_vars, stdin_fd, out_w, err_w)
+    except BaseException as exc:
+        for fd in parent_ends:
+            os.close(fd)
+        if isinstance(exc, SpawnError):
+            log.note(str(exc))
+        log.close()
+        raise
+    finally:
+        for child_end in (in_r, out_w, err_w):  # the child holds its own copies now
+            if child_end is not None:
+                os.close(child_end)
+    for fd in parent_ends:
+        os.set_blocking(fd, False)
+    try:
+        child = _Child(
+            loop, proc, (in_w, out_r, err_r), stdin, log, stdout_cap_bytes, on_line, marker
+        )
+    except BaseException:  # could not watch it: do not leave it running unwatched
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+        raise
+    try:
+        timed_out = not await _wait_for(child.exited, timeout_s)
+        if timed_out:
+            log.note(f"timed out after {timeout_s:g}s: SIGTERM to the process group")
+            child.signal_group(signal.SIGTERM)
+            if not await _wait_for(child.exited, grace_s):
+                log.note(f"still running {grace_s:g}s after SIGTERM: SIGKILL")
+                child.signal_group(signal.SIGKILL)
+                await _wait_for(child.exited, None)
+        duration = time.monotonic() - started
+        code = child.end()
+        if not await child.drain():
+            log.note("output pipes still held open by an unmarked process; stopped reading")
+    finally:
+        # Also the cancellation path: end() kills the group and escapees synchronously,
+        # so nothing survives an interrupted plait.
+        child.end()
+        child.close()
+        if child.escaped_killed:
+            log.note(f"killed {child.escaped_killed} process(es) that left the process group")
+        log.close()
+    return ProcResult(
+        returncode=code if code >= 0 else None,
+        signal=-code if code < 0 else None,
+        timed_out=timed_out,
+        duration_s=duration,
+        stdout=bytes(child.stdout).decode("utf-8", "replace"),
+        stdout_truncated=child.stdout_truncated,
+        log_truncated=log.truncated,
+        escaped_killed=child.escaped_killed,
+        log_path=log_path,
+        log_tail=bytes(log.tail[-_TAIL_BYTES:]).decode("utf-8", "replace"),
+    )
