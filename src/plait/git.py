@@ -1,0 +1,410 @@
+"""Typed wrappers over the git CLI, behind one repository lock.
+
+Every git command plait runs goes through `Git.run`, which fixes the things that
+must never vary: hooks and fsmonitor are off (a repository's hooks are code that
+an agent may have written), automatic gc is off (it would prune objects that
+parallel workspaces are still writing), the environment is scrubbed of the
+variables that redirect git to another repository or index, and arguments are
+an argv list, never a shell line. Commands that change the shared git dir
+(worktree add/remove, branch and ref updates, config) are made under
+`Git.write_lock`: concurrent `git worktree add` fails 20-40% of the time at 16 at
+once without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from plait.errors import GitError, NotARepository
+
+ZERO_OID = "0" * 40
+
+#: Options on every git command plait runs. Hooks run nothing (`/dev/null` is not
+#: a directory), fsmonitor starts no daemon, gc and maintenance never start on
+#: their own, and paths are printed verbatim.
+GIT_OPTIONS: tuple[str, ...] = (
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "gc.auto=0",
+    "-c",
+    "maintenance.auto=false",
+    "-c",
+    "core.quotePath=false",
+)
+
+#: Variables that point git at another repository, index, object store or config,
+#: or change how pathspecs and refs are read. A hook or alias that starts plait
+#: (or an agent) inherits them from its own git, so they are always removed.
+_SCRUBBED = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_INDEX_FILE",
+        "GIT_WORK_TREE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_CEILING_DIRECTORIES",
+        "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+        "GIT_IMPLICIT_WORK_TREE",
+        "GIT_NAMESPACE",
+        "GIT_PREFIX",
+        "GIT_CONFIG",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+        "GIT_GRAFT_FILE",
+        "GIT_SHALLOW_FILE",
+        "GIT_REPLACE_REF_BASE",
+        "GIT_NO_REPLACE_OBJECTS",
+        "GIT_QUARANTINE_PATH",
+        "GIT_INDEX_VERSION",
+        "GIT_LITERAL_PATHSPECS",
+        "GIT_GLOB_PATHSPECS",
+        "GIT_NOGLOB_PATHSPECS",
+        "GIT_ICASE_PATHSPECS",
+        "GIT_OPTIONAL_LOCKS",
+        "GIT_EXTERNAL_DIFF",
+        "GIT_DIFF_OPTS",
+        "GIT_EDITOR",
+        "GIT_SEQUENCE_EDITOR",
+        "GIT_PAGER",
+        "GIT_REFLOG_ACTION",
+        "GIT_ATTR_SOURCE",
+    }
+)
+_SCRUBBED_PREFIXES = ("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_", "GIT_TRACE")
+
+#: The identity plait commits with when the environment and config have none.
+FALLBACK_NAME = "plait"
+FALLBACK_EMAIL = "plait@localhost"
+
+
+def scrubbed_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`base` (default: this process's environment) without git's redirecting variables."""
+    source = os.environ if base is None else base
+    return {
+        key: value
+        for key, value in source.items()
+        if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
+    }
+
+
+@dataclass(frozen=True)
+class GitResult:
+    """What one git command printed, and how it ended."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass(frozen=True)
+class WorktreeInfo:
+    """One entry of `git worktree list`."""
+
+    path: Path
+    head: str | None  # None for a bare entry
+    branch: str | None  # "refs/heads/..." or None when detached
+    bare: bool = False
+    locked: bool = False
+    prunable: bool = False
+
+
+@dataclass(frozen=True)
+class MergeTree:
+    """The result of `git merge-tree --write-tree`: a tree, and what conflicted."""
+
+    tree: str
+    conflicts: tuple[str, ...]  # paths with conflicts, sorted
+    messages: str  # git's informational and conflict messages
+
+    @property
+    def clean(self) -> bool:
+        return not self.conflicts
+
+
+def _decode(data: bytes) -> str:
+    # surrogateescape: a path that is not UTF-8 survives the round trip to argv
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+class Git:
+    """A repository, and the one lock that every write to its shared git dir goes through."""
+
+    def __init__(self, toplevel: Path, common_dir: Path) -> None:
+        self.toplevel = toplevel
+        self.common_dir = common_dir
+        self.write_lock = asyncio.Lock()
+        self._identity: dict[str, str] | None = None
+
+    @classmethod
+    async def discover(cls, path: Path) -> Git:
+        """The repository whose working tree holds `path` (NotARepository if none)."""
+        probe = cls(path, path)
+        result = await probe.run(
+            "rev-parse",
+            "--path-format=absolute",
+            "--show-toplevel",
+            "--git-common-dir",
+            cwd=path,
+            check=False,
+            readonly=True,
+        )
+        lines = result.stdout.splitlines()
+        if not result.ok or len(lines) != 2:
+            reason = result.stderr.strip() or "no working tree"
+            raise NotARepository(f"{path} is not inside a git working tree ({reason})")
+        return cls(Path(lines[0]), Path(lines[1]))
+
+    def __repr__(self) -> str:
+        return f"Git({str(self.toplevel)!r})"
+
+    async def run(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        input: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        readonly: bool = False,
+    ) -> GitResult:
+        """Run `git <args>` in `cwd` (default: the top level) and wait for it.
+
+        `env` adds to the scrubbed environment (it may set GIT_INDEX_FILE on
+        purpose). `readonly` sets GIT_OPTIONAL_LOCKS=0 so queries such as
+        `status` never take the index lock or rewrite the index. With `check`,
+        a non-zero exit raises GitError.
+        """
+        child_env = scrubbed_env()
+        child_env["GIT_TERMINAL_PROMPT"] = "0"
+        if readonly:
+            child_env["GIT_OPTIONAL_LOCKS"] = "0"
+        if env:
+            child_env.update(env)
+        argv = ["git", *GIT_OPTIONS, *args]
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd or self.toplevel,
+            env=child_env,
+            stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate(input)
+        assert proc.returncode is not None
+        result = GitResult(proc.returncode, _decode(out), _decode(err))
+        if check and not result.ok:
+            raise GitError(list(args), result.returncode, result.stderr)
+        return result
+
+    # -- identity -------------------------------------------------------------
+
+    async def identity_env(self) -> dict[str, str]:
+        """Author/committer variables to add so commits never fail for want of an identity.
+
+        Empty when the environment or config already names one; else plait's own.
+        """
+        if self._identity is None:
+            identity: dict[str, str] = {}
+            for role in ("AUTHOR", "COMMITTER"):
+                probe = await self.run("var", f"GIT_{role}_IDENT", check=False, readonly=True)
+                if not probe.ok:
+                    identity[f"GIT_{role}_NAME"] = FALLBACK_NAME
+                    identity[f"GIT_{role}_EMAIL"] = FALLBACK_EMAIL
+            self._identity = identity
+        return dict(self._identity)
+
+    # -- queries --------------------------------------------------------------
+
+    async def rev_parse(self, ref: str, *, cwd: Path | None = None) -> str | None:
+        """The object id `ref` names, or None if it names nothing."""
+        result = await self.run(
+            "rev-parse", "-q", "--verify", "--end-of-options", ref,
+            cwd=cwd, check=False, readonly=True,
+        )  # fmt: skip
+        return result.stdout.strip() if result.ok else None
+
+    async def rev_parse_commit(self, ref: str) -> str:
+        """The commit `ref` names (tags peeled); GitError if it names none."""
+        oid = await self.rev_parse(f"{ref}^{{commit}}")
+        if oid is None:
+            raise GitError(["rev-parse", "--verify", f"{ref}^{{commit}}"], 128,
+                           f"{ref!r} does not name a commit")  # fmt: skip
+        return oid
+
+    async def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True if `ancestor` is reachable from `descendant` (or equal to it)."""
+        result = await self.run(
+            "merge-base", "--is-ancestor", ancestor, descendant, check=False, readonly=True
+        )
+        if result.returncode in (0, 1):
+            return result.returncode == 0
+        raise GitError(["merge-base", "--is-ancestor", ancestor, descendant],
+                       result.returncode, result.stderr)  # fmt: skip
+
+    async def branch_exists(self, name: str) -> bool:
+        """True if `refs/heads/<name>` exists."""
+        return await self.rev_parse(f"refs/heads/{name}") is not None
+
+    async def list_refs(self, prefix: str) -> dict[str, str]:
+        """Every ref under `prefix` (e.g. "refs/heads/plait/"), mapped to its object id."""
+        result = await self.run(
+            "for-each-ref", "--format=%(objectname) %(refname)", prefix, readonly=True
+        )
+        refs: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            oid, _, name = line.partition(" ")
+            refs[name] = oid
+        return refs
+
+    async def worktree_list(self) -> list[WorktreeInfo]:
+        """Every worktree git knows of, the main one first."""
+        result = await self.run("worktree", "list", "--porcelain", "-z", readonly=True)
+        items: list[WorktreeInfo] = []
+        for record in result.stdout.split("\0\0"):
+            fields = [f for f in record.split("\0") if f]
+            if not fields or not fields[0].startswith("worktree "):
+                continue
+            values: dict[str, str] = {}
+            for item in fields:
+                key, _, value = item.partition(" ")
+                values[key] = value
+            items.append(
+                WorktreeInfo(
+                    path=Path(values["worktree"]),
+                    head=values.get("HEAD"),
+                    branch=values.get("branch"),
+                    bare="bare" in values,
+                    locked="locked" in values,
+                    prunable="prunable" in values,
+                )
+            )
+        return items
+
+    async def changed_paths(self, old: str, new: str) -> list[str]:
+        """Paths that differ between two commits; a rename counts on both sides."""
+        result = await self.run(
+            "diff", "--name-only", "-z", "--no-renames", "--no-ext-diff", "--no-textconv",
+            old, new, "--", readonly=True,
+        )  # fmt: skip
+        return sorted({p for p in result.stdout.split("\0") if p})
+
+    async def merge_tree(self, ours: str, theirs: str) -> MergeTree:
+        """Merge two commits in memory (no checkout, no index); git computes the base."""
+        args = ("merge-tree", "--write-tree", "-z", "--name-only", "--messages", ours, theirs)
+        result = await self.run(*args, check=False)
+        if result.returncode not in (0, 1):
+            raise GitError(list(args), result.returncode, result.stderr)
+        tree, _, rest = result.stdout.partition("\0")
+        conflicts: list[str] = []
+        messages = ""
+        if result.returncode == 1:
+            # -z --name-only: "<tree>\0<path>\0...<path>\0\0<messages>"
+            names, _, messages = rest.partition("\0\0")
+            conflicts = [n for n in names.split("\0") if n]
+            if not conflicts:  # defensive: a conflict git reported without a path
+                conflicts = ["(unknown path)"]
+        return MergeTree(tree.strip(), tuple(sorted(set(conflicts))), _readable(messages))
+
+    # -- objects (safe without the lock: object writes are atomic renames) -----
+
+    async def commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
+        """A new commit of `tree` with `parents`; the message goes through stdin."""
+        parent_args: list[str] = []
+        for parent in parents:
+            parent_args += ["-p", parent]
+        result = await self.run(
+            "commit-tree", tree, *parent_args, "-F", "-",
+            input=message.encode("utf-8"), env=await self.identity_env(),
+        )  # fmt: skip
+        return result.stdout.strip()
+
+    # -- writes to the shared git dir (each takes write_lock) ------------------
+
+    async def update_ref(
+        self, ref: str, new: str, old: str | None = None, *, message: str = "plait"
+    ) -> bool:
+        """Set `ref` to `new` if it is still at `old` (compare-and-swap).
+
+        `old=None` updates unconditionally; `old=ZERO_OID` requires that `ref`
+        does not exist yet. Returns False if the ref was elsewhere.
+        """
+        async with self.write_lock:
+            return await self.update_ref_locked(ref, new, old, message=message)
+
+    async def update_ref_locked(
+        self, ref: str, new: str, old: str | None = None, *, message: str = "plait"
+    ) -> bool:
+        """`update_ref` for a caller that already holds `write_lock`."""
+        args = ["update-ref", "-m", message, ref, new, *([old] if old is not None else [])]
+        result = await self.run(*args, check=False)
+        if result.ok:
+            return True
+        current = await self.rev_parse(ref)
+        if old is not None and current != (None if old == ZERO_OID else old):
+            return False
+        raise GitError(args, result.returncode, result.stderr)
+
+    async def delete_ref(self, ref: str, old: str | None = None) -> bool:
+        """Delete `ref` if it is still at `old` (any value if None). False if it moved."""
+        async with self.write_lock:
+            return await self.delete_ref_locked(ref, old)
+
+    async def delete_ref_locked(self, ref: str, old: str | None = None) -> bool:
+        """`delete_ref` for a caller that already holds `write_lock`."""
+        args = ["update-ref", "-d", ref, *([old] if old is not None else [])]
+        result = await self.run(*args, check=False)
+        if result.ok:
+            return True
+        current = await self.rev_parse(ref)
+        if current is None:
+            return True
+        if old is not None and current != old:
+            return False
+        raise GitError(args, result.returncode, result.stderr)
+
+    async def create_branch(self, name: str, start: str, *, force: bool = False) -> None:
+        """Create branch `name` at `start` without upstream tracking."""
+        async with self.write_lock:
+            await self.run("branch", "--no-track", *(["--force"] if force else []), name, start)
+
+    async def delete_refs(self, refs: Iterable[str]) -> None:
+        """Delete many refs in one transaction (missing ones are ignored)."""
+        lines = "".join(f"delete {ref}\n" for ref in refs)
+        if lines:
+            async with self.write_lock:
+                await self.run("update-ref", "--stdin", input=lines.encode("utf-8"))
+
+    async def worktree_prune(self) -> None:
+        """Forget worktrees whose directories are gone."""
+        async with self.write_lock:
+            await self.run("worktree", "prune")
+
+
+def _readable(messages: str) -> str:
+    """merge-tree's -z message records as lines: "<n>\\0<paths…>\\0<type>\\0<text>\\0"."""
+    fields = messages.split("\0")
+    out: list[str] = []
+    i = 0
+    while i < len(fields):
+        count = fields[i]
+        if not count.isdigit():
+            i += 1
+            continue
+        n = int(count)
+        # skip the n paths and the conflict type; keep the human text
+        text_index = i + n + 2
+        if text_index < len(fields):
+            out.append(fields[text_index].rstrip("\n"))
+        i = text_index + 1
+    return "\n".join(out)

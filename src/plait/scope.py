@@ -1,0 +1,172 @@
+"""Scope enforcement: which of an attempt's changed paths it was not allowed to make.
+
+Three checks, all on repository-relative paths with `/` separators:
+
+- `check_scope`: paths outside the task's `writes` globs. Globs have gitignore
+  semantics anchored at the repository root: `*` stays within one folder, `**`
+  crosses folders, a pattern that names a folder covers everything below it,
+  and `package.json` is only the root file (`**/package.json` is any of them).
+  A task without `writes` may write anywhere (except protected paths).
+- `protected_violations`: paths no task may ever write, whatever its scope: git's
+  own files, folders of git hooks, and the configuration folders of coding agents.
+  Changing them would run code, or change an agent's permissions, the next time
+  someone uses the repository.
+- `outside_symlinks`: symbolic links whose target resolves outside the workspace,
+  through which a later task or the user would read or write elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pathspec
+
+#: Top-level folders that hold git hooks: writing them is writing code that runs
+#: on the next commit.
+HOOK_DIRS = (".githooks", ".husky")
+
+#: Agent configuration folders (permissions, hooks, MCP servers, instructions
+#: that agents load on start), protected at any depth.
+AGENT_CONFIG_DIRS = (".claude", ".plait", ".codex", ".gemini", ".cursor", ".opencode", ".amp")
+
+#: Name prefixes of aider's configuration and cache files and folders.
+AGENT_CONFIG_PREFIXES = (".aider",)
+
+
+def compile_scope(writes: Sequence[str]) -> pathspec.GitIgnoreSpec:
+    """The `writes` globs as one matcher, every pattern anchored at the repository root."""
+    lines: list[str] = []
+    for glob in writes:
+        negate = glob.startswith("!")
+        body = glob[1:] if negate else glob
+        anchored = body if body.startswith("/") else f"/{body}"
+        lines.append(("!" if negate else "") + anchored)
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def in_scope(path: str, writes: Sequence[str]) -> bool:
+    """True if a task with these `writes` may change `path`."""
+    return not writes or compile_scope(writes).match_file(path)
+
+
+def check_scope(changed: Sequence[str], writes: Sequence[str]) -> list[str]:
+    """The changed paths that `writes` does not cover (none when `writes` is empty)."""
+    if not writes:
+        return []
+    spec = compile_scope(writes)
+    return sorted({path for path in changed if not spec.match_file(path)})
+
+
+def protected_reason(path: str) -> str | None:
+    """Why no task may write `path`, or None if it is an ordinary path."""
+    parts = [part.lower() for part in path.strip("/").split("/") if part]
+    if not parts:
+        return None
+    if ".git" in parts:
+        return "git's own files"
+    if parts[0] in HOOK_DIRS and len(parts) > 1:
+        return "a git hooks folder"
+    for part in parts[:-1] if len(parts) > 1 else []:
+        if part in AGENT_CONFIG_DIRS or part.startswith(AGENT_CONFIG_PREFIXES):
+            return "an agent configuration folder"
+    last = parts[-1]
+    if last.startswith(AGENT_CONFIG_PREFIXES):
+        return "an agent configuration file"
+    return None
+
+
+def protected_violations(changed: Sequence[str]) -> list[str]:
+    """The changed paths that no task may write, whatever its scope."""
+    return sorted({path for path in changed if protected_reason(path) is not None})
+
+
+def outside_symlinks(root: Path, changed: Sequence[str]) -> list[str]:
+    """Changed paths in `root` that are symlinks resolving outside `root`.
+
+    The link's target is resolved the way the operating system would follow it
+    (relative to the link's folder, through other links); a dangling link is
+    judged by where it points.
+    """
+    base = os.path.realpath(root)
+    flagged: list[str] = []
+    for rel in changed:
+        link = root / rel
+        if not link.is_symlink():
+            continue
+        target = os.path.realpath(link)
+        if os.path.commonpath([base, target]) != base:
+            flagged.append(rel)
+    return sorted(flagged)
+
+
+#: Files of a git dir that run code or change git's behaviour for everyone who
+#: uses the repository: config (fsmonitor, hooksPath, filters, aliases), hooks,
+#: attributes (filter and diff drivers), a worktree's link to its common dir.
+GUARDED_FILES = ("config", "config.worktree", "info/attributes", "commondir")
+GUARDED_DIRS = ("hooks",)
+
+#: One guarded entry: ("file", bytes, executable) | ("link", target) | ("dir",).
+Entry = tuple[object, ...]
+
+
+def read_guarded(git_dir: Path) -> dict[str, Entry]:
+    """The guarded files under `git_dir`, keyed by their path relative to it."""
+    found: dict[str, Entry] = {}
+    for name in GUARDED_FILES:
+        _read_entry(git_dir, name, found)
+    for folder in GUARDED_DIRS:
+        _read_entry(git_dir, folder, found)
+        base = git_dir / folder
+        if base.is_dir() and not base.is_symlink():
+            for entry in sorted(base.rglob("*")):
+                _read_entry(git_dir, entry.relative_to(git_dir).as_posix(), found)
+    return found
+
+
+def _read_entry(git_dir: Path, rel: str, into: dict[str, Entry]) -> None:
+    path = git_dir / rel
+    if path.is_symlink():
+        into[rel] = ("link", str(path.readlink()))
+    elif path.is_dir():
+        into[rel] = ("dir",)
+    elif path.is_file():
+        into[rel] = ("file", path.read_bytes(), bool(path.stat().st_mode & 0o111))
+
+
+def guarded_changes(before: Mapping[str, Entry], after: Mapping[str, Entry]) -> list[str]:
+    """Guarded paths added, removed or changed between two `read_guarded` results."""
+    return sorted(rel for rel in set(before) | set(after) if before.get(rel) != after.get(rel))
+
+
+def restore_guarded(git_dir: Path, saved: Mapping[str, Entry]) -> None:
+    """Put the guarded files under `git_dir` back exactly as `saved` has them."""
+    now = read_guarded(git_dir)
+    for rel in sorted(set(now) - set(saved), reverse=True):  # added: deepest first
+        _remove(git_dir / rel)
+    for rel in sorted(saved):  # parents before children
+        entry = saved[rel]
+        if now.get(rel) == entry:
+            continue
+        target = git_dir / rel
+        if target.is_symlink() or target.exists():
+            _remove(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if entry[0] == "dir":
+            target.mkdir()
+        elif entry[0] == "link":
+            target.symlink_to(str(entry[1]))
+        else:
+            content = entry[1]
+            assert isinstance(content, bytes)
+            target.write_bytes(content)
+            target.chmod(0o755 if entry[2] else 0o644)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
