@@ -374,6 +374,21 @@ def test_a_follower_reads_whole_lines_only(store: Store, tmp_path: Path) -> None
     assert read_events(tmp_path / "missing.jsonl") == ([], 0)
 
 
+def test_inner_rollback_of_a_run_first_seen_inside(store: Store) -> None:
+    make_run(store, "r1")
+    make_run(store, "r2")
+    with store.batch():
+        store.add_event("r1", "a")
+        with pytest.raises(OSError), store.batch():
+            store.add_event("r2", "gone")
+            raise OSError("inner")
+        store.add_event("r2", "b")
+        store.add_event("r1", "c")
+    for run_id in ("r1", "r2"):
+        assert [e["seq"] for e in store.events(run_id)] == ([1, 2] if run_id == "r1" else [1])
+        assert file_events(store, run_id) == store.events(run_id)
+
+
 def test_events_file_is_repaired_from_the_database(home: Path) -> None:
     with Store.open(home) as store:
         make_run(store)

@@ -11,26 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 EVENTS_FILE = "events.jsonl"
-
-
-def event_dict(
-    run_id: str, seq: int, t: float, kind: str, task_id: str | None, data: str | None
-) -> dict[str, Any]:
-    """An event as it appears in events.jsonl, from its database columns."""
-    event: dict[str, Any] = {"t": t, "seq": seq, "run": run_id, "kind": kind, "task": task_id}
-    if data:
-        event.update(json.loads(data))
-    return event
-
-
-def event_line(event: Mapping[str, Any]) -> bytes:
-    """One line of events.jsonl (ASCII-only JSON, so any text survives)."""
-    return json.dumps(event, default=str).encode() + b"\n"
 
 
 def read_events(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -104,19 +89,17 @@ class EventFiles:
         fh.flush()
         os.fsync(fh.fileno())
 
-    def repair(
-        self, run_id: str, db_seq: int, events_after: Callable[[int], list[dict[str, Any]]]
-    ) -> None:
+    def repair(self, run_id: str, db_seq: int, lines_after: Callable[[int], list[str]]) -> None:
         """Make the file hold exactly the database's events 1..`db_seq`.
 
-        `events_after(seq)` returns the database's events after `seq`.
+        `lines_after(seq)` returns the database's event lines (JSON) after `seq`.
         """
         path = self.path(run_id)
         file_seq = last_complete_seq(path)
         if file_seq == db_seq:
             return
         if file_seq is not None and file_seq < db_seq:
-            self.append(run_id, [event_line(e) for e in events_after(file_seq)])
+            self.append(run_id, [f"{line}\n".encode() for line in lines_after(file_seq)])
             return
         # A cut-off or unreadable tail, or lines the database never kept: rewrite
         # from the database, atomically, so a follower never sees half a file.
@@ -126,7 +109,7 @@ class EventFiles:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as out:
-            out.writelines(event_line(e) for e in events_after(0))
+            out.writelines(f"{line}\n".encode() for line in lines_after(0))
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

@@ -31,7 +31,7 @@ from typing import Any
 
 from plait import storeschema as schema
 from plait.errors import RunNotFound
-from plait.eventlog import EventFiles, event_dict, event_line
+from plait.eventlog import EventFiles
 from plait.storeschema import AttemptRow, RunRow, TaskRow
 
 __all__ = [
@@ -188,7 +188,7 @@ class Store:
             self._conn.execute(f"RELEASE {name}")
             for run, lines in self._pending.lines.items():
                 del lines[marks.get(run, 0) :]
-            self._seq = seqs
+            self._seq = seqs  # runs first seen inside are read again from the database
             raise
         else:
             self._conn.execute(f"RELEASE {name}")
@@ -219,6 +219,13 @@ class Store:
         pending, self._pending = self._pending, _Pending({}, {})
         self._flush_events(pending.lines)
 
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one write statement in the open batch, or committed on its own; rowcount."""
+        if self._depth:  # the common case inside a scheduler step: no context manager
+            return self._exec(sql, params).rowcount
+        with self._transaction():
+            return self._exec(sql, params).rowcount
+
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._conn.execute(sql, params)
@@ -247,21 +254,11 @@ class Store:
         for task_id in task_ids:
             _component(task_id)
         with self._transaction():
+            where = (os.getpid(), socket.gethostname())
             self._exec(
                 "INSERT INTO runs (id, plan_name, plan_path, plan_json, base, branch, jobs,"
                 " status, started_at, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-                (
-                    run_id,
-                    plan_name,
-                    plan_path,
-                    plan_json,
-                    base,
-                    branch,
-                    jobs,
-                    started_at,
-                    os.getpid(),
-                    socket.gethostname(),
-                ),
+                (run_id, plan_name, plan_path, plan_json, base, branch, jobs, started_at, *where),
             )
             self._conn.executemany(
                 "INSERT INTO tasks (run_id, task_id, position, status) VALUES (?, ?, ?, 'pending')",
@@ -271,9 +268,8 @@ class Store:
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set run columns: status, finished_at, head, verify, wall_s, error, pid, base, branch."""
         sql, params = schema.update_sql("runs", schema.RUN_FIELDS, fields, "id = ?", (run_id,))
-        with self._transaction():
-            if self._exec(sql, params).rowcount == 0:
-                raise RunNotFound(f"no run {run_id!r}")
+        if self._write(sql, params) == 0:
+            raise RunNotFound(f"no run {run_id!r}")
 
     def run(self, run_id: str) -> RunRow:
         """One run's row; RunNotFound if there is none."""
@@ -326,21 +322,19 @@ class Store:
         _component(task_id)
         if status not in TASK_STATUSES:
             raise ValueError(f"status {status!r} is not one of {sorted(TASK_STATUSES)}")
-        with self._transaction():
-            self._exec(
-                "INSERT INTO tasks (run_id, task_id, position, status) SELECT ?, ?,"
-                " COALESCE(MAX(position) + 1, 0), ? FROM tasks WHERE run_id = ?",
-                (run_id, task_id, status, run_id),
-            )
+        self._write(
+            "INSERT INTO tasks (run_id, task_id, position, status) SELECT ?, ?,"
+            " COALESCE(MAX(position) + 1, 0), ? FROM tasks WHERE run_id = ?",
+            (run_id, task_id, status, run_id),
+        )
 
     def update_task(self, run_id: str, task_id: str, **fields: Any) -> None:
         """Set task columns (status, attempts, started_at, finished_at, commit, merged, …)."""
         sql, params = schema.update_sql(
             "tasks", schema.TASK_FIELDS, fields, "run_id = ? AND task_id = ?", (run_id, task_id)
         )
-        with self._transaction():
-            if self._exec(sql, params).rowcount == 0:
-                raise RunNotFound(f"no task {task_id!r} in run {run_id!r}")
+        if self._write(sql, params) == 0:
+            raise RunNotFound(f"no task {task_id!r} in run {run_id!r}")
 
     def tasks(self, run_id: str) -> list[TaskRow]:
         """A run's tasks, in the order the run listed them."""
@@ -375,12 +369,11 @@ class Store:
         """Record that attempt number `attempt` (1-based) of a task has started."""
         if kind not in schema.ATTEMPT_KINDS:
             raise ValueError(f"attempt kind {kind!r} is not one of {sorted(schema.ATTEMPT_KINDS)}")
-        with self._transaction():
-            self._exec(
-                "INSERT INTO attempts (run_id, task_id, attempt, kind, status, started_at,"
-                " workspace, start_commit) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                (run_id, task_id, attempt, kind, started_at, workspace, start_commit),
-            )
+        self._write(
+            "INSERT INTO attempts (run_id, task_id, attempt, kind, status, started_at,"
+            " workspace, start_commit) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+            (run_id, task_id, attempt, kind, started_at, workspace, start_commit),
+        )
 
     def finish_attempt(
         self,
@@ -399,28 +392,15 @@ class Store:
         commit: str | None = None,
     ) -> None:
         """Record how an attempt ended (status: an AttemptStatus value or "interrupted")."""
-        with self._transaction():
-            cur = self._exec(
-                "UPDATE attempts SET status = ?, finished_at = ?, exit_code = ?, error = ?,"
-                " cost_usd = ?, input_tokens = ?, output_tokens = ?, session_id = ?,"
-                " commit_sha = ? WHERE run_id = ? AND task_id = ? AND attempt = ?",
-                (
-                    status,
-                    finished_at,
-                    exit_code,
-                    error,
-                    cost_usd,
-                    input_tokens,
-                    output_tokens,
-                    session_id,
-                    commit,
-                    run_id,
-                    task_id,
-                    attempt,
-                ),
-            )
-            if cur.rowcount == 0:
-                raise RunNotFound(f"no attempt {attempt} of task {task_id!r} in run {run_id!r}")
+        usage = (cost_usd, input_tokens, output_tokens, session_id, commit)
+        changed = self._write(
+            "UPDATE attempts SET status = ?, finished_at = ?, exit_code = ?, error = ?,"
+            " cost_usd = ?, input_tokens = ?, output_tokens = ?, session_id = ?,"
+            " commit_sha = ? WHERE run_id = ? AND task_id = ? AND attempt = ?",
+            (status, finished_at, exit_code, error, *usage, run_id, task_id, attempt),
+        )
+        if changed == 0:
+            raise RunNotFound(f"no attempt {attempt} of task {task_id!r} in run {run_id!r}")
 
     def attempts(self, run_id: str, task_id: str | None = None) -> list[AttemptRow]:
         """A run's attempts (or one task's), in the order they started."""
@@ -471,30 +451,32 @@ class Store:
         clash = _EVENT_KEYS.intersection(data)
         if clash:
             raise ValueError(f"event data may not use the reserved keys {sorted(clash)}")
-        with self._transaction():
-            seq = self._last_seq(run_id) + 1
-            event: dict[str, Any] = {"t": time.time(), "seq": seq, "run": run_id, "kind": kind}
-            event["task"] = task_id
-            event.update(data)
-            payload = json.dumps(data, default=str) if data else None
-            self._exec(
-                "INSERT INTO events (run_id, seq, t, kind, task_id, data)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, seq, event["t"], kind, task_id, payload),
-            )
-            self._pending.seq_before.setdefault(run_id, seq - 1)
-            self._seq[run_id] = seq
-            self._pending.lines.setdefault(run_id, []).append(event_line(event))
+        if not self._depth:
+            with self._transaction():
+                return self.add_event(run_id, kind, task_id, **data)
+        seq = self._last_seq(run_id) + 1
+        event: dict[str, Any] = {"t": time.time(), "seq": seq, "run": run_id, "kind": kind}
+        event["task"] = task_id
+        event.update(data)
+        line = json.dumps(event, default=str)
+        self._exec(
+            "INSERT INTO events (run_id, seq, t, kind, task_id, line) VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, seq, event["t"], kind, task_id, line),
+        )
+        self._pending.seq_before.setdefault(run_id, seq - 1)
+        self._seq[run_id] = seq
+        self._pending.lines.setdefault(run_id, []).append(line.encode() + b"\n")
         return event
 
     def events(self, run_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
         """A run's events with seq > `after_seq`, oldest first, shaped as in the jsonl file."""
+        return [json.loads(line) for line in self._event_lines(run_id, after_seq)]
+
+    def _event_lines(self, run_id: str, after_seq: int) -> list[str]:
         rows = self._conn.execute(
-            "SELECT seq, t, kind, task_id, data FROM events WHERE run_id = ? AND seq > ?"
-            " ORDER BY seq",
-            (run_id, after_seq),
+            "SELECT line FROM events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after_seq)
         )
-        return [event_dict(run_id, *r) for r in rows]
+        return [str(r[0]) for r in rows]
 
     def events_path(self, run_id: str) -> Path:
         """``<home>/runs/<run>/events.jsonl`` (it may not exist yet)."""
@@ -510,13 +492,19 @@ class Store:
             seq = self._seq[run_id] = int(found[0])
             # First event of this run in this process: a crash may have cut the
             # file short of the database; bring it level before appending.
-            self._event_files.repair(run_id, seq, lambda after: self.events(run_id, after))
+            self._event_files.repair(run_id, seq, lambda after: self._event_lines(run_id, after))
         return seq
 
     def _flush_events(self, pending: dict[str, list[bytes]]) -> None:
         for run_id, lines in pending.items():
             if lines:
-                self._event_files.append(run_id, lines)
+                try:
+                    self._event_files.append(run_id, lines)
+                except OSError:
+                    # The rows are committed; forget the seq so that the run's next
+                    # event first repairs the file from the database.
+                    self._seq.pop(run_id, None)
+                    raise
 
     # --- history ------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (run_id, task_id, attempt))""",
         """CREATE TABLE events (
             run_id TEXT NOT NULL, seq INTEGER NOT NULL, t REAL NOT NULL, kind TEXT NOT NULL,
-            task_id TEXT, data TEXT, PRIMARY KEY (run_id, seq))""",
+            task_id TEXT, line TEXT NOT NULL, PRIMARY KEY (run_id, seq))""",
     ],
 ]
 
