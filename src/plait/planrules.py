@@ -213,7 +213,7 @@ def glob_problem(glob: str) -> str | None:
         return "contains a NUL byte"
     if glob.startswith(("/", "\\", "~")) or re.match(r"[A-Za-z]:[\\/]", glob):
         relative = glob.lstrip("/\\~") or "**"
-        return f"'{glob}' is absolute; globs start at the repository root, e.g. '{relative}'"
+        return f"'{glob}' is absolute; write it from the repository root, e.g. '{relative}'"
     parts = re.split(r"[\\/]", glob)
     if ".." in parts:
         return f"'{glob}' uses '..'; globs must stay inside the repository"

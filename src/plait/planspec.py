@@ -37,7 +37,7 @@ _UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 def parse_duration(value: str | float) -> float:
     """Seconds in `value`: a number of seconds, or text like ``90s``, ``30m``, ``1h30m``."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected {_DURATION_HELP}")
+        raise ValueError(f"expected {_DURATION_HELP}, got {describe(value)}")
     if not isinstance(value, str):
         return float(value)
     text = value.strip().replace(" ", "")

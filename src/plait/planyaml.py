@@ -68,6 +68,7 @@ class _Walker:
         self.out = Located(None)
         self.problems: list[Problem] = []
         self.seen: set[int] = set()
+        self.alias_path: str | None = None  # where the first alias was met
 
     def mark(self, node: yaml.Node) -> tuple[int, int]:
         return node.start_mark.line + self.first_line, node.start_mark.column + 1
@@ -80,7 +81,8 @@ class _Walker:
         if id(node) in self.seen:
             # The composer hands out the anchored node again for each alias: refusing
             # the second visit defuses "billion laughs" before anything expands.
-            self.problem(path, "YAML aliases (*name) are not allowed in a plan; write it out", at)
+            # Only the first is reported; `read_yaml` finds where it was written.
+            self.alias_path = path if self.alias_path is None else self.alias_path
             return None
         self.seen.add(id(node))
         self.out.values[path] = self.mark(node)
@@ -144,13 +146,28 @@ def read_yaml(text: str, *, file: str | None = None, first_line: int = 1) -> Loc
         raise PlanError([Problem("", f"not valid YAML: {what}", line, column)], file) from exc
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + first_line
-        message = f"not valid YAML: character {exc.character!r} is not allowed"
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        message = f"not valid YAML: the control character U+{code:04X} is not allowed"
         raise PlanError([Problem("", message, line, None)], file) from exc
     except (yaml.YAMLError, RecursionError) as exc:
         raise PlanError([Problem("", f"not valid YAML: {exc}", first_line, 1)], file) from exc
     walker = _Walker(first_line)
     if node is not None:
         walker.out.data = walker.value(node, "", 0)
+    if walker.alias_path is not None:
+        walker.problems.append(_alias_problem(text, walker.alias_path, first_line))
     if walker.problems:
-        raise PlanError(walker.problems, file)
+        raise PlanError(sorted(walker.problems, key=lambda p: p.line or 0), file)
     return walker.out
+
+
+def _alias_problem(text: str, path: str, first_line: int) -> Problem:
+    """The first alias, located where it is written (composed nodes only know the anchor)."""
+    line = column = None
+    for event in yaml.parse(text, Loader=_LOADER):
+        mark = event.start_mark
+        if isinstance(event, yaml.AliasEvent) and mark is not None:
+            line, column = mark.line + first_line, mark.column + 1
+            break
+    message = "YAML aliases (*name) are not allowed in a plan; write the value out"
+    return Problem(path, message, line, column)
