@@ -134,7 +134,8 @@ def test_output_is_captured_logged_and_streamed_by_line(tmp_path: Path) -> None:
     assert lines == ["one", "two", "three"]
     log = (tmp_path / "agent.log").read_text()
     assert "one\n" in log and "oops\n" in log and "three" in log
-    assert res.tail(2) == "two\nthree" and res.last_line() == "three"
+    assert res.tail(2) == "two\nthree"
+    assert res.last_line() == "oops" and res.stderr_tail == "oops\n"  # stderr first
     assert res.log_path == tmp_path / "agent.log"
 
 
@@ -229,6 +230,8 @@ def test_nonzero_exit(tmp_path: Path) -> None:
     res = run([PY, "-c", "import sys; print('bad input', file=sys.stderr); sys.exit(3)"], tmp_path)
     assert res.returncode == 3 and res.signal is None and not res.timed_out
     assert res.last_line() == "bad input"
+    quiet = run([PY, "-c", "print('only stdout'); print('  ')"], tmp_path)
+    assert quiet.last_line() == "only stdout"
 
 
 def test_killed_by_a_signal(tmp_path: Path) -> None:

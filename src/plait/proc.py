@@ -81,6 +81,7 @@ DEFAULT_LOG_CAP = 16 * 1024 * 1024
 DEFAULT_STDOUT_CAP = 8 * 1024 * 1024
 _CHUNK = 65536  # one pipe buffer
 _TAIL_BYTES = 16384  # agent output kept in memory for `ProcResult.tail`
+_STDERR_TAIL_BYTES = 4096
 _LINE_MAX = 65536  # an `on_line` line longer than this is handed over in pieces
 _DRAIN_S = 2.0  # after the kills, how long to wait for the pipes to reach EOF
 _SWEEP_ROUNDS = 5
@@ -150,6 +151,7 @@ class ProcResult:
     escaped_killed: int  # processes found by the marker after the group ended, and killed
     log_path: Path
     log_tail: str = ""  # the end of stdout+stderr (not plait's notes), kept in memory
+    stderr_tail: str = ""  # the end of stderr alone
 
     def tail(self, n_lines: int = 40) -> str:
         """The last `n_lines` lines the program printed (stdout and stderr), for notes."""
@@ -157,10 +159,15 @@ class ProcResult:
         return "\n".join(lines[-n_lines:]) if n_lines > 0 else ""
 
     def last_line(self) -> str:
-        """The last non-blank line the program printed, stripped ("" if none)."""
-        for line in reversed(self.log_tail.splitlines()):
-            if line.strip():
-                return line.strip()
+        """The last non-blank line of stderr, else of stdout, stripped ("" if none).
+
+        stderr first: that is where programs say why they failed, and a block-buffered
+        stdout is often flushed after it, at exit.
+        """
+        for text in (self.stderr_tail, self.log_tail):
+            for line in reversed(text.splitlines()):
+                if line.strip():
+                    return line.strip()
         return ""
 
 
@@ -407,8 +414,9 @@ class _Child:
         else:
             loop.add_reader(self._pidfd, self._on_exit)
         stdin_w, out_r, err_r = pipes
+        self.stderr_tail = bytearray()
         self.out = _Reader(loop, out_r, self._stdout_data)
-        self.err = _Reader(loop, err_r, log.write)
+        self.err = _Reader(loop, err_r, self._stderr_data)
         self.writer = _Writer(loop, stdin_w, stdin or b"") if stdin_w is not None else None
 
     def _on_exit(self) -> None:
@@ -416,6 +424,11 @@ class _Child:
         if self._pidfd is not None:
             self._loop.remove_reader(self._pidfd)
         _set_done(self.exited)
+
+    def _stderr_data(self, data: bytes) -> None:
+        self.log.write(data)
+        self.stderr_tail += data
+        del self.stderr_tail[:-_STDERR_TAIL_BYTES]
 
     def _stdout_data(self, data: bytes) -> None:
         self.log.write(data)
@@ -595,4 +608,5 @@ async def run_process(
         escaped_killed=child.escaped_killed,
         log_path=log_path,
         log_tail=bytes(log.tail[-_TAIL_BYTES:]).decode("utf-8", "replace"),
+        stderr_tail=bytes(child.stderr_tail).decode("utf-8", "replace"),
     )

@@ -1,0 +1,166 @@
+"""The `command` backend: any program is an agent.
+
+The agent's argv is ``agent.command + agent.args``. In each argv element these exact
+tokens are replaced, in one pass (a value that itself contains a token is left alone):
+
+    {task}  {run}  {attempt}  {workspace}  {prompt_file}  {output_file}
+
+Nothing else is interpreted: no shell, no ``str.format``. The prompt never goes into
+argv: it is written to ``PLAIT_PROMPT_FILE`` and also fed on standard input. The
+program runs in the workspace with `request.env` (built by the runner with
+`plait.proc.child_env`), in its own process group, with the marker
+``<run>/<task>/<attempt>``.
+
+Output: the content of ``PLAIT_OUTPUT_FILE`` if the program wrote it, else its standard
+output (the first MiB), stripped. Status: exit 0 → OK; another exit code → FAILED;
+ended by a signal → CRASHED; past its timeout → TIMEOUT; program missing or not
+executable → ERRORED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from plait import proc
+from plait.agents.base import AgentRequest, AgentResult, AttemptStatus
+from plait.model import Agent
+
+OUTPUT_CAP_BYTES = 1024 * 1024
+GRACE_S = 5.0
+
+_PLACEHOLDER = re.compile(r"\{(task|run|attempt|workspace|prompt_file|output_file)\}")
+
+
+def substitute(arg: str, values: Mapping[str, str]) -> str:
+    """Replace the placeholders in one argv element, in a single pass."""
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], arg)
+
+
+def build_argv(request: AgentRequest) -> list[str]:
+    """The argv of one attempt, placeholders filled in."""
+    agent = request.agent
+    values = {
+        "task": request.task_id,
+        "run": request.run_id,
+        "attempt": str(request.attempt),
+        "workspace": str(request.workspace),
+        "prompt_file": str(request.prompt_file),
+        "output_file": str(request.output_file),
+    }
+    return [substitute(arg, values) for arg in (*(agent.command or ()), *agent.args)]
+
+
+def signal_name(number: int) -> str:
+    """SIGSEGV for 11; "signal 99" for a number with no name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _read_output_file(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(OUTPUT_CAP_BYTES)
+    except FileNotFoundError:
+        return None
+    return data.decode("utf-8", "replace")
+
+
+class CommandBackend:
+    """Runs ``agent.command`` as the agent. `grace_s`: SIGTERM → SIGKILL on timeout."""
+
+    name = "command"
+    PASSTHROUGH_ENV: tuple[str, ...] = ()
+
+    def __init__(self, grace_s: float = GRACE_S) -> None:
+        self.grace_s = grace_s
+
+    def program(self, agent: Agent) -> str | None:
+        """argv[0] of the agent's command."""
+        return agent.command[0] if agent.command else None
+
+    def check(self, agent: Agent) -> str | None:
+        """None if argv[0] can be found (or cannot be judged before the run)."""
+        program = self.program(agent)
+        if not program:
+            return f"agent {agent.name!r} uses the command backend but has no `command`"
+        if _PLACEHOLDER.search(program):
+            return None  # e.g. {workspace}/agent.sh: only known at run time
+        if "/" in program:
+            if not os.path.isabs(program):
+                return None  # relative to the workspace, which does not exist yet
+            if os.path.isfile(program) and os.access(program, os.X_OK):
+                return None
+            return f"agent {agent.name!r}: {program} is not an executable file"
+        if shutil.which(program) is None:
+            return f"agent {agent.name!r}: program {program!r} not found on PATH"
+        return None
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        """Run the command once; see the module docstring for the mapping to a status."""
+        if not request.agent.command:
+            return AgentResult(
+                AttemptStatus.ERRORED,
+                error=f"agent {request.agent.name!r} has no `command` to run",
+            )
+        argv = build_argv(request)
+        prompt = request.prompt.encode("utf-8")
+        try:
+            request.attempt_dir.mkdir(parents=True, exist_ok=True)
+            request.prompt_file.write_bytes(prompt)
+            with contextlib.suppress(FileNotFoundError):
+                request.output_file.unlink()  # only what this attempt writes counts
+        except OSError as exc:
+            return AgentResult(AttemptStatus.ERRORED, error=f"cannot prepare the attempt: {exc}")
+        try:
+            done = await proc.run_process(
+                argv,
+                cwd=request.workspace,
+                env=request.env,
+                stdin=prompt,
+                log_path=request.log_file,
+                timeout_s=request.timeout_s,
+                grace_s=self.grace_s,
+                stdout_cap_bytes=OUTPUT_CAP_BYTES,
+                on_line=request.on_line,
+                marker=f"{request.run_id}/{request.task_id}/{request.attempt}",
+            )
+        except proc.SpawnError as exc:
+            return AgentResult(AttemptStatus.ERRORED, error=str(exc))
+        written = _read_output_file(request.output_file)
+        output = (written if written is not None else done.stdout).strip()
+        common: dict[str, Any] = {
+            "output": output,
+            "exit_code": done.returncode,
+            "duration_s": done.duration_s,
+        }
+        if done.timed_out:
+            how = f" (killed by {signal_name(done.signal)})" if done.signal else ""
+            return AgentResult(
+                AttemptStatus.TIMEOUT,
+                error=f"timed out after {request.timeout_s:g}s{how}",
+                **common,
+            )
+        if done.signal is not None:
+            error = f"killed by {signal_name(done.signal)}"
+            return AgentResult(AttemptStatus.CRASHED, error=_with_detail(error, done), **common)
+        if done.returncode != 0:
+            error = f"exited with code {done.returncode}"
+            return AgentResult(AttemptStatus.FAILED, error=_with_detail(error, done), **common)
+        return AgentResult(AttemptStatus.OK, **common)
+
+
+def _with_detail(error: str, done: proc.ProcResult) -> str:
+    last = done.last_line()
+    return f"{error}: {last[:300]}" if last else error
+
+
+BACKEND = CommandBackend()
