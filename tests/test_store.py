@@ -318,6 +318,16 @@ def test_events_are_mirrored_to_jsonl(store: Store) -> None:
         store.add_event("r1", "x", seq=5)
 
 
+def test_events_mirror_without_fsync_too(home: Path) -> None:
+    with Store.open(home, fsync_events=False) as store:
+        make_run(store)
+        with store.batch():
+            store.add_event("r1", "a")
+            store.add_event("r1", "b", x=1)
+        assert file_events(store, "r1") == store.events("r1")
+        assert len(store.events("r1")) == 2
+
+
 def test_event_lines_appear_at_commit_and_vanish_on_rollback(store: Store) -> None:
     make_run(store)
     store.add_event("r1", "one")

@@ -69,8 +69,9 @@ def last_complete_seq(path: Path, chunk: int = 65536) -> int | None:
 class EventFiles:
     """Open append handles on each run's events.jsonl, fsynced per append."""
 
-    def __init__(self, runs_dir: Path) -> None:
+    def __init__(self, runs_dir: Path, *, fsync: bool = True) -> None:
         self.runs_dir = runs_dir
+        self.fsync = fsync
         self._files: dict[str, IO[bytes]] = {}
 
     def path(self, run_id: str) -> Path:
@@ -78,7 +79,7 @@ class EventFiles:
         return self.runs_dir / run_id / EVENTS_FILE
 
     def append(self, run_id: str, lines: list[bytes]) -> None:
-        """Append whole lines and make them durable (one write, one fsync)."""
+        """Append whole lines and make them durable (one write, one fsync if enabled)."""
         fh = self._files.get(run_id)
         if fh is None:
             path = self.path(run_id)
@@ -87,7 +88,8 @@ class EventFiles:
             self._files[run_id] = fh
         fh.write(b"".join(lines))
         fh.flush()
-        os.fsync(fh.fileno())
+        if self.fsync:
+            os.fsync(fh.fileno())
 
     def repair(self, run_id: str, db_seq: int, lines_after: Callable[[int], list[str]]) -> None:
         """Make the file hold exactly the database's events 1..`db_seq`.
