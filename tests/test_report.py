@@ -307,7 +307,9 @@ def test_html_bars_match_attempts() -> None:
         if a.task_id in t.critical_path
     )
     # one predicted bar per task that has an estimate, edges drawn between rows
-    assert sum(1 for tag, d in p.tags if d.get("class") == "pred" and "data-task" in d) == len(t.predicted)
+    assert sum(1 for tag, d in p.tags if d.get("class") == "pred" and "data-task" in d) == len(
+        t.predicted
+    )
     assert sum(1 for tag, d in p.tags if tag == "path" and "edge" in d.get("class", "")) > 20
 
 

@@ -1,0 +1,360 @@
+"""The live board: fixed-width snapshot renders at points of a run, many rows, event lines."""
+
+from __future__ import annotations
+
+import calendar
+import io
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from plait.board import (
+    BoardRow,
+    BoardSnapshot,
+    LiveBoard,
+    format_event_line,
+    render_board,
+)
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE = os.environ.get("PLAIT_UPDATE_SNAPSHOTS") == "1"
+
+
+def _row(task: str, state: str, **kw: object) -> BoardRow:
+    base: dict[str, object] = {
+        "waiting_on": (),
+        "agent": "backend-engineer",
+        "attempt": 0,
+        "elapsed_s": None,
+        "cost_usd": None,
+        "last_line": "",
+    }
+    base.update(kw)
+    return BoardRow(task, state, **base)  # type: ignore[arg-type]
+
+
+def _snap(
+    rows: list[BoardRow], done: int, elapsed: float, eta: float | None, spend: float | None
+) -> BoardSnapshot:
+    return BoardSnapshot(
+        "20261127-195612-ab12", "oauth-login", tuple(rows), done, len(rows), elapsed, eta, spend, 4
+    )
+
+
+def run_points() -> dict[str, BoardSnapshot]:
+    """Three moments of one synthetic eight-task run."""
+    start = [
+        _row(
+            "contract",
+            "running",
+            agent="architect",
+            attempt=1,
+            elapsed_s=2.1,
+            cost_usd=0.01,
+            last_line="Reading docs/ and the existing routes…",
+        ),
+        _row("schema", "running", attempt=1, elapsed_s=2.0, last_line="$ alembic revision"),
+        _row("login-ui", "running", agent="frontend-engineer", attempt=1, elapsed_s=1.9),
+        _row("lint-config", "running", agent="scripted", attempt=1, elapsed_s=1.2),
+        _row("oauth-service", "waiting", waiting_on=("contract", "schema")),
+        _row("docs", "ready", agent="architect"),
+        _row("e2e-tests", "waiting", agent="qa", waiting_on=("oauth-service", "login-ui")),
+        _row("migrate-data", "waiting", waiting_on=("schema",)),
+    ]
+    middle = [
+        _row(
+            "contract",
+            "merged",
+            agent="architect",
+            attempt=1,
+            elapsed_s=41.0,
+            cost_usd=0.12,
+            last_line="Wrote docs/api.md",
+        ),
+        _row(
+            "schema",
+            "failed",
+            attempt=2,
+            elapsed_s=95.5,
+            cost_usd=0.31,
+            last_line="E   AssertionError: users.email must be unique",
+        ),
+        _row(
+            "login-ui",
+            "rerunning",
+            agent="frontend-engineer",
+            attempt=2,
+            elapsed_s=12.0,
+            cost_usd=0.22,
+            last_line="conflict in src/components/auth/Login.tsx; rebasing",
+        ),
+        _row("lint-config", "merging", agent="scripted", attempt=1, elapsed_s=30.2),
+        _row("oauth-service", "skipped", waiting_on=("schema",)),
+        _row(
+            "docs",
+            "verifying",
+            agent="architect",
+            attempt=1,
+            elapsed_s=20.0,
+            cost_usd=0.05,
+            last_line="$ mkdocs build --strict " + "x" * 120,
+        ),
+        _row("e2e-tests", "skipped", agent="qa"),
+        _row("migrate-data", "skipped"),
+    ]
+    end = [
+        _row("contract", "merged", agent="architect", attempt=1, elapsed_s=41.0, cost_usd=0.12),
+        _row(
+            "schema",
+            "failed",
+            attempt=2,
+            elapsed_s=95.5,
+            cost_usd=0.31,
+            last_line="E   AssertionError: users.email must be unique",
+        ),
+        _row(
+            "login-ui",
+            "merged",
+            agent="frontend-engineer",
+            attempt=2,
+            elapsed_s=64.0,
+            cost_usd=0.40,
+        ),
+        _row("lint-config", "merged", agent="scripted", attempt=1, elapsed_s=31.0),
+        _row("oauth-service", "skipped"),
+        _row("docs", "conflicted", agent="architect", attempt=3, elapsed_s=80.0, cost_usd=0.09),
+        _row("e2e-tests", "skipped", agent="qa"),
+        _row("migrate-data", "cancelled"),
+    ]
+    return {
+        "start": _snap(start, 0, 2.2, None, 0.01),
+        "middle": _snap(middle, 5, 130.0, 52.0, 0.70),
+        "end": _snap(end, 8, 181.0, 0.0, 0.92),
+    }
+
+
+def big(n: int = 200) -> BoardSnapshot:
+    """A run of `n` quick tasks, most finished, four running, some waiting."""
+    rows = []
+    for i in range(n):
+        state = "merged" if i < n - 30 else "running" if i < n - 26 else "waiting"
+        if i in (7, 50):
+            state = "failed"
+        rows.append(
+            _row(
+                f"task-{i:03d}",
+                state,
+                agent="scripted",
+                attempt=1,
+                elapsed_s=0.4 + i / 100,
+                cost_usd=None,
+                waiting_on=("task-001",) if state == "waiting" else (),
+                last_line=f"step {i} done",
+            )
+        )
+    return _snap(rows, n - 28, 61.0, 9.5, None)
+
+
+def render(snapshot: BoardSnapshot, max_rows: int | None = None) -> str:
+    console = Console(
+        width=100, record=True, force_terminal=False, color_system=None, file=io.StringIO()
+    )
+    console.print(render_board(snapshot, max_rows=max_rows))
+    return console.export_text()
+
+
+def check_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / f"{name}.txt"
+    if UPDATE:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    assert path.exists(), f"{path} missing: run once with PLAIT_UPDATE_SNAPSHOTS=1 and review it"
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("point", ["start", "middle", "end"])
+def test_board_snapshot(point: str) -> None:
+    text = render(run_points()[point])
+    check_snapshot(f"board-{point}", text)
+    assert all(len(line) <= 100 for line in text.splitlines())
+
+
+def test_board_order_and_content() -> None:
+    text = render(run_points()["middle"])
+    lines = text.splitlines()
+    assert "5/8 done" in lines[1] and "left ~52s" in lines[1] and "spend $0.70" in lines[1]
+    assert "█" in lines[1] and "░" in lines[1]
+    order = [ln.split()[0] for ln in lines[3:]]
+    # moving first, then finished with failures before successes and skips
+    assert order[:3] == ["login-ui", "lint-config", "docs"]
+    assert order.index("schema") < order.index("oauth-service") < order.index("contract")
+    assert "↻ rerunning" in text and "⇢ merging" in text and "◎ verifying" in text
+    assert "✘ failed" in text and "E   AssertionError" in text
+    assert "…" in next(ln for ln in lines if ln.startswith("docs"))  # long line cut to fit
+    start = render(run_points()["start"])
+    assert "◷ waiting on contract, schema" in start and "○ ready" in start
+    assert "left —" in start
+
+
+def test_many_rows_fold_into_a_summary_and_render_fast() -> None:
+    snap = big(200)
+    text = render(snap, max_rows=30)
+    check_snapshot("board-200", text)
+    lines = text.splitlines()
+    assert len(lines) <= 30 + 5
+    assert "✔ 168 finished and merged" in text  # 170 ended, two of them failed
+    for i in range(170, 174):
+        assert f"task-{i:03d}" in text  # every running task stays visible
+    assert "task-007" in text and "task-050" in text  # failures stay visible
+    assert "… " in text and "more: " in text and "waiting" in text
+    # one render of 200 rows, timed: the refresh thread does this ~4 times a second
+    console = Console(width=100, file=io.StringIO(), force_terminal=True, color_system="truecolor")
+    t0 = time.perf_counter()
+    reps = 20
+    for _ in range(reps):
+        console.print(render_board(snap, max_rows=40))
+    per = (time.perf_counter() - t0) / reps
+    print(f"board: one 200-task render (40 rows drawn) took {per * 1000:.1f} ms")
+    assert per < 0.1  # measured ~4 ms here; rich.Table took ~90 ms
+    t0 = time.perf_counter()
+    console.print(render_board(snap))
+    print(f"board: unfolded 200 rows took {(time.perf_counter() - t0) * 1000:.1f} ms")
+
+
+def test_agent_output_cannot_drive_the_terminal() -> None:
+    hostile = "\x1b[2J\x1b[31m[bold red]pwned[/] \x07done\r\n"
+    snap = _snap([_row("x", "running", attempt=1, last_line=hostile)], 0, 1.0, None, None)
+    console = Console(width=100, file=io.StringIO(), force_terminal=True, color_system="standard")
+    console.print(render_board(snap))
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[2J" not in out and "\x07" not in out and "\r" not in out
+    assert "[bold red]pwned[/] done" in render(snap)  # markup shown, not interpreted
+
+
+def test_live_board_update_only_stores() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=100, height=30, force_terminal=True, color_system=None)
+    snaps = run_points()
+    with LiveBoard(console, refresh_per_second=20) as board:
+        t0 = time.perf_counter()
+        for _ in range(100_000):
+            board.update(snaps["start"])
+        spent = time.perf_counter() - t0
+        board.update(snaps["middle"])
+        time.sleep(0.3)  # rich's thread draws meanwhile
+    print(f"board: update() costs {spent / 100_000 * 1e9:.0f} ns")
+    assert spent < 1.0
+    text = out.getvalue()
+    assert "5/8 done" in text and "↻ rerunning" in text
+
+
+def test_live_board_fits_terminal_height() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=100, height=24, force_terminal=True, color_system=None)
+    board = LiveBoard(console, refresh_per_second=4)
+    board.update(big(200))
+    frame = Console(width=100, record=True, file=io.StringIO(), color_system=None)
+    frame.print(board._renderable())
+    assert len(frame.export_text().splitlines()) <= 24
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+T = float(calendar.timegm((2026, 11, 27, 16, 23, 4, 0, 0, 0)))
+
+
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (
+            {"kind": "attempt_started", "task": "api", "attempt": 1},
+            "16:23:04 api        started attempt 1",
+        ),
+        (
+            {"kind": "attempt_started", "task": "api", "attempt": 2, "reason": "retry"},
+            "16:23:04 api        started attempt 2 (retry)",
+        ),
+        (
+            {
+                "kind": "attempt_finished",
+                "task": "api",
+                "attempt": 1,
+                "status": "failed",
+                "duration_s": 12.34,
+                "error": "exit 1\nTraceback...",
+            },
+            "16:23:04 api        attempt 1 failed in 12s: exit 1 Traceback...",
+        ),
+        (
+            {
+                "kind": "task_finished",
+                "task": "oauth-service-long",
+                "outcome": "succeeded",
+                "duration_s": 75,
+            },
+            "16:23:04 oauth-service-long succeeded in 1m 15s",
+        ),
+        (
+            {"kind": "merged", "task": "api", "commit": "0123456789abcdef", "files": ["a", "b"]},
+            "16:23:04 api        merged 0123456789 (2 files)",
+        ),
+        (
+            {"kind": "conflict", "task": "ui", "files": ["src/a.ts"]},
+            "16:23:04 ui         merge conflict in src/a.ts, re-running on the new tip",
+        ),
+        (
+            {"kind": "run_started", "task": None, "run": "r1", "tasks": 8, "jobs": 4},
+            "16:23:04 run        run r1 started · tasks 8 · jobs 4",
+        ),
+        (
+            {"kind": "run_finished", "task": None, "status": "failed", "wall_s": 181},
+            "16:23:04 run        run finished: failed in 3m 01s",
+        ),
+        (
+            {"kind": "verify_finished", "task": None, "ok": True},
+            "16:23:04 run        verify passed",
+        ),
+        (
+            {"kind": "skipped", "task": "e2e", "reason": "needs schema, which failed"},
+            "16:23:04 e2e        skipped: needs schema, which failed",
+        ),
+        (
+            {"kind": "rate_limited", "task": "api", "wait_s": 30},
+            "16:23:04 api        rate-limited, retrying in 30s",
+        ),
+        (
+            {"kind": "retry", "task": "api", "attempt": 2},
+            "16:23:04 api        retrying as attempt 2",
+        ),
+        ({"kind": "something_new", "task": "api", "x": 1}, "16:23:04 api        something new x=1"),
+    ],
+)
+def test_event_lines(utc: None, event: dict[str, object], line: str) -> None:
+    assert format_event_line({"t": T, "seq": 1, "run": "r1", **event}) == line
+
+
+def test_event_line_is_one_clean_line(utc: None) -> None:
+    line = format_event_line(
+        {
+            "t": T,
+            "kind": "task_finished",
+            "task": "a\x1b[2Jb",
+            "outcome": "failed",
+            "error": "x" * 1000 + "\n\x1b[31mred",
+        }
+    )
+    assert "\n" not in line and "\x1b" not in line
+    assert len(line) < 220 and re.match(r"16:23:04 ab +failed: x", line)
