@@ -334,7 +334,8 @@ def test_kill_marked_spares_others(tmp_path: Path) -> None:
         codes = [await p.wait() for p in procs[:2]]
         assert codes == [-signal.SIGKILL, -signal.SIGKILL]
         assert procs[2].returncode is None
-        assert proc.kill_marked(other, signal.SIGTERM) == 1
+        assert proc.kill_marked(other[:-2], signal.SIGTERM) == 0  # exact by default
+        assert proc.kill_marked(other[:-2], signal.SIGTERM, prefix=True) == 1
         assert await procs[2].wait() == -signal.SIGTERM
 
     asyncio.run(main())

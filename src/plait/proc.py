@@ -82,6 +82,7 @@ DEFAULT_STDOUT_CAP = 8 * 1024 * 1024
 _CHUNK = 65536  # one pipe buffer
 _TAIL_BYTES = 16384  # agent output kept in memory for `ProcResult.tail`
 _STDERR_TAIL_BYTES = 4096
+_ENVIRON_READ = 32768  # one read() takes a whole /proc/<pid>/environ, nearly always
 _LINE_MAX = 65536  # an `on_line` line longer than this is handed over in pieces
 _DRAIN_S = 2.0  # after the kills, how long to wait for the pipes to reach EOF
 _SWEEP_ROUNDS = 5
@@ -113,10 +114,9 @@ def child_env(
 
     The `ENV_ALLOWLIST` names and the `passthrough` names (what a backend needs, e.g.
     ANTHROPIC_API_KEY; ``ANTHROPIC_*`` is a prefix) that are set in `base` (default:
-    `os.environ`), then `extra`
-    (the plan's `env`, which may override those), then `plait_vars`, which nothing
-    overrides. `GIT_SCRUBBED` variables and `PLAIT_MARKER` are dropped from every
-    source (`run_process` sets the marker itself).
+    `os.environ`), then `extra` (the plan's `env`, which may override those), then
+    `plait_vars`, which nothing overrides. `GIT_SCRUBBED` variables and `PLAIT_MARKER`
+    are dropped from every source (`run_process` sets the marker itself).
     """
     source: Mapping[str, str] = os.environ if base is None else base
     env: dict[str, str] = {}
@@ -337,14 +337,14 @@ def _kill_marked(needle: bytes, sig: int, exclude_pgid: int | None) -> set[int]:
         except OSError:  # gone, or another user's
             continue
         try:
-            chunks = [b"\0"]
-            while chunk := os.read(fd, _CHUNK):
-                chunks.append(chunk)
+            data = b"\0" + os.read(fd, _ENVIRON_READ)
+            while len(data) > _ENVIRON_READ and (more := os.read(fd, _ENVIRON_READ)):
+                data += more  # a rare environment larger than one read
         except OSError:
             continue
         finally:
             os.close(fd)
-        if needle not in b"".join(chunks):
+        if needle not in data:
             continue
         pid = int(name)
         if exclude_pgid is not None and _pgid(pid) == exclude_pgid:
@@ -357,13 +357,22 @@ def _kill_marked(needle: bytes, sig: int, exclude_pgid: int | None) -> set[int]:
     return killed
 
 
-def kill_marked(marker: str, sig: int = signal.SIGKILL, *, exclude_pgid: int | None = None) -> int:
+def kill_marked(
+    marker: str,
+    sig: int = signal.SIGKILL,
+    *,
+    prefix: bool = False,
+    exclude_pgid: int | None = None,
+) -> int:
     """Send `sig` to every process whose environment holds `PLAIT_MARKER=<marker>`.
 
+    With `prefix`, any marker starting with `marker` matches: ``kill_marked(f"{run}/",
+    prefix=True)`` ends whatever a run killed with SIGKILL left behind (for resume).
     Scans `/proc/*/environ` (Linux; elsewhere finds nothing). Never signals plait
     itself, nor members of process group `exclude_pgid`. Returns how many were signalled.
     """
-    return len(_kill_marked(f"\0{MARKER_VAR}={marker}\0".encode(), sig, exclude_pgid))
+    needle = f"\0{MARKER_VAR}={marker}" + ("" if prefix else "\0")
+    return len(_kill_marked(needle.encode(), sig, exclude_pgid))
 
 
 def _processes_created_since(pid: int) -> bool:

@@ -133,7 +133,7 @@ class CommandBackend:
                 on_line=request.on_line,
                 marker=f"{request.run_id}/{request.task_id}/{request.attempt}",
             )
-        except proc.SpawnError as exc:
+        except OSError as exc:  # proc.ProgramNotFound / SpawnError, or the log unwritable
             return AgentResult(AttemptStatus.ERRORED, error=str(exc))
         written = _read_output_file(request.output_file)
         output = (written if written is not None else done.stdout).strip()
