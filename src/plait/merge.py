@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from plait import proc
 from plait.errors import GitError
 from plait.git import Git, scrubbed_env
 from plait.model import Command
-from plait.workspace import run_command
 
 #: How often a merge is recomputed when the branch moved under it (the queue is
 #: the only writer, so losing the swap at all means something else wrote it).
@@ -129,10 +129,14 @@ class MergeQueue:
             await self.git.run("worktree", "add", "--no-checkout", "--detach", str(path), commit)
         try:
             await self.git.run("read-tree", "--reset", "-u", "HEAD", cwd=path)
-            result = await run_command(
-                self.verify_command, cwd=path, env=self.env, log_file=log,
-                timeout_s=self.verify_timeout_s,
-            )  # fmt: skip
+            try:
+                result: proc.ProcResult | None = await proc.run_process(
+                    list(self.verify_command), cwd=path, env=self.env, stdin=None, log_path=log,
+                    timeout_s=self.verify_timeout_s, marker=f"verify/{path.name}",
+                )  # fmt: skip
+                spawn_error = ""
+            except proc.SpawnError as exc:
+                result, spawn_error = None, f"verify could not start: {exc}"
         finally:
             async with self.git.write_lock:
                 removed = await self.git.run(
@@ -141,7 +145,11 @@ class MergeQueue:
                 if not removed.ok:
                     shutil.rmtree(path, ignore_errors=True)
                     await self.git.run("worktree", "prune")
-        tail = result.output_tail[-TAIL_CHARS:]
+        duration = time.monotonic() - started
+        if result is None:
+            return VerifyResult(False, spawn_error, duration, commit, log)
+        tail = result.log_tail[-TAIL_CHARS:]
         if result.timed_out:
             tail += f"\n(verify timed out after {self.verify_timeout_s}s)"
-        return VerifyResult(result.ok, tail, time.monotonic() - started, commit, log)
+        ok = result.returncode == 0 and not result.timed_out
+        return VerifyResult(ok, tail, duration, commit, log)

@@ -17,17 +17,15 @@ out files, staging and writing objects run in parallel.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
-import os
 import shutil
-import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from plait import proc
 from plait.errors import Error, GitError
 from plait.git import Git, GitResult, scrubbed_env
 from plait.model import Command, ScopePolicy
@@ -44,13 +42,11 @@ from plait.scope import (
 __all__ = [
     "Change",
     "CleanReport",
-    "CommandResult",
     "InPlaceProvider",
     "SetupFailed",
     "Workspace",
     "WorktreeProvider",
     "integration_branch",
-    "run_command",
     "snapshot_ref",
     "task_branch",
 ]
@@ -124,90 +120,6 @@ class CleanReport:
     snapshots: tuple[str, ...] = ()  # refs holding work that would otherwise be lost
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    """How a setup or verify command ended, with the tail of its output."""
-
-    returncode: int
-    output_tail: str
-    duration_s: float
-    timed_out: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
-
-
-TAIL_BYTES = 16_384
-KILL_GRACE_S = 2.0
-
-
-async def run_command(
-    argv: Command,
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    log_file: Path | None = None,
-    timeout_s: float | None = None,
-) -> CommandResult:
-    """Run one argv command in its own process group, output to `log_file`.
-
-    Never through a shell (a plan's string command already is `/bin/sh -c ...`).
-    On timeout or cancellation the whole group gets SIGTERM, then SIGKILL.
-    """
-    started = time.monotonic()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return CommandResult(127, f"cannot start {argv[0]}: {exc}", time.monotonic() - started)
-    tail = bytearray()
-    log = log_file.open("ab") if log_file is not None else None
-
-    async def pump() -> None:
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(65_536):
-            if log is not None:
-                log.write(chunk)
-            tail.extend(chunk)
-            del tail[:-TAIL_BYTES]
-        await proc.wait()
-
-    timed_out = False
-    try:
-        await asyncio.wait_for(pump(), timeout_s)
-    except TimeoutError:
-        timed_out = True
-        await _end_group(proc)
-    except BaseException:
-        await asyncio.shield(_end_group(proc))
-        raise
-    finally:
-        if log is not None:
-            log.close()
-    code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
-    text = tail.decode("utf-8", errors="replace")
-    return CommandResult(code, text, time.monotonic() - started, timed_out)
-
-
-async def _end_group(proc: asyncio.subprocess.Process) -> None:
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        try:
-            await asyncio.wait_for(proc.wait(), wait)
-            return
-        except TimeoutError:
-            continue
-
-
 def _porcelain_paths(output: str) -> list[str]:
     """Paths from `git status --porcelain=v1 -z` (both sides of a rename)."""
     fields = output.split("\0")
@@ -273,15 +185,25 @@ class WorktreeProvider:
             self._shared = read_guarded(self.git.common_dir)
         path = self.path_for(task_id, attempt)
         branch = task_branch(self.run_id, task_id)
+        add = (
+            "worktree",
+            "add",
+            "--no-checkout",
+            "--no-track",
+            "-B",
+            branch,
+            str(path),
+            start_commit,
+        )
         async with self.git.write_lock:
-            await self._make_room(path, branch)
             path.parent.mkdir(parents=True, exist_ok=True)
             # --no-checkout: only the registration needs the lock; the files are
             # written below, in parallel with other workspaces.
-            await self.git.run(
-                "worktree", "add", "--no-checkout", "--no-track", "-B", branch,
-                str(path), start_commit,
-            )  # fmt: skip
+            if path.exists() or not (await self.git.run(*add, check=False)).ok:
+                # a leftover of an interrupted run, or the branch is still checked
+                # out by an earlier attempt kept for inspection
+                await self._make_room(path, branch)
+                await self.git.run(*add)
         dotgit = (path / ".git").read_bytes()
         git_dir = Path(dotgit.decode().removeprefix("gitdir:").strip())
         ws = Workspace(task_id, attempt, path, branch, start_commit, git_dir)
@@ -289,15 +211,8 @@ class WorktreeProvider:
         await self._git(ws, "read-tree", "--reset", "-u", "HEAD")
         if self.copy or self.setup:
             copied = self._copy_files(path)
-            log = path.parent / f"{path.name}.setup.log"
-            for command in self.setup:
-                result = await run_command(
-                    command, cwd=path, env=self.setup_env, log_file=log,
-                    timeout_s=self.setup_timeout_s,
-                )  # fmt: skip
-                if not result.ok:
-                    how = "timed out" if result.timed_out else f"exited {result.returncode}"
-                    raise SetupFailed(f"setup {' '.join(command)} {how}", result.output_tail)
+            for number, command in enumerate(self.setup, 1):
+                await self._run_setup(ws, number, command)
             status = await self._git(ws, "status", "--porcelain=v1", "-z", readonly=True)
             excluded = sorted({*copied, *_porcelain_paths(status.stdout)})
             ws = Workspace(task_id, attempt, path, branch, start_commit, git_dir, tuple(excluded))
@@ -363,11 +278,14 @@ class WorktreeProvider:
                 ws.path.parent.rmdir()  # the run's folder, once empty
             await self._delete_branch_if_done(ws)
 
-    async def snapshot(self, ws: Workspace, *, run_id: str | None = None) -> str | bool:
+    async def snapshot(
+        self, ws: Workspace, *, run_id: str | None = None, locked: bool = False
+    ) -> str | bool:
         """Save uncommitted work in `ws` to its snapshot ref.
 
         Returns the snapshot ref, True if there was nothing to save, False if
-        saving failed (the worktree must then be kept).
+        saving failed (the worktree must then be kept). `locked`: the caller
+        holds `Git.write_lock`.
         """
         git_dir = ws.git_dir or _git_dir_of(ws.path, self.git.common_dir)
         if not ws.path.is_dir() or git_dir is None:
@@ -393,7 +311,10 @@ class WorktreeProvider:
             note = f"plait: uncommitted work of {ws.task_id} attempt {ws.attempt}\n"
             commit = await self.git.commit_tree(tree, [head], note)
             ref = snapshot_ref(run_id or self.run_id, ws.task_id, ws.attempt)
-            await self.git.update_ref(ref, commit, message="plait: snapshot")
+            if locked:
+                await self.git.update_ref_locked(ref, commit, message="plait: snapshot")
+            else:
+                await self.git.update_ref(ref, commit, message="plait: snapshot")
             return ref
         except GitError:
             return False
@@ -485,6 +406,24 @@ class WorktreeProvider:
             input="\0".join(specs).encode("utf-8", errors="surrogateescape"),
         )  # fmt: skip
 
+    async def _run_setup(self, ws: Workspace, number: int, command: Command) -> None:
+        """Run one setup command in the workspace; SetupFailed with its output if it fails."""
+        log = ws.path.parent / f"{ws.path.name}.setup-{number}.log"
+        shown = " ".join(command)
+        try:
+            result = await proc.run_process(
+                list(command), cwd=ws.path, env=self.setup_env, stdin=None, log_path=log,
+                timeout_s=self.setup_timeout_s,
+                marker=f"{self.run_id}/{ws.task_id}/{ws.attempt}/setup-{number}",
+            )  # fmt: skip
+        except proc.SpawnError as exc:
+            raise SetupFailed(f"setup {shown} could not start: {exc}") from exc
+        if result.timed_out:
+            raise SetupFailed(f"setup {shown} timed out", result.tail())
+        if result.returncode != 0:
+            how = f"exited {result.returncode}" if result.signal is None else "was killed"
+            raise SetupFailed(f"setup {shown} {how}", result.tail())
+
     async def _commit(self, ws: Workspace, message: str) -> None:
         """Commit the worktree onto the task branch, with plumbing: no hooks, no editor."""
         await self._stage(ws)
@@ -538,6 +477,11 @@ class WorktreeProvider:
             if self.worktrees_dir not in info.path.parents:
                 continue  # never touch a worktree plait did not make
             if info.path == path:
+                task, _, attempt = path.name.rpartition("-")
+                git_dir = _git_dir_of(path, self.git.common_dir)
+                stale = Workspace(task, int(attempt or 0), path, "", info.head or "", git_dir)
+                if await self.snapshot(stale, locked=True) is False:
+                    path.rename(path.with_name(f"{path.name}.stale-{time.time_ns()}"))
                 await self._remove_worktree(path)
             elif info.branch == f"refs/heads/{branch}" and info.head:
                 # an earlier attempt kept for inspection: detach it from the branch
@@ -563,11 +507,11 @@ class WorktreeProvider:
         tip = await self.git.rev_parse(ref)
         if tip is None:
             return
-        if any(info.branch == ref for info in await self.git.worktree_list()):
-            return  # a newer attempt is using it
         target = await self.git.rev_parse(f"refs/heads/{integration_branch(self.run_id)}")
         if tip == ws.start_commit or (target and await self.git.is_ancestor(tip, target)):
-            await self.git.delete_ref_locked(ref, tip)
+            # `branch -D`, not update-ref: it refuses while a newer attempt has the
+            # branch checked out, and that refusal is the answer we want.
+            await self.git.run("branch", "-D", ws.branch, check=False)
 
     def _copy_files(self, dest_root: Path) -> list[str]:
         """Copy the plan's `copy` globs from the main checkout; the copied paths."""
