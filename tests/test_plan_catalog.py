@@ -251,6 +251,13 @@ CASES: list[tuple[str, str | bytes, str, int | None, str]] = [
         None,
         "nested more than",
     ),
+    (
+        "complex-key",
+        plan(OK_TASK, top="? [a, b]  #<\n: x\n"),
+        "",
+        None,
+        "mapping keys must be plain text",
+    ),
     ("jobs-wrong-type", plan(OK_TASK, top="jobs: four  #<\n"), "jobs", None, "whole number"),
     ("jobs-zero", plan(OK_TASK, top="jobs: 0  #<\n"), "jobs", None, "between 1 and 256"),
     ("jobs-float", plan(OK_TASK, top="jobs: 2.5  #<\n"), "jobs", None, "whole number"),

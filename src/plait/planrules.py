@@ -159,7 +159,8 @@ def _check_prompt(path: str, prompt: str, ids: set[str], self_id: str | None, ad
         add(path, "the prompt contains a NUL byte; prompts are text")
         return
     try:
-        refs = template_refs(prompt)
+        # Template syntax always has a brace ({{, {%, {#): most prompts skip the parse.
+        refs = template_refs(prompt) if "{" in prompt else {}
     except TemplateProblem as exc:
         at = f" (line {exc.line} of the prompt)" if exc.line and exc.line > 1 else ""
         add(path, f"{exc}{at}")

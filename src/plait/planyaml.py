@@ -19,6 +19,7 @@ MAX_PLAN_BYTES = 2 * 1024 * 1024  # a plan, or a prompt_file, larger than this i
 MAX_DEPTH = 32  # YAML nesting; real plans need about 6
 
 _STD = "tag:yaml.org,2002:"
+_STR, _TIMESTAMP, _SEQ, _MAP = (_STD + t for t in ("str", "timestamp", "seq", "map"))
 _SCALAR_TAGS = {_STD + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
 # libyaml when present: about 3x faster, and it caps nesting itself.
 _LOADER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -73,11 +74,11 @@ class _Walker:
     def mark(self, node: yaml.Node) -> tuple[int, int]:
         return node.start_mark.line + self.first_line, node.start_mark.column + 1
 
-    def problem(self, path: str, message: str, at: tuple[int, int]) -> None:
-        self.problems.append(Problem(path, message, *at))
+    def problem(self, path: str, message: str, node: yaml.Node) -> None:
+        line, column = self.out.keys.get(path) or self.mark(node)
+        self.problems.append(Problem(path, message, line, column))
 
     def value(self, node: yaml.Node, path: str, depth: int) -> Any:
-        at = self.out.keys.get(path) or self.mark(node)
         if id(node) in self.seen:
             # The composer hands out the anchored node again for each alias: refusing
             # the second visit defuses "billion laughs" before anything expands.
@@ -86,39 +87,38 @@ class _Walker:
             return None
         self.seen.add(id(node))
         self.out.values[path] = self.mark(node)
+        tag = node.tag
         if depth > MAX_DEPTH:
-            self.problem(path, f"nested more than {MAX_DEPTH} levels deep", at)
-            return None
-        if isinstance(node, yaml.ScalarNode):
-            if node.tag not in _SCALAR_TAGS:
-                self.problem(path, f"YAML tag {_tag_name(node.tag)} is not allowed in a plan", at)
-                return None
-            if node.tag == _STD + "timestamp":
+            self.problem(path, f"nested more than {MAX_DEPTH} levels deep", node)
+        elif isinstance(node, yaml.ScalarNode) and tag in _SCALAR_TAGS:
+            if tag in (_STR, _TIMESTAMP):
                 return node.value  # a date-looking string stays the string it was
-            return _SCALARS.yaml_constructors[node.tag](_SCALARS, node)
-        if node.tag not in (_STD + "seq", _STD + "map"):
-            self.problem(path, f"YAML tag {_tag_name(node.tag)} is not allowed in a plan", at)
-            return None
-        if isinstance(node, yaml.SequenceNode):
+            return _SCALARS.yaml_constructors[tag](_SCALARS, node)
+        elif isinstance(node, yaml.SequenceNode) and tag == _SEQ:
             return [self.value(item, join(path, i), depth + 1) for i, item in enumerate(node.value)]
-        assert isinstance(node, yaml.MappingNode)  # the composer makes only these three
-        return self.mapping(node, path, depth)
+        elif isinstance(node, yaml.MappingNode) and tag == _MAP:
+            return self.mapping(node, path, depth)
+        else:
+            self.problem(path, f"YAML tag {_tag_name(tag)} is not allowed in a plan", node)
+        return None
 
     def mapping(self, node: yaml.MappingNode, path: str, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             at = self.mark(key_node)
             if key_node.tag == _STD + "merge":
-                self.problem(path, "YAML merge keys (<<) are not allowed; use `defaults:`", at)
+                message = "YAML merge keys (<<) are not allowed; use `defaults:`"
+                self.problems.append(Problem(path, message, *at))
                 continue
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
-                self.problem(path, "mapping keys must be plain text", at)
+                self.problems.append(Problem(path, "mapping keys must be plain text", *at))
                 continue
             key = str(key_node.value)  # as written: `1:` is the key "1", `yes:` is "yes"
             sub = join(path, key)
-            if key in out or (sub in self.out.keys and self.out.keys[sub] != at):
+            if key in out:
                 first = self.out.keys[sub][0]
-                self.problem(sub, f"duplicate key '{key}' (first given on line {first})", at)
+                message = f"duplicate key '{key}' (first given on line {first})"
+                self.problems.append(Problem(sub, message, *at))
                 continue
             self.out.keys[sub] = at
             out[key] = self.value(value_node, sub, depth + 1)
