@@ -137,3 +137,17 @@ def test_resolve_agent_prefers_the_plan(tmp_path: Path) -> None:
     assert (reviewer.model, reviewer.instructions) == ("haiku", "Review.")
     with pytest.raises(PlanError, match="unknown agent 'ghost'"):
         resolve_agent(plan, "ghost")
+
+
+@pytest.mark.parametrize("backend", ["claude", "codex"])
+def test_profiles_written_by_plait_init_load(tmp_path: Path, backend: str) -> None:
+    from plait.roles import write_profiles
+
+    written = write_profiles(tmp_path, backend)
+    assert written
+    names = profile_names(tmp_path)
+    for path in written:
+        agent = load_profile(path)
+        assert agent.backend == backend
+        assert agent.instructions
+        assert names[agent.name] == path

@@ -184,19 +184,19 @@ def _parse(text: str, *, file: str | None, root: Path, path: Path | None) -> Pla
         message = f"a plan is a YAML mapping with `tasks:` at the top; this file holds {holds}"
         raise PlanError([Problem("", message, 1, 1)], file)
     problems: list[Problem] = []
-    spec, work = None, copy.deepcopy(data)
+    spec, work = None, data
     for _ in range(5):  # each round drops the fields pydantic rejected; one usually suffices
         try:
             spec = PlanSpec.model_validate(work)
             break
         except ValidationError as exc:
             problems = problems or spec_problems(exc, located)
+            work = copy.deepcopy(data) if work is data else work  # `located` keeps the original
             for err in exc.errors():
                 if err["loc"]:
                     prune(work, err["loc"], err["type"])
     if spec is None:
-        _finish(problems, file)
-        raise AssertionError("unreachable: pydantic failed without problems")
+        raise PlanError(problems, file)  # still malformed after pruning: shapes only
     built = _build(spec, root=root, path=path, located=located)
     problems += built.problems
     reported = [p.path for p in problems]
