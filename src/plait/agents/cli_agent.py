@@ -84,11 +84,13 @@ class Parsed:
 
 
 class Parser:
-    """Reads an agent's output: `feed` gets each stdout line as it comes, `finish` the rest.
+    """Reads an agent's output: `feed` gets each stdout line, `finish` gives the verdict.
 
-    Line-oriented formats (JSONL) parse as lines arrive, so a long session's output
-    never has to fit the captured-stdout cap; one-document formats (a single JSON
-    object, plain text) override `finish` and read the captured stdout.
+    Line-oriented formats (JSONL) are fed twice: live, as the lines arrive (so a long
+    session whose stdout outgrows the capture cap still yields its final result),
+    and, when the whole stdout was captured, once more by a fresh parser from the
+    exact text. One-document formats (a JSON object, plain text) override `finish`
+    and read the captured stdout.
     """
 
     def __init__(self) -> None:
@@ -104,14 +106,17 @@ class Parser:
 
 #: A JSON line being put back together is dropped past this size.
 _MAX_PENDING = 64 * 1024 * 1024
+#: `plait.proc` hands a line longer than 64 KiB to `on_line` in pieces of 64 KiB; a
+#: fed line this long was cut there (a little slack for a split character or a "\r").
+_CUT_PIECE_BYTES = 64 * 1024 - 8
 
 
 class JsonLinesParser(Parser, ABC):
     """JSONL: one event object per line. Malformed lines are logged and skipped.
 
-    `plait.proc` hands over lines longer than 64 KiB in pieces (a tool result or a
-    long final message easily is); a line that does not parse but starts like an
-    object is kept, and the following pieces are appended until it parses.
+    Lines cut into 64 KiB pieces (a long tool result or final message) are put back
+    together: a piece of full size that does not parse is kept, and the following
+    pieces are appended until one shorter than a full piece ends the line.
     """
 
     def __init__(self) -> None:
@@ -119,41 +124,39 @@ class JsonLinesParser(Parser, ABC):
         self._pending: str | None = None
 
     def feed(self, line: str) -> None:
+        cut = len(line.encode("utf-8")) >= _CUT_PIECE_BYTES
         if self._pending is not None:
-            if _decodes(line) is None:
-                self._pending += line
-                obj = _decodes(self._pending)
-                if obj is not None:
-                    self._pending = None
-                    self._dispatch(obj)
-                elif len(self._pending) > _MAX_PENDING:
-                    self._skip()
-                return
-            self._skip()  # a whole new object: what was pending was just malformed
+            self._pending += line
+            obj = _decodes(self._pending)
+            if obj is not None:
+                self._pending = None
+                self._dispatch(obj)
+            elif not cut or len(self._pending) > _MAX_PENDING:
+                self._skip(self._pending)
+            return
         text = line.strip()
-        if not text:
-            return
         if not text.startswith("{"):
-            return  # banners and notes: nothing to parse
+            return  # blank lines, banners and notes: nothing to parse
         obj = _decodes(text)
-        if obj is None:
+        if obj is not None:
+            self._dispatch(obj)
+        elif cut:
             self._pending = line
-            return
-        self._dispatch(obj)
+        else:
+            self._skip(text)
 
     def _dispatch(self, obj: object) -> None:
         if isinstance(obj, dict):
             self.event(obj)
 
-    def _skip(self) -> None:
-        assert self._pending is not None
+    def _skip(self, text: str) -> None:
         self.parsed.skipped_lines += 1
-        log.warning("skipped a malformed JSON line from the agent: %.200s", self._pending)
+        log.warning("skipped a malformed JSON line from the agent: %.200s", text)
         self._pending = None
 
     def finish(self, done: proc.ProcResult) -> Parsed:
         if self._pending is not None:
-            self._skip()
+            self._skip(self._pending)
         return self.parsed
 
     @abstractmethod
@@ -372,6 +375,12 @@ class CliBackend(ABC):
             )
         except proc.SpawnError as exc:
             return AgentResult(AttemptStatus.ERRORED, error=f"cannot start {self.name}: {exc}")
+        if not done.stdout_truncated:
+            # The whole stdout was kept: parse it again from the exact bytes, where no
+            # line was cut at 64 KiB nor a multi-byte character split between pieces.
+            parser = self.parser(request)
+            for line in done.stdout.split("\n"):
+                parser.feed(line.rstrip("\r"))
         return self.judge(done, parser.finish(done), request)
 
     def judge(self, done: proc.ProcResult, parsed: Parsed, request: AgentRequest) -> AgentResult:

@@ -18,6 +18,7 @@ cannot ask), so ``edit`` and ``full`` both use ``build``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -104,7 +105,8 @@ class OpencodeParser(JsonLinesParser):
             message = as_text(detail) or as_text(error) or "error"
             parsed.is_error = True
             parsed.error = message
-            parsed.errors.append(message if not isinstance(error, dict) else f"{message} {error}")
+            # The whole object too: statusCode 429 and retry-after live in its data.
+            parsed.errors.append(f"{message} {json.dumps(error)}")
 
     def finish(self, done: proc.ProcResult) -> Parsed:
         parsed = super().finish(done)

@@ -82,10 +82,11 @@ _SECONDS_FIELD = re.compile(
     r"[\"']?(\d+(?:\.\d+)?)"
 )
 _RETRY_DELAY = re.compile(r"[\"']?retryDelay[\"']?\s*[:=]\s*[\"'](\d+(?:\.\d+)?)s[\"']")
-_RETRY_AFTER_HEADER = re.compile(r"retry-after\s*[:=]\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+_RETRY_AFTER_HEADER = re.compile(r"retry-after[\"']?\s*[:=]\s*[\"']?(\d+(?:\.\d+)?)", re.IGNORECASE)
 _UNIT = r"(?:days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s|ms)"
+# Not "retrying in": that is a client announcing its own backoff, not a reset time.
 _DURATION = re.compile(
-    r"(?:try again|retry|retrying|resets?)\s+(?:in|after)\s+"
+    r"(?:try again|retry|resets?)\s+(?:in|after)\s+"
     rf"((?:\d+(?:\.\d+)?\s*{_UNIT}\b[\s,]*(?:and\s+)?)+)",
     re.IGNORECASE,
 )
