@@ -397,13 +397,21 @@ def _ticks(span: float, width: int, height: int) -> tuple[str, str]:
         x = f"{PAD + i * step * k:.1f}"
         grid.append(f'<line x1="{x}" x2="{x}" y1="0" y2="{height}"/>')
         axis.append(f'<line x1="{x}" x2="{x}" y1="17" y2="24"/>')
-        axis.append(f'<text x="{x}" y="13">{tick_label(i * step)}</text>')
+        anchor = _anchor(i, PAD + i * step * k, width)
+        axis.append(f'<text x="{x}" y="13"{anchor}>{tick_label(i * step)}</text>')
     return "".join(grid), "".join(axis)
 
 
 def _num(x: float) -> str:
     """Seconds for a data attribute: millisecond precision, no trailing zeros."""
     return f"{x:.3f}".rstrip("0").rstrip(".") or "0"
+
+
+def _anchor(i: int, x: float, width: int) -> str:
+    """Keep the first and last tick labels inside the axis instead of under a column."""
+    if i == 0:
+        return ' text-anchor="start"'
+    return ' text-anchor="end"' if x > width - 20 else ""
 
 
 def _bar_label(a: AttemptSpan) -> str:
@@ -598,16 +606,16 @@ def _columns(t: Timeline, rows: list[TaskSummary]) -> str:
             f'data-task="{esc(x.id)}" title="{esc(tip)}"><i class="dot o-{_cls(x.outcome)}">'
             f'</i>{mark}{esc(x.id)} <span class="ag">{esc(x.agent)}</span></div>'
         )
-        waits = t.waits.get(x.id, {})
-        lost = lost_s(t, x.id)
-        wtip = ", ".join(f"{k} {fmt_duration(v)}" for k, v in waits.items() if v)
-        cost = fmt_cost(x.cost_usd) if not t.is_estimate else ""
-        out.append(f'<div class="num c3{odd}" style="{r}">{x.attempts}</div>')
-        out.append(f'<div class="num c4{odd}" style="{r}">{cost}</div>')
-        out.append(
-            f'<div class="num c5{odd}" style="{r}" title="{esc(wtip)}">'
-            f"{fmt_duration(lost) if lost else ''}</div>"
-        )
+        if t.is_estimate:  # nothing ran: show the estimate and the planned start instead
+            cells = ("", fmt_duration(x.duration_s), tick_label(x.start_s or 0.0), "")
+        else:
+            waits = t.waits.get(x.id, {})
+            lost = lost_s(t, x.id)
+            wtip = ", ".join(f"{k} {fmt_duration(v)}" for k, v in waits.items() if v)
+            cells = (str(x.attempts), fmt_cost(x.cost_usd), _dur_or_blank(lost), wtip)
+        out.append(f'<div class="num c3{odd}" style="{r}">{cells[0]}</div>')
+        out.append(f'<div class="num c4{odd}" style="{r}">{cells[1]}</div>')
+        out.append(f'<div class="num c5{odd}" style="{r}" title="{esc(cells[3])}">{cells[2]}</div>')
     return "".join(out)
 
 
@@ -668,14 +676,21 @@ def render_html(t: Timeline) -> str:
         f'<body style="--labw:{label_w}px"><header>{_header(t)}{_legend(t)}'
         '<div class="grid axisrow"><div class="colh c1">task</div>'
         f'<svg id="axis" class="c2" width="{DEFAULT_W}" height="24">{axis}</svg>'
-        '<div class="colh num c3" title="attempts">tries</div>'
-        '<div class="colh num c4" title="cost of all attempts">cost</div>'
-        '<div class="colh num c5" title="time held by exclusions, conflicts, retries">lost</div>'
-        "</div></header>"
+        f"{_ESTIMATE_HEADS if t.is_estimate else _RUN_HEADS}</div></header>"
         f'<main><div class="grid rows">{_columns(t, rows)}{plot}</div>{_sections(t)}</main>'
         f"<script>{_JS}</script></body></html>\n"
     )
 
+
+_RUN_HEADS = (
+    '<div class="colh num c3" title="attempts">tries</div>'
+    '<div class="colh num c4" title="cost of all attempts">cost</div>'
+    '<div class="colh num c5" title="time held by exclusions, conflicts, retries">lost</div>'
+)
+_ESTIMATE_HEADS = (
+    '<div class="colh num c3"></div><div class="colh num c4">estimate</div>'
+    '<div class="colh num c5">start</div>'
+)
 
 _DEFS = (
     "<defs>"
@@ -707,7 +722,8 @@ h1{font-size:16px;margin:0;display:inline}h2{font-size:14px;margin:18px 0 6px}
 .legend span,.legend label{display:inline-flex;align-items:center;gap:4px;white-space:nowrap}
 .grid{display:grid;grid-template-columns:var(--labw) minmax(0,1fr) 40px 62px 58px}
 .axisrow{align-items:end}.colh{color:#57606a;font-weight:600;padding:0 6px 3px 0}
-#axis text{font-size:11px;fill:#57606a;text-anchor:middle}#axis line{stroke:#8c959f}
+#axis text{font-size:11px;fill:#57606a}#axis line{stroke:#8c959f}
+#axis text:not([text-anchor]){text-anchor:middle}
 main{padding:0 12px 32px}.rows{grid-auto-rows:18px}
 .c1{grid-column:1}.c2{grid-column:2}.c3{grid-column:3}.c4{grid-column:4}.c5{grid-column:5}
 svg.c2{display:block;width:100%}
@@ -774,8 +790,11 @@ e.setAttribute('d',path(X(+d.t1),+d.r1,X(+d.t2),+d.r2));});
 const most=Math.max(2,(w-2*PAD)/90);let step=STEPS.find(s=>MAX/s<=most)||MAX/most;
 let g='',ax='';for(let i=0;i<=Math.floor(MAX/step+1e-9);i++){const x=X(i*step).toFixed(1);
 g+='<line x1="'+x+'" x2="'+x+'" y1="0" y2="'+P.getAttribute('height')+'"/>';
-ax+='<line x1="'+x+'" x2="'+x+'" y1="17" y2="24"/><text x="'+x+'" y="13">'+lab(i*step)+'</text>';}
-document.getElementById('grid').innerHTML=g;A.innerHTML=ax;D.laidOut=String(w);}
+const an=i==0?' text-anchor="start"':+x>w-20?' text-anchor="end"':'';
+ax+='<line x1="'+x+'" x2="'+x+'" y1="17" y2="24"/>';
+ax+='<text x="'+x+'" y="13"'+an+'>'+lab(i*step)+'</text>';}
+document.getElementById('grid').innerHTML=g;A.innerHTML=ax;D.laidOut=String(w);
+const r=P.getBoundingClientRect();D.left=String(r.left+scrollX);D.top=String(r.top+scrollY);}
 function focus(id){P.classList.toggle('focus',!!id);
 P.querySelectorAll('text.note').forEach(e=>e.setAttribute('x',(X(+e.dataset.at)+3).toFixed(2)));
 P.querySelectorAll('path.edge').forEach(e=>e.classList.toggle('hl',

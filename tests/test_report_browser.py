@@ -1,0 +1,231 @@
+"""The HTML report in a real headless browser: drawn geometry and pixels against the attempts.
+
+Needs Debian's chromium (`apt-get install chromium`; `.ci/run` installs it). Set
+PLAIT_SAVE_SCREENSHOTS=1 to copy the screenshots to docs/img/ for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from plait.report import (
+    BAR_H,
+    Timeline,
+    axis_max,
+    predicted_timeline,
+    render_html,
+    tick_label,
+    tick_step,
+)
+from test_report import make_run, small_run
+
+
+def _find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+
+
+CHROMIUM = _find_chromium()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="chromium not found (/usr/bin/chromium, chromium or chromium-browser on PATH); "
+    "install it with `apt-get install -y chromium` to check the HTML report in a browser",
+)
+DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+WIDTH, HEIGHT = 1366, 768
+
+
+def chromium(tmp: Path, page: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """One headless chromium run over a local file, with everything network-ish off."""
+    assert CHROMIUM is not None
+    argv = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--force-device-scale-factor=1",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp / 'profile'}",
+        f"--window-size={WIDTH},{HEIGHT}",
+        *args,
+        page.as_uri(),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+class _Dom(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self._axis = False
+        self.axis_labels: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        d = {k: v or "" for k, v in attrs}
+        self.elements.append((tag, d))
+        if tag == "svg":
+            self._axis = d.get("id") == "axis"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._axis = False
+
+    def handle_data(self, data: str) -> None:
+        if self._axis and data.strip():
+            self.axis_labels.append(data.strip())
+
+
+def read_png(path: Path) -> tuple[int, int, int, list[bytearray]]:
+    """A small PNG reader (8-bit RGB/RGBA, not interlaced): width, height, channels, rows."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, bytearray()
+    width = height = channels = 0
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        pos += 12 + n
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", body[:8])
+            depth, color, interlace = body[8], body[9], body[12]
+            assert depth == 8 and interlace == 0 and color in (2, 6)
+            channels = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+    raw = zlib.decompress(bytes(idat))
+    stride, rows = width * channels, []
+    prev = bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        f, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        if f == 2:
+            line = bytearray((a + b) & 255 for a, b in zip(line, prev, strict=True))
+        elif f in (1, 3, 4):
+            for i in range(stride):
+                left = line[i - channels] if i >= channels else 0
+                up = prev[i]
+                if f == 1:
+                    line[i] = (line[i] + left) & 255
+                elif f == 3:
+                    line[i] = (line[i] + (left + up) // 2) & 255
+                else:
+                    ul = prev[i - channels] if i >= channels else 0
+                    p = left + up - ul
+                    pa, pb, pc = abs(p - left), abs(p - up), abs(p - ul)
+                    pred = left if pa <= pb and pa <= pc else up if pb <= pc else ul
+                    line[i] = (line[i] + pred) & 255
+        rows.append(line)
+        prev = line
+    return width, height, channels, rows
+
+
+def open_report(t: Timeline, tmp_path: Path, name: str) -> tuple[_Dom, Path]:
+    page = tmp_path / f"{name}.html"
+    page.write_text(render_html(t), encoding="utf-8")
+    shot = tmp_path / f"{name}.png"
+    chromium(tmp_path, page, f"--screenshot={shot}")
+    dom = _Dom()
+    dom.feed(chromium(tmp_path, page, "--dump-dom").stdout)
+    if os.environ.get("PLAIT_SAVE_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, DOCS_IMG / f"{name}.png")
+    return dom, shot
+
+
+def check_geometry(t: Timeline, dom: _Dom) -> None:
+    """The laid-out bars sit where the attempts' times put them on the drawn axis."""
+    plot = next(d for tag, d in dom.elements if tag == "svg" and d.get("id") == "plot")
+    axis = next(d for tag, d in dom.elements if tag == "svg" and d.get("id") == "axis")
+    assert "data-laid-out" in plot, "the page's script did not run"
+    w = float(plot["width"])
+    assert w == float(plot["data-laid-out"]) == float(axis["width"])
+    assert 900 < w < WIDTH  # laid out to the window, not left at the default width
+    pad, span, minw = float(plot["data-pad"]), float(plot["data-max"]), float(plot["data-minw"])
+    assert abs(span - axis_max(t)) < 1e-3
+    k = (w - 2 * pad) / span
+    bars = {
+        (d["data-task"], int(d["data-attempt"])): d
+        for tag, d in dom.elements
+        if tag == "rect" and "bar" in d.get("class", "").split() and "data-task" in d
+    }
+    assert len(bars) == len(t.attempts)
+    for a in t.attempts:
+        b = bars[(a.task_id, a.attempt)]
+        assert abs(float(b["x"]) - (pad + a.start_s * k)) < 0.02, (a, b)
+        assert abs(float(b["width"]) - max(minw, (a.end_s - a.start_s) * k)) < 0.02, (a, b)
+    # the axis was redrawn for this width, with round steps, starting at zero
+    step = tick_step(span, w - 2 * pad)
+    n = int(span / step + 1e-9) + 1
+    assert dom.axis_labels == [tick_label(i * step) for i in range(n)]
+
+
+def check_pixels(t: Timeline, dom: _Dom, shot: Path) -> int:
+    """Sample the screenshot inside and just left of plain successful bars."""
+    width, height, ch, rows = read_png(shot)
+    assert (width, height) == (WIDTH, HEIGHT)
+    plot = next(d for tag, d in dom.elements if tag == "svg" and d.get("id") == "plot")
+    left, top = float(plot["data-left"]), float(plot["data-top"])
+    green = (0x2D, 0xA4, 0x4E)
+    checked = 0
+    for tag, d in dom.elements:
+        if tag != "rect" or "bar" not in d.get("class", "").split() or "data-task" not in d:
+            continue
+        x, w, y = left + float(d["x"]), float(d["width"]), top + float(d["y"]) + BAR_H / 2
+        if "s-ok" not in d["class"] or "k-first" not in d["class"] or w < 12 or y > height - 4:
+            continue
+        mid, before = int(x + w / 2), int(x - 3)
+        assert _near(rows[int(y)][mid * ch : mid * ch + 3], green), d
+        assert not _near(rows[int(y)][before * ch : before * ch + 3], green), d
+        checked += 1
+    return checked
+
+
+def _near(px: bytes | bytearray, rgb: tuple[int, int, int], tol: int = 24) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(px, rgb, strict=True))
+
+
+def test_fifty_task_report_in_chromium(tmp_path: Path) -> None:
+    t = make_run()
+    dom, shot = open_report(t, tmp_path, "report-50")
+    check_geometry(t, dom)
+    assert check_pixels(t, dom, shot) >= 10
+    print(f"screenshot: {shot}")
+
+
+def test_small_report_and_estimate_in_chromium(tmp_path: Path) -> None:
+    t = small_run(error="<script>alert(1)</script>")
+    dom, _ = open_report(t, tmp_path, "report-small")
+    check_geometry(t, dom)
+    # the hostile error is text in the page, never an element
+    assert sum(1 for tag, _ in dom.elements if tag == "script") == 1
+    big = make_run()
+    est = predicted_timeline(
+        "big-refactor",
+        {x: f - s for x, (s, f) in big.predicted.items()},
+        {x: s for x, (s, _) in big.predicted.items()},
+        {x: f for x, (_, f) in big.predicted.items()},
+        big.edges,
+        big.critical_path,
+        big.jobs,
+    )
+    dom, _ = open_report(est, tmp_path, "plan-50")
+    check_geometry(est, dom)
