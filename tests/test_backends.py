@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from plait import proc
-from plait.agents import cli_agent, env_passthrough, get_backend
+from plait.agents import cli_agent, env_passthrough, get_backend, versions
 from plait.agents.base import AgentRequest, AgentResult, AttemptStatus, Usage
 from plait.agents.claude import StreamJsonParser
 from plait.agents.cli_agent import CliBackend
@@ -173,7 +173,7 @@ ids = [s.backend for s in SPECS]
 
 @pytest.fixture(autouse=True)
 def fresh_versions() -> None:
-    cli_agent.forget_versions()
+    versions.forget_versions()
 
 
 @pytest.fixture
@@ -427,7 +427,7 @@ def test_check_refuses_a_too_old_version(rig: Rig, monkeypatch: pytest.MonkeyPat
     assert "too old" in message
     backend = rig.backend
     assert isinstance(backend, CliBackend)
-    assert cli_agent.dotted(backend.min_version) in message
+    assert versions.dotted(backend.min_version) in message
 
 
 def test_backends_declare_their_passthrough_variables(rig: Rig) -> None:
@@ -443,7 +443,7 @@ def test_version_is_probed_once_per_program(path_env: str, monkeypatch: pytest.M
     assert backend.check(agent) is None
     monkeypatch.setenv("FAKECLI_VERSION", "codex-cli 0.1.0")
     assert backend.check(agent) is None  # cached: the program was not asked again
-    cli_agent.forget_versions()
+    versions.forget_versions()
     assert backend.check(agent) is not None
 
 

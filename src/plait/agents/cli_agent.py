@@ -19,16 +19,15 @@ import json
 import logging
 import re
 import shutil
-import subprocess
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from plait import proc
 from plait.agents.base import AgentRequest, AgentResult, AttemptStatus, Usage
 from plait.agents.ratelimit import RateLimit, find_rate_limit
+from plait.agents.versions import dotted, probe_version
 from plait.model import Agent, Permission
 
 log = logging.getLogger("plait.agents")
@@ -215,69 +214,6 @@ def with_instructions(agent: Agent, prompt: str) -> str:
     if not agent.instructions:
         return prompt
     return f"{agent.instructions.rstrip()}\n\n---\n\n{prompt}"
-
-
-# --- the version check -------------------------------------------------------------
-
-_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-@dataclass(frozen=True)
-class VersionProbe:
-    """What `<program> --version` printed, once per resolved path."""
-
-    text: str
-    version: tuple[int, ...] | None
-    failure: str | None = None
-
-
-_probes: dict[str, VersionProbe] = {}
-_probes_lock = threading.Lock()
-
-
-def parse_version(text: str) -> tuple[int, ...] | None:
-    """The first dotted version number in `text` (``2026.01.28-fd13201`` → (2026, 1, 28))."""
-    match = _VERSION.search(text)
-    if not match:
-        return None
-    return tuple(int(g) for g in match.groups() if g is not None)
-
-
-def probe_version(path: str) -> VersionProbe:
-    """Run `<path> --version` once per process and remember the answer."""
-    with _probes_lock:
-        cached = _probes.get(path)
-    if cached is not None:
-        return cached
-    try:
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [path, "--version"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=60,
-            check=False,
-        )
-        text = (done.stdout.strip() or done.stderr.strip()).splitlines()
-        first = text[0] if text else ""
-        failure = None if done.returncode == 0 else f"exit code {done.returncode}: {first}"
-        probe = VersionProbe(first, parse_version(first), failure)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        probe = VersionProbe("", None, str(exc))
-    with _probes_lock:
-        _probes[path] = probe
-    return probe
-
-
-def forget_versions() -> None:
-    """Drop the cached `--version` answers (after an upgrade, and in tests)."""
-    with _probes_lock:
-        _probes.clear()
-
-
-def dotted(version: Sequence[int]) -> str:
-    return ".".join(str(v) for v in version)
 
 
 # --- the backend -------------------------------------------------------------------
