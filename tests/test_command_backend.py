@@ -236,7 +236,8 @@ def test_stdout_is_the_output_when_no_file(tmp_path: Path) -> None:
 
 
 def test_exit_zero_doing_nothing_is_ok_with_empty_output(tmp_path: Path) -> None:
-    result = run(request(tmp_path, cmd("true")))
+    # `true` never reads the 200 KB prompt offered on its stdin: no deadlock, no error.
+    result = run(request(tmp_path, cmd("true"), prompt=HOSTILE))
     assert result.status is AttemptStatus.OK and result.output == "" and result.error == ""
 
 
