@@ -7,6 +7,7 @@ module both finds them (without rendering) and renders them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,6 +79,14 @@ def template_refs(prompt: str) -> dict[str, set[str]]:
 
     Raises TemplateProblem for a syntax error or an unknown attribute.
     """
+    if "{" not in prompt:
+        return {}  # no template syntax at all: the common case, and free
+    return {task: set(attrs) for task, attrs in _cached_refs(prompt).items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_refs(prompt: str) -> dict[str, frozenset[str]]:
+    # Validation and analysis both ask about the same prompts; parse each once.
     refs: dict[str, set[str]] = {}
     for task, attr in _refs(parse(prompt)):
         attrs = refs.setdefault(task, set())
@@ -88,7 +97,7 @@ def template_refs(prompt: str) -> dict[str, set[str]]:
                     + ", ".join(f"tasks.{task}.{a}" for a in TASK_ATTRIBUTES)
                 )
             attrs.add(attr)
-    return refs
+    return {task: frozenset(attrs) for task, attrs in refs.items()}
 
 
 def render(prompt: str, context: Mapping[str, Any]) -> str:
