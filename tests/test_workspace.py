@@ -335,6 +335,16 @@ def write_agent_config(ws: Workspace, repo: GitRepo) -> None:
     (ws.path / ".claude" / "settings.json").write_text('{"permissions": {"allow": ["*"]}}')
 
 
+def borrow_objects(ws: Workspace, repo: GitRepo) -> None:
+    (repo.common_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (repo.common_dir / "objects" / "info" / "alternates").write_text("/tmp/evil/objects\n")
+
+
+def uncommittable(ws: Workspace, repo: GitRepo) -> None:
+    (ws.path / "src" / "nested").mkdir()
+    agent_git(ws.path / "src" / "nested", "init", "-q")  # a repository with no commit
+
+
 def symlink_out(ws: Workspace, repo: GitRepo) -> None:
     (ws.path / "src" / "passwd").symlink_to("/etc/passwd")
 
@@ -350,6 +360,8 @@ def symlink_out(ws: Workspace, repo: GitRepo) -> None:
         (replace_dotgit_with_repo, ".git"),
         (write_agent_config, ".claude/settings.json"),
         (symlink_out, "src/passwd"),
+        (borrow_objects, ".git/objects/info/alternates"),
+        (uncommittable, "(commit failed)"),
     ],
 )
 def test_hostile_agents_are_caught_and_never_merged(
@@ -480,3 +492,17 @@ def test_open_after_an_interrupted_run(repo: GitRepo) -> None:
     run(resumed)
     assert repo.show(snapshot_ref(RUN, "t", 1), "half.txt") == "half done\n"
     repo.fsck()
+
+
+def test_stale_index_lock_of_a_killed_agent(repo: GitRepo) -> None:
+    provider = make_provider(repo)
+
+    async def main() -> None:
+        ws = await provider.open("t", 1, repo.head())
+        (ws.path / "src" / "app.py").write_text("x = 5\n")
+        assert ws.git_dir is not None
+        (ws.git_dir / "index.lock").write_text("")  # its git was SIGKILLed mid-add
+        change = await provider.collect(ws, writes=["src/**"], message="m")
+        assert change.ok and change.changed_files == ("src/app.py",)
+
+    run(main)

@@ -187,6 +187,10 @@ class Git:
         """
         child_env = scrubbed_env()
         child_env["GIT_TERMINAL_PROMPT"] = "0"
+        # `refs/replace/` (an agent can write it) must not swap the objects plait
+        # merges for others. The variable, because merge-tree ignores
+        # `-c core.useReplaceRefs=false`.
+        child_env["GIT_NO_REPLACE_OBJECTS"] = "1"
         if readonly:
             child_env["GIT_OPTIONAL_LOCKS"] = "0"
         if env:

@@ -104,8 +104,16 @@ def outside_symlinks(root: Path, changed: Sequence[str]) -> list[str]:
 
 #: Files of a git dir that run code or change git's behaviour for everyone who
 #: uses the repository: config (fsmonitor, hooksPath, filters, aliases), hooks,
-#: attributes (filter and diff drivers), a worktree's link to its common dir.
-GUARDED_FILES = ("config", "config.worktree", "info/attributes", "commondir")
+#: attributes (filter and diff drivers), a worktree's link to its common dir,
+#: borrowed object stores and grafted history.
+GUARDED_FILES = (
+    "config",
+    "config.worktree",
+    "info/attributes",
+    "commondir",
+    "objects/info/alternates",
+    "info/grafts",
+)
 GUARDED_DIRS = ("hooks",)
 
 #: One guarded entry: ("file", bytes, executable) | ("link", target) | ("dir",).

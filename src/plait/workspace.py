@@ -230,7 +230,11 @@ class WorktreeProvider:
             protected.append("HEAD")
             problems.append(f"HEAD was moved from {ws.branch} to {where}")
         else:
-            await self._commit(ws, message)
+            try:
+                await self._commit(ws, message)
+            except GitError as exc:  # the agent left something git cannot commit
+                protected.append("(commit failed)")
+                problems.append(f"plait could not commit the workspace: {exc.stderr.strip()}")
         tip = await self.git.rev_parse(f"refs/heads/{ws.branch}") or ws.start_commit
         changed = set(await self.git.changed_paths(ws.start_commit, tip))
         if not on_branch:  # report what the agent did wherever it went
@@ -426,6 +430,9 @@ class WorktreeProvider:
 
     async def _commit(self, ws: Workspace, message: str) -> None:
         """Commit the worktree onto the task branch, with plumbing: no hooks, no editor."""
+        if ws.git_dir is not None:
+            # the agent's git may have been killed mid-command; its lock is stale now
+            (ws.git_dir / "index.lock").unlink(missing_ok=True)
         await self._stage(ws)
         staged = await self._git(ws, "diff", "--cached", "--quiet", "HEAD", check=False)
         if staged.returncode == 0:
