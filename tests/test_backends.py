@@ -489,6 +489,14 @@ def test_claude_without_result_fails_clearly(tmp_path: Path, path_env: str) -> N
     assert result.output == "Working."  # the last thing it said
 
 
+def test_a_message_about_rate_limits_is_not_a_rate_limit(tmp_path: Path, path_env: str) -> None:
+    rig = claude_rig(tmp_path, path_env)
+    result = rig.run(rig.request(mode="crash_mentioning_429"))
+    assert result.status is AttemptStatus.FAILED
+    assert result.exit_code == 1
+    assert "ENOSPC" in result.error
+
+
 def test_amp_read_permission_writes_a_rejecting_settings_file(
     tmp_path: Path, path_env: str
 ) -> None:

@@ -117,12 +117,8 @@ class AiderBackend(CliBackend):
     min_version_reason = "for --yes-always (renamed from --yes in 0.59)"
     PASSTHROUGH_ENV = PASSTHROUGH_ENV
     PERMISSIONS = PERMISSIONS
-    rate_limit_patterns = compile_patterns(
-        r"RateLimitError",
-        r"rate limited you",
-        r"\b429\b",
-        r"quota",
-    )
+    # Only aider's own words: its output is the model's text, which may say anything.
+    rate_limit_patterns = compile_patterns(r"RateLimitError", r"rate limited you")
     result_hint = "some output"
 
     def invocation(self, request: AgentRequest) -> Invocation:

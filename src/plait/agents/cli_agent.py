@@ -149,8 +149,10 @@ class JsonLinesParser(Parser, ABC):
             self.event(obj)
 
     def _skip(self, text: str) -> None:
+        # Counted here, reported once per attempt by `CliBackend.run` (output is
+        # parsed twice when it was captured whole, so logging here would repeat).
         self.parsed.skipped_lines += 1
-        log.warning("skipped a malformed JSON line from the agent: %.200s", text)
+        log.debug("skipped a malformed JSON line from the agent: %.200s", text)
         self._pending = None
 
     def finish(self, done: proc.ProcResult) -> Parsed:
@@ -317,11 +319,22 @@ class CliBackend(ABC):
             parser = self.parser(request)
             for line in done.stdout.split("\n"):
                 parser.feed(line.rstrip("\r"))
-        return self.judge(done, parser.finish(done), request)
+        parsed = parser.finish(done)
+        if parsed.skipped_lines:
+            log.warning(
+                "%s: skipped %d malformed JSON line(s); see %s",
+                self.name,
+                parsed.skipped_lines,
+                request.log_file,
+            )
+        return self.judge(done, parsed, request)
 
     def judge(self, done: proc.ProcResult, parsed: Parsed, request: AgentRequest) -> AgentResult:
         """One verdict from the exit status and what the agent reported."""
         tail = done.tail(40)
+        # Lines that are JSON events were parsed already; searching them again would
+        # find "429" in a tool's output or a message about rate limiting.
+        notes = "\n".join(x for x in tail.splitlines() if not x.lstrip().startswith("{"))
         common: dict[str, Any] = {
             "output": parsed.output,
             "exit_code": done.returncode,
@@ -341,7 +354,7 @@ class CliBackend(ABC):
         if parsed.found and not parsed.is_error and done.returncode == 0:
             return AgentResult(AttemptStatus.OK, **common)
         limit = parsed.rate_limit or find_rate_limit(
-            [parsed.error, *parsed.errors, tail], self.rate_limit_patterns
+            [parsed.error, *parsed.errors, notes], self.rate_limit_patterns
         )
         if limit is not None:
             return AgentResult(
@@ -352,7 +365,7 @@ class CliBackend(ABC):
             )
         reason = parsed.error or (parsed.errors[-1] if parsed.errors else "")
         if done.returncode != 0:
-            detail = reason or _last_line(tail)
+            detail = reason or _last_line(notes) or _last_line(tail)
             error = f"{self.name} exited with code {done.returncode}"
             error += f": {detail}" if detail else ""
         elif parsed.is_error:
