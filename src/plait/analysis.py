@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import heapq
 import statistics
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from rich.console import Group, RenderableType
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.segment import Segment
+from rich.style import Style
 
 from plait.errors import PlanError, Problem
 from plait.globs import GlobIndex
@@ -113,7 +113,11 @@ def analyze(
     ids = list(plan.tasks)
     edges = _explicit_edges(plan)
     explicit_order = _toposort(ids, edges, plan, from_reads=False)
-    for edge in _reads_edges(plan, ids, edges, explicit_order):
+    writers: GlobIndex[str] = GlobIndex()
+    for t in ids:
+        for glob in dict.fromkeys(plan.tasks[t].writes):
+            writers.add(glob, t)
+    for edge in _reads_edges(plan, ids, writers, edges, explicit_order):
         edges.setdefault((edge.source, edge.target, edge.reason), edge)
     order = _toposort(ids, edges, plan, from_reads=True)
     pos = {t: i for i, t in enumerate(order)}
@@ -123,7 +127,7 @@ def analyze(
         preds[target].add(source)
         succs[source].add(target)
 
-    exclusions = _exclusions(plan, order, preds)
+    exclusions = _exclusions(writers, order, preds)
     exclusive: dict[str, set[str]] = {t: set() for t in ids}
     for ex in exclusions:
         exclusive[ex.a].add(ex.b)
@@ -214,20 +218,21 @@ def _explicit_edges(plan: Plan) -> _EdgeMap:
 
 
 def _reads_edges(
-    plan: Plan, ids: list[str], explicit: _EdgeMap, explicit_order: list[str]
+    plan: Plan,
+    ids: list[str],
+    writers: GlobIndex[str],
+    explicit: _EdgeMap,
+    explicit_order: list[str],
 ) -> list[Edge]:
     """writer → reader for every read glob meeting another task's write glob, unless
     the reader already runs before the writer by needs/template edges."""
-    writers: GlobIndex[str] = GlobIndex()
-    for t in ids:
-        for glob in dict.fromkeys(plan.tasks[t].writes):
-            writers.add(glob, t)
     found: dict[tuple[str, str], str] = {}
     for reader in ids:
         for glob in dict.fromkeys(plan.tasks[reader].reads):
-            for wglob, writer in writers.overlapping(glob):
-                if writer != reader and (writer, reader) not in found:
-                    found[(writer, reader)] = f"reads {glob} ∩ writes {wglob}"
+            for wglob, writers_of in writers.overlapping(glob):
+                for writer in writers_of:
+                    if writer != reader and (writer, reader) not in found:
+                        found[(writer, reader)] = f"reads {glob} ∩ writes {wglob}"
     if not found:
         return []
     preds: dict[str, set[str]] = {t: set() for t in ids}
@@ -315,10 +320,11 @@ def _cycle_error(plan: Plan, edges: _EdgeMap, stuck: set[str], from_reads: bool)
     )
     text = f"dependency cycle {' → '.join([*cycle, cycle[0]])} ({why})"
     if from_reads:
-        a, b = cycle[0], cycle[1]
+        writer, reader = next((a, b) for a, b in steps if (a, b, "reads") in edges)
         text += (
-            f"; read scopes make this cycle: say which task goes first with an explicit "
-            f"`needs` (e.g. `needs: [{a}]` on {b}), or narrow `reads`"
+            "; read scopes make this cycle: say which task goes first with an explicit "
+            f"`needs` (e.g. `needs: [{reader}]` on {writer}, if {reader} may read before "
+            f"{writer} writes; a reads edge against the needs is dropped), or narrow the scopes"
         )
     task = plan.tasks[first]
     return PlanError([Problem(f"tasks.{first}.needs", text, task.line)], _file(plan))
@@ -341,22 +347,19 @@ def _file(plan: Plan) -> str | None:
 # ------------------------------------------------------------------ exclusions
 
 
-def _exclusions(plan: Plan, order: list[str], preds: Mapping[str, set[str]]) -> list[Exclusion]:
+def _exclusions(
+    writers: GlobIndex[str], order: list[str], preds: Mapping[str, set[str]]
+) -> list[Exclusion]:
     """Unordered task pairs whose write globs overlap."""
-    index: GlobIndex[str] = GlobIndex()
     rank = {t: i for i, t in enumerate(order)}
-    globs_of: dict[str, list[str]] = {}
-    for t in order:
-        for glob in dict.fromkeys(plan.tasks[t].writes):
-            index.add(glob, t)
-            globs_of.setdefault(glob, []).append(t)
     pairs: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for glob, tasks in globs_of.items():
-        for other, u in index.overlapping(glob):
+    for glob, tasks in writers.entries():
+        for other, others in writers.overlapping(glob):
             for t in tasks:
-                # Visit each unordered pair once: from its earlier task in `order`.
-                if rank[t] < rank[u]:
-                    pairs.setdefault((t, u), []).append((glob, other))
+                for u in others:
+                    # Each unordered pair once: from its earlier task in `order`.
+                    if rank[t] < rank[u]:
+                        pairs.setdefault((t, u), []).append((glob, other))
     if not pairs:
         return []
     ancestors, bit = _ancestor_bits(order, preds, {t for p in pairs for t in p})
@@ -517,72 +520,138 @@ def _names(ids: Sequence[str], limit: int = 8) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-def render_text(a: Analysis) -> RenderableType:
-    """The human view of `plait plan`, laid out for an 80-column terminal."""
-    est = a.estimate
-    defaulted = set(est.defaulted)
-    parts: list[RenderableType] = []
-    n = len(a.order)
-    head = Text(f"plan {a.plan.name}", style="bold")
-    head.append(
-        f" · {n} task{'s' * (n != 1)} · {len(a.edges)} edge{'s' * (len(a.edges) != 1)}"
-        f" · {len(a.exclusions)} exclusive pair{'s' * (len(a.exclusions) != 1)}"
-        f" · {len(a.phases)} phase{'s' * (len(a.phases) != 1)}",
-        style="default",
-    )
-    parts.append(head)
-    for i, phase in enumerate(a.phases):
-        table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False, expand=False)
-        table.add_column(style="bold cyan", no_wrap=True)
-        table.add_column(style="magenta", overflow="fold")
-        table.add_column(justify="right", no_wrap=True)
-        table.add_column(overflow="fold")
-        for t in phase:
-            task = a.plan.tasks[t]
-            mark = "*" if t in defaulted else " "
-            writes = ", ".join(task.writes) if task.writes else "(no writes: beside anything)"
-            table.add_row(t, task.agent, format_duration(a.durations[t]) + mark, writes)
-        parts += [
-            Text(f"\nphase {i + 1}", style="bold underline"),
-            Padding(table, (0, 0, 0, 2), expand=False),
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' * (n != 1)}"
+
+
+_Line = list[tuple[str, str]]  # (text, style) pieces of one output line
+
+
+def _wrap(text: str, width: int, indent: str = "") -> list[str]:
+    if len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, max(width, 8), subsequent_indent=indent, break_on_hyphens=False) or [
+        ""
+    ]
+
+
+def _row(left: _Line, left_w: int, right: str, width: int, style: str = "") -> list[_Line]:
+    """Two columns: ``left`` padded to ``left_w``, ``right`` wrapped beside it."""
+    pad = 2 + left_w + 2
+    used = sum(len(text) for text, _ in left)
+    if width - pad < 16:  # no room beside: the right column goes underneath
+        return [[("  ", ""), *left]] + [
+            [("      ", ""), (chunk, style)] for chunk in _wrap(right, width - 6)
         ]
-    if a.edges:
-        parts.append(Text("\nwhy tasks wait", style="bold underline"))
-        edges = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
-        edges.add_column(no_wrap=True)
-        edges.add_column(overflow="fold")
-        for (s, t), group in _grouped(a).items():
-            edges.add_row(f"{s} → {t}", _why(group))
-        parts.append(Padding(edges, (0, 0, 0, 2), expand=False))
+    chunks = _wrap(right, width - pad)
+    lines: list[_Line] = []
+    if used > left_w:
+        lines.append([("  ", ""), *left])
+        first: _Line = [(" " * pad, "")]
+    else:
+        first = [("  ", ""), *left, (" " * (left_w - used + 2), "")]
+    lines.append([*first, (chunks[0], style)])
+    lines += [[(" " * pad, ""), (chunk, style)] for chunk in chunks[1:]]
+    return lines
+
+
+def _text_lines(a: Analysis, width: int) -> list[_Line]:
+    est = a.estimate
+    tasks = a.plan.tasks
+    defaulted = set(est.defaulted)
+    out: list[_Line] = []
+
+    def prose(text: str, head: str = "", style: str = "") -> None:
+        for i, chunk in enumerate(_wrap(head + text, width, "  ")):
+            if i == 0 and head:
+                out.append([(head, "bold"), (chunk[len(head) :], style)])
+            else:
+                out.append([(chunk, style)])
+
+    title = f"plan {a.plan.name}"
+    facts = [
+        _plural(len(a.order), "task"),
+        _plural(len(a.edges), "edge"),
+        _plural(len(a.exclusions), "exclusive pair"),
+        _plural(len(a.phases), "phase"),
+    ]
+    prose(" · " + " · ".join(facts), title)
+    # Columns fit the usual names; a longer id takes a line of its own.
+    id_w = max((len(t) for t in a.order if len(t) <= 24), default=0)
+    agent_w = min(max((len(tasks[t].agent) for t in a.order), default=0), 18)
+    est_w = max((len(format_duration(d)) + 1 for d in a.durations.values()), default=0)
+    for i, phase in enumerate(a.phases):
+        out += [
+            [],
+            [(f"phase {i + 1}", "bold underline"), (f" · {_plural(len(phase), 'task')}", "")],
+        ]
+        for t in phase:
+            task = tasks[t]
+            agent = task.agent if len(task.agent) <= agent_w else task.agent[: agent_w - 1] + "…"
+            duration = format_duration(a.durations[t]) + ("*" if t in defaulted else " ")
+            name = (t, "bold cyan")
+            rest: _Line = [(agent.ljust(agent_w) + "  ", "magenta"), (duration.rjust(est_w), "")]
+            writes = ", ".join(task.writes) if task.writes else "(no writes: beside anything)"
+            if len(t) > id_w:
+                out.append([("  ", ""), name])
+                out += _row(
+                    [(" " * id_w + "  ", ""), *rest], id_w + 2 + agent_w + 2 + est_w, writes, width
+                )
+            else:
+                left = [name, (" " * (id_w - len(t) + 2), ""), *rest]
+                out += _row(left, id_w + 2 + agent_w + 2 + est_w, writes, width)
+    grouped = _grouped(a)
+    if grouped:
+        out += [[], [("why tasks wait", "bold underline")]]
+        left_w = min(max(len(f"{s} → {t}") for s, t in grouped), 40)
+        for (s, t), edges in grouped.items():
+            out += _row([(f"{s} → {t}", "cyan")], left_w, _why(edges), width)
     if a.exclusions:
-        parts.append(
-            Text("\nexclusive (overlapping writes, never at the same time)", "bold underline")
-        )
-        ex = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
-        ex.add_column(no_wrap=True)
-        ex.add_column(overflow="fold")
+        out += [[], [("exclusive: overlapping writes, never at the same time", "bold underline")]]
+        left_w = min(max(len(f"{x.a} ↔ {x.b}") for x in a.exclusions), 40)
         for x in a.exclusions:
-            ex.add_row(f"{x.a} ↔ {x.b}", ", ".join(f"{g} ∩ {h}" for g, h in x.globs))
-        parts.append(Padding(ex, (0, 0, 0, 2), expand=False))
+            globs = ", ".join(f"{g} ∩ {h}" for g, h in x.globs)
+            out += _row([(f"{x.a} ↔ {x.b}", "yellow")], left_w, globs, width)
+    out.append([])
     length = sum(a.durations[t] for t in a.critical_path)
-    crit = Text("\ncritical path: ", style="bold")
-    crit.append(f"{' → '.join(a.critical_path)} ({format_duration(length)})")
+    prose(f"{' → '.join(a.critical_path)} ({format_duration(length)})", "critical path: ")
     saving = f"saving {format_duration(est.saving_s)}"
     if est.sequential_s > 0:
         saving += f" ({est.saving_s / est.sequential_s:.0%})"
-    estimate = Text("estimate: ", style="bold")
-    estimate.append(
+    prose(
         f"sequential {format_duration(est.sequential_s)} · parallel "
-        f"{format_duration(est.parallel_s)} with {est.jobs} job{'s' * (est.jobs != 1)} · {saving}"
+        f"{format_duration(est.parallel_s)} with {_plural(est.jobs, 'job')} · {saving}",
+        "estimate: ",
     )
-    parts += [crit, estimate]
     if est.defaulted:
-        unit = format_duration(DEFAULT_ESTIMATE_S)
-        parts.append(
-            Text(
-                f"* no estimate and no history, counted as one unit ({unit}) each: "
-                f"{_names(list(est.defaulted))}; give them an `estimate:`",
-                style="dim",
-            )
+        prose(
+            f"* no estimate and no history, so one unit ({format_duration(DEFAULT_ESTIMATE_S)})"
+            f" each: {_names(list(est.defaulted))}; give them an `estimate:`",
+            style="dim",
         )
-    return Group(*parts)
+    return out
+
+
+class _PlanText:
+    """The plan view as a rich renderable, laid out for the console's width."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        styles: dict[str, Style] = {}
+        for line in _text_lines(self.analysis, options.max_width):
+            for text, style in line:
+                if style not in styles:
+                    styles[style] = console.get_style(style) if style else Style.null()
+                yield Segment(text, styles[style])
+            yield Segment.line()
+
+
+def render_text(a: Analysis) -> RenderableType:
+    """The human view of `plait plan`: tasks by phase (agent, estimate, writes), why
+    each edge is there, exclusions with their globs, critical path and estimate.
+
+    Laid out for the console's width (80 columns reads well); fast for large plans.
+    """
+    return _PlanText(a)

@@ -199,13 +199,31 @@ def _elements(glob: str) -> list[_Elem] | None:
 def literal_prefix(glob: str) -> tuple[str, ...]:
     """The leading segments without wildcards: every path the glob matches starts
     with them (``src/api/**/*.py`` → ``("src", "api")``)."""
+    return _shape(glob).prefix
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What can be told without an automaton."""
+
+    prefix: tuple[str, ...]
+    null: bool  # adds no path to a scope
+    simple: bool  # literal segments, then at most a final `**`: the folder and all below
+
+
+@lru_cache(maxsize=131072)
+def _shape(glob: str) -> _Shape:
     norm = _segments(glob)
+    segs = norm[0] if norm else []
     prefix: list[str] = []
-    for seg in norm[0] if norm else ():
+    for seg in segs:
         if not seg or seg == "**" or _WILD.intersection(seg):
             break
         prefix.append(seg)
-    return tuple(prefix)
+    rest = segs[len(prefix) :]
+    # Only a bad `[...]` (unclosed, or a reversed range) discards a normalised pattern.
+    null = norm is None or ("[" in glob and _elements(glob) is None)
+    return _Shape(tuple(prefix), null, rest in ([], ["**"]))
 
 
 # ------------------------------------------------------------------ automata
@@ -218,8 +236,10 @@ class _Nfa:
     edges: tuple[tuple[tuple[Charset, int], ...], ...]
     accepting: tuple[bool, ...]
     live: tuple[bool, ...]  # an accepting state is reachable from here
-    prefix: tuple[str, ...]
-    simple: bool  # the glob is literal segments, then at most a final `**`
+    # Memoised (states, character) → states: a lazily built DFA for literal prefixes.
+    steps: dict[tuple[frozenset[int], str], frozenset[int]] = field(
+        default_factory=dict, compare=False, hash=False
+    )
 
 
 def _build(elems: Sequence[_Elem]) -> tuple[list[list[tuple[Charset, int]]], list[list[int]], int]:
@@ -284,10 +304,7 @@ def _nfa(glob: str) -> _Nfa | None:
             if not live[q]:
                 live[q] = True
                 stack.append(q)
-    segs = (_segments(glob) or ([], False))[0]
-    prefix = literal_prefix(glob)
-    simple = len(segs) - len(prefix) <= 1 and (len(segs) == len(prefix) or segs[-1] == "**")
-    return _Nfa(edges, accepting, tuple(live), prefix, simple)
+    return _Nfa(edges, accepting, tuple(live))
 
 
 def _meets(a: Charset, b: Charset) -> bool:
@@ -321,20 +338,35 @@ def _product_accepts(a: _Nfa, b: _Nfa) -> bool:
     return False
 
 
-def _matches_below(nfa: _Nfa, prefix: tuple[str, ...]) -> bool:
-    """Whether the automaton accepts some string starting with ``prefix/``."""
-    states = {0}
-    for char in "/".join(prefix) + "/":
-        code = ord(char)
-        states = {
-            nxt
-            for q in states
-            for chars, nxt in nfa.edges[q]
-            if any(lo <= code <= hi for lo, hi in chars)
-        }
+@lru_cache(maxsize=262144)
+def _states_after(glob: str, prefix: tuple[str, ...]) -> frozenset[int]:
+    """The automaton's states after reading ``prefix/``, one segment at a time so that
+    globs sharing leading folders share the work."""
+    if not prefix:
+        return frozenset((0,))
+    states = _states_after(glob, prefix[:-1])
+    nfa = _nfa_of(glob)
+    for char in prefix[-1] + "/":
         if not states:
-            return False
-    return any(nfa.live[q] for q in states)
+            break
+        nxt = nfa.steps.get((states, char))
+        if nxt is None:
+            code = ord(char)
+            nxt = frozenset(
+                target
+                for q in states
+                for chars, target in nfa.edges[q]
+                if any(lo <= code <= hi for lo, hi in chars)
+            )
+            nfa.steps[(states, char)] = nxt
+        states = nxt
+    return states
+
+
+def _nfa_of(glob: str) -> _Nfa:
+    nfa = _nfa(glob)
+    assert nfa is not None, glob  # callers rule out null globs first
+    return nfa
 
 
 def _is_prefix(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
@@ -343,23 +375,24 @@ def _is_prefix(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
 
 @lru_cache(maxsize=262144)
 def _overlap(a: str, b: str) -> bool:
-    na, nb = _nfa(a), _nfa(b)
-    if na is None or nb is None or not na.live[0] or not nb.live[0]:
+    sa, sb = _shape(a), _shape(b)
+    if sa.null or sb.null:
         return False
     if a == b:
-        return True
-    if _is_prefix(nb.prefix, na.prefix):
-        na, nb = nb, na  # now na's literal prefix is the shorter one
-    elif not _is_prefix(na.prefix, nb.prefix):
+        return sa.simple or _nfa_of(a).live[0]
+    if _is_prefix(sb.prefix, sa.prefix):
+        a, b, sa, sb = b, a, sb, sa  # now a's literal prefix is the shorter one
+    elif not _is_prefix(sa.prefix, sb.prefix):
         return False  # diverging literal segments: no path starts with both
     # Every language here is closed under appending `/x` (a folder match covers what
-    # is under it), so a glob covering all of its prefix's folder meets anything
-    # deeper, and a deeper simple glob only needs the other to reach below its folder.
-    if na.simple:
-        return True
-    if nb.simple:
-        return _matches_below(na, nb.prefix)
-    return _product_accepts(na, nb)
+    # is under it), so a glob covering all of its prefix's folder meets any non-empty
+    # deeper one, and a deeper simple glob only needs the other to reach below it.
+    if sa.simple:
+        return sb.simple or _nfa_of(b).live[0]
+    if sb.simple:
+        nfa = _nfa_of(a)
+        return any(nfa.live[q] for q in _states_after(a, sb.prefix))
+    return _product_accepts(_nfa_of(a), _nfa_of(b))
 
 
 def globs_overlap(a: str, b: str) -> bool:
@@ -382,15 +415,16 @@ def scopes_overlap(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, str]]:
 @dataclass
 class _Node(Generic[T]):
     children: dict[str, _Node[T]] = field(default_factory=dict)
-    items: list[tuple[str, T]] = field(default_factory=list)
+    items: dict[str, list[T]] = field(default_factory=dict)  # glob → its values
 
 
 class GlobIndex(Generic[T]):
-    """Globs with a payload each, found again by the globs they may overlap.
+    """Globs with values, found again by the globs they may overlap.
 
     A trie over literal prefixes: a query visits the nodes on its own prefix (more
     general globs) and the subtree below it (more specific ones) and nothing else, so
-    a plan whose scopes live in many folders never compares every pair.
+    a plan whose scopes live in many folders never compares every pair. Values of
+    the same glob are kept together, so each distinct glob is compared once.
     """
 
     def __init__(self, items: Iterable[tuple[str, T]] = ()) -> None:
@@ -403,15 +437,23 @@ class GlobIndex(Generic[T]):
         node = self._root
         for seg in literal_prefix(glob):
             node = node.children.setdefault(seg, _Node())
-        node.items.append((glob, value))
+        node.items.setdefault(glob, []).append(value)
 
-    def candidates(self, glob: str) -> Iterator[tuple[str, T]]:
-        """Entries whose literal prefixes are compatible with ``glob``'s (a superset of
-        the overlapping ones)."""
+    def entries(self) -> Iterator[tuple[str, list[T]]]:
+        """Every (glob, values) entry."""
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            yield from node.items.items()
+            stack.extend(node.children.values())
+
+    def candidates(self, glob: str) -> Iterator[tuple[str, list[T]]]:
+        """(glob, values) entries whose literal prefixes are compatible with ``glob``'s:
+        a superset of the overlapping ones."""
         node: _Node[T] | None = self._root
         for seg in literal_prefix(glob):
             assert node is not None
-            yield from node.items
+            yield from node.items.items()
             node = node.children.get(seg)
             if node is None:
                 return
@@ -419,9 +461,9 @@ class GlobIndex(Generic[T]):
         while stack:
             below = stack.pop()
             assert below is not None
-            yield from below.items
+            yield from below.items.items()
             stack.extend(below.children.values())
 
-    def overlapping(self, glob: str) -> Iterator[tuple[str, T]]:
-        """Entries whose globs overlap ``glob``."""
-        return ((g, v) for g, v in self.candidates(glob) if globs_overlap(glob, g))
+    def overlapping(self, glob: str) -> Iterator[tuple[str, list[T]]]:
+        """(glob, values) entries whose globs overlap ``glob``."""
+        return ((g, vs) for g, vs in self.candidates(glob) if globs_overlap(glob, g))

@@ -1,0 +1,237 @@
+"""Plan analysis at scale: a generated 10,000-task plan through `analyze()`.
+
+The plan is a layered DAG (50 layers of 200 tasks) whose tasks write in 300
+folders: most write a folder of their own, some a folder's shared part or every
+Python file of a folder (overlaps, hence exclusions), two a file anywhere in the
+tree; one in ten reads an earlier layer's folder (reads edges), one in twenty uses
+a need's output in its prompt (template edges).
+
+    .venv/bin/python benchmarks/bench_plan.py [--tasks N] [--seed S]
+
+Times analysis (and the YAML load, when `plait.planfile.load_plan` exists), the
+JSON and text views, measures peak memory, prints a table and writes
+benchmarks/results/plan.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import random
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from plait.model import Plan, Task  # noqa: E402
+
+LAYER_WIDTH = 200
+FOLDERS = 300
+
+
+def generate(n: int = 10_000, seed: int = 1) -> Plan:
+    """A reproducible layered plan of ``n`` tasks (see the module docstring)."""
+    rng = random.Random(seed)
+    layers = max(1, -(-n // LAYER_WIDTH))
+    per_layer = max(1, FOLDERS // layers)
+    tasks: list[Task] = []
+    by_layer: list[list[str]] = []
+    folders_of_layer = [
+        [(layer * FOLDERS // layers + k) % FOLDERS for k in range(per_layer)]
+        for layer in range(layers)
+    ]
+    for i in range(n):
+        layer = i // LAYER_WIDTH
+        if layer == len(by_layer):
+            by_layer.append([])
+        tid = f"t{i:05d}"
+        folder = f"src/f{rng.choice(folders_of_layer[layer]):03d}"
+        needs: list[str] = []
+        if layer:
+            for _ in range(rng.randint(1, 3)):
+                back = min(layer, rng.choice((1, 1, 1, 2, 3)))
+                needs.append(rng.choice(by_layer[layer - back]))
+        roll = rng.random()
+        if roll < 0.90:
+            writes = [f"{folder}/{tid}/**"]
+        elif roll < 0.96:
+            writes = [f"{folder}/shared/**"]
+        elif roll < 0.99:
+            writes = [f"{folder}/**/*.py"]
+        else:
+            writes = [f"docs/{tid}.md", "docs/index.md"]
+        if i in (0, 1):
+            # Files anywhere in the tree: these overlap every other write scope, and
+            # sit in the first layer so that their reads edges cannot close a cycle.
+            writes = ["**/CHANGELOG.md"]
+        reads: list[str] = []
+        if layer >= 2 and rng.random() < 0.10:
+            earlier = folders_of_layer[layer - 2]
+            reads = [f"src/f{rng.choice(earlier):03d}/shared/**"]
+        prompt = f"Do part {i} of the work."
+        if needs and rng.random() < 0.05:
+            prompt += " Build on: {{ tasks.%s.output }}" % needs[0]  # noqa: UP031 - braces
+        estimate = rng.choice((None, 30.0, 60.0, 120.0, 300.0, 900.0))
+        tasks.append(
+            Task(
+                tid,
+                prompt,
+                agent="dev",
+                needs=tuple(dict.fromkeys(needs)),
+                writes=tuple(writes),
+                reads=tuple(reads),
+                estimate_s=estimate,
+            )
+        )
+        by_layer[layer].append(tid)
+    return Plan(tasks=tasks, name=f"bench-{n}", jobs=8)
+
+
+def to_yaml(plan: Plan) -> str:
+    """The plan as a compact plan file (flow-style lists keep it under the size cap)."""
+    lines = [
+        "version: 1",
+        f"name: {plan.name}",
+        f"jobs: {plan.jobs}",
+        "agents:",
+        "  dev:",
+        "    backend: command",
+        '    command: ["true"]',
+        "tasks:",
+    ]
+    for t in plan.tasks.values():
+        lines.append(f"  {t.id}:")
+        lines.append(f"    agent: {t.agent}")
+        lines.append(f"    prompt: {json.dumps(t.prompt)}")
+        if t.needs:
+            lines.append(f"    needs: [{', '.join(t.needs)}]")
+        lines.append(f"    writes: {json.dumps(list(t.writes))}")
+        if t.reads:
+            lines.append(f"    reads: {json.dumps(list(t.reads))}")
+        if t.estimate_s is not None:
+            lines.append(f"    estimate: {int(t.estimate_s)}")
+    return "\n".join(lines) + "\n"
+
+
+def timed(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
+    """Best wall time of ``repeat`` runs, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def clear_caches() -> None:
+    """Glob results are cached per process; time analysis without that head start."""
+    from plait import globs
+
+    globs._nfa.cache_clear()
+    globs._overlap.cache_clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    from plait.analysis import analyze, render_text, to_json
+
+    rows: list[tuple[str, float, str]] = []
+    gen_s, plan = timed(lambda: generate(args.tasks, args.seed), repeat=1)
+    rows.append(("generate plan (Python objects)", gen_s, f"{len(plan.tasks):,} tasks"))
+
+    def cold_analyze() -> Any:
+        clear_caches()
+        return analyze(plan)
+
+    analyze_s, analysis = timed(cold_analyze)
+    facts = (
+        f"{len(analysis.edges):,} edges, {len(analysis.exclusions):,} exclusive pairs, "
+        f"{len(analysis.phases)} phases"
+    )
+    rows.append(("analyze() (cold glob caches)", analyze_s, facts))
+    warm_s, _ = timed(lambda: analyze(plan))
+    rows.append(("analyze() (warm glob caches)", warm_s, ""))
+    json_s, doc = timed(lambda: json.dumps(to_json(analysis)), repeat=1)
+    rows.append(("to_json + dumps", json_s, f"{len(doc) / 1e6:.1f} MB"))
+
+    def text() -> int:
+        from rich.console import Console
+
+        console = Console(file=io.StringIO(), width=80, color_system=None)
+        console.print(render_text(analysis))
+        return len(console.file.getvalue())  # type: ignore[attr-defined]
+
+    text_s, chars = timed(text, repeat=1)
+    rows.append(("render_text (80 columns)", text_s, f"{chars / 1e6:.1f} MB of text"))
+
+    load_s: float | None = None
+    try:
+        from plait.planfile import load_plan
+    except ImportError:
+        load_plan = None  # written in parallel; the row is skipped until it exists
+    if load_plan is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "plait.yaml"
+            path.write_text(to_yaml(plan))
+            size = path.stat().st_size
+            load_s, loaded = timed(lambda: load_plan(path), repeat=1)
+            rows.append(("load_plan (YAML → Plan)", load_s, f"{size / 1e6:.2f} MB file"))
+            both_s, _ = timed(lambda: (clear_caches(), analyze(load_plan(path))), repeat=1)
+            rows.append(("load_plan + analyze", both_s, f"{len(loaded.tasks):,} tasks"))
+
+    clear_caches()
+    tracemalloc.start()
+    analyze(plan)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    print(f"plan analysis, {args.tasks:,} tasks, Python {platform.python_version()}")
+    print(f"{'step':<34} {'seconds':>8}  notes")
+    for name, seconds, note in rows:
+        print(f"{name:<34} {seconds:>8.3f}  {note}")
+    print(f"{'peak memory of analyze()':<34} {peak / 1e6:>7.1f}M  (tracemalloc)")
+    print(f"{'process max RSS':<34} {maxrss_kb / 1e3:>7.1f}M  (getrusage)")
+
+    est = analysis.estimate
+    result = {
+        "tasks": args.tasks,
+        "seed": args.seed,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "timings_s": {name: round(seconds, 4) for name, seconds, _ in rows},
+        "analyze_s": round(analyze_s, 4),
+        "load_plan_s": None if load_s is None else round(load_s, 4),
+        "analyze_peak_mb": round(peak / 1e6, 2),
+        "max_rss_mb": round(maxrss_kb / 1e3, 1),
+        "edges": len(analysis.edges),
+        "exclusive_pairs": len(analysis.exclusions),
+        "phases": len(analysis.phases),
+        "estimate": {
+            "sequential_s": est.sequential_s,
+            "parallel_s": est.parallel_s,
+            "jobs": est.jobs,
+        },
+    }
+    out = HERE / "results" / "plan.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out.relative_to(HERE.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
