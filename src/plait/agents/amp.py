@@ -50,7 +50,7 @@ class AmpBackend(CliBackend):
 
     name = "amp"
     executable = "amp"
-    install_hint = "npm install -g @sourcegraph/amp"
+    install_hint = "npm install -g @ampcode/cli (formerly @sourcegraph/amp)"
     #: Versions are 0.0.<unix time>-g<hash>; --stream-json replaced --format=jsonl
     #: after 0.0.1752148945.
     min_version = (0, 0, 1752148945)

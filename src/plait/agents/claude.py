@@ -169,8 +169,8 @@ class ClaudeBackend(CliBackend):
     name = "claude"
     executable = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code"
-    #: 1.0 is the first release with --permission-mode, stream-json needing
-    #: --verbose, and total_cost_usd in the result.
+    #: The 1.0 line is where print mode's stream-json (with --verbose), the
+    #: --permission-mode values and total_cost_usd (formerly cost_usd) all hold.
     min_version = (1, 0, 0)
     min_version_reason = "for -p --output-format stream-json, --permission-mode and total_cost_usd"
     PASSTHROUGH_ENV = PASSTHROUGH_ENV
