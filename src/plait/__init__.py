@@ -1,0 +1,95 @@
+"""plait: run many coding agents in parallel on one git repository, safely.
+
+    import plait
+
+    plan = plait.load_plan("plait.yaml")
+    result = plait.run_plan(plan, jobs=4)
+    print(result.status, result.outputs["contract"])
+
+A plan can also be built in Python; `task.output` in another task's prompt is a
+template reference, and so a dependency:
+
+    contract = plait.Task("contract", prompt="Write docs/api.md", agent="architect")
+    ui = plait.Task("ui", prompt=f"Build the UI for:\\n{contract.output}", agent="frontend")
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plait.errors import Error, PlanError
+from plait.model import Agent, Fixer, Isolation, Outcome, Permission, Plan, ScopePolicy, Task
+
+if TYPE_CHECKING:
+    from plait.runner import EventSink
+    from plait.runner import RunOutcome as RunResult
+
+__all__ = [
+    "Agent",
+    "Error",
+    "Fixer",
+    "Isolation",
+    "Outcome",
+    "Permission",
+    "Plan",
+    "PlanError",
+    "RunResult",
+    "ScopePolicy",
+    "Task",
+    "load_plan",
+    "run_plan",
+    "run_plan_async",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The engine is imported on first use, so `import plait` (and the CLI's
+    # `plait plan`) stays light.
+    if name == "RunResult":
+        from plait.runner import RunOutcome
+
+        return RunOutcome
+    raise AttributeError(f"module 'plait' has no attribute {name!r}")
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file, graph included; raises PlanError (exit 2)."""
+    from plait.analysis import analyze
+    from plait.planfile import load_plan as _load
+
+    plan = _load(path)
+    analyze(plan)  # cycles are plan errors too
+    return plan
+
+
+async def run_plan_async(
+    plan: Plan,
+    *,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_event: EventSink | None = None,
+    home: str | Path | None = None,
+) -> RunResult:
+    """Run a plan to its end and return how it went (the async twin of `run_plan`)."""
+    from plait.session import RunSettings, start_run
+
+    settings = RunSettings(jobs=jobs, fail_fast=fail_fast, sink=on_event)
+    return await start_run(plan, settings, home=Path(home) if home is not None else None)
+
+
+def run_plan(
+    plan: Plan,
+    *,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_event: EventSink | None = None,
+    home: str | Path | None = None,
+) -> RunResult:
+    """Run a plan to its end and return how it went."""
+    return asyncio.run(
+        run_plan_async(plan, jobs=jobs, fail_fast=fail_fast, on_event=on_event, home=home)
+    )

@@ -1,0 +1,66 @@
+"""`plait apply` and `plait clean`: the only commands that touch the user's checkout.
+
+A run never touches the user's branch, index or working tree. `apply` merges a
+run's result branch into the current branch, and only when the working tree is
+clean: otherwise it says why and changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plait.errors import ApplyRefused, RunNotFound
+from plait.git import Git
+from plait.store import Store, state_home
+
+
+async def apply_run(cwd: Path, run_id: str) -> str:
+    """Merge `plait/<run>` into the current branch; a message saying what happened."""
+    git = await Git.discover(cwd)
+    branch = f"plait/{run_id}"
+    result = await git.rev_parse(f"refs/heads/{branch}")
+    if result is None:
+        raise RunNotFound(f"run {run_id} has no result branch {branch} (was it cleaned?)")
+    dirty = await git.run("status", "--porcelain", "--untracked-files=no", readonly=True)
+    if dirty.stdout.strip():
+        files = ", ".join(line[3:] for line in dirty.stdout.splitlines()[:10])
+        raise ApplyRefused(
+            f"not applied: the working tree has uncommitted changes ({files}). "
+            "Commit or stash them, then run `plait apply` again; nothing was changed."
+        )
+    head = await git.rev_parse("HEAD")
+    if head is not None and await git.is_ancestor(result, head):
+        return f"{branch} is already part of the current branch; nothing to do"
+    merged = await git.run(
+        "merge", "--no-edit", "-m", f"Merge plait run {run_id}", branch,
+        env=await git.identity_env(), check=False,
+    )  # fmt: skip
+    if merged.returncode != 0:
+        await git.run("merge", "--abort", check=False)
+        raise ApplyRefused(
+            f"not applied: merging {branch} into the current branch conflicts "
+            f"({merged.stdout.strip() or merged.stderr.strip()}). Nothing was changed; "
+            f"merge it yourself with `git merge {branch}`."
+        )
+    now = await git.rev_parse("HEAD")
+    return f"applied {branch} to the current branch (now at {str(now)[:12]})"
+
+
+async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -> str:
+    """Remove plait's worktrees and task branches (and result branches if asked)."""
+    from plait.workspace import WorktreeProvider
+
+    git = await Git.discover(cwd)
+    home = state_home(git.toplevel)
+    run_ids: list[str | None] = [run_id]
+    if run_id is None and Store.exists(home):
+        with Store.open(home) as store:
+            run_ids = [row.run_id for row in store.runs()] or [None]
+    removed_worktrees = 0
+    removed_branches = 0
+    for one in run_ids:
+        provider = WorktreeProvider(git, one or "", worktrees_dir=home / "worktrees")
+        report = await provider.clean(one, result_branches=branches)
+        removed_worktrees += len(report.worktrees)
+        removed_branches += len(report.branches)
+    return f"removed {removed_worktrees} worktree(s) and {removed_branches} branch(es)"

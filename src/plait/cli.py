@@ -1,0 +1,394 @@
+"""The command line: `main(argv) -> int`, one function per command.
+
+Commands parse their arguments, call the library, and print. Every error plait
+raises on purpose carries its exit code (2 plan or usage, 3 environment); the
+process exits with it after a one-paragraph message on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from plait import errors
+from plait.model import Plan
+
+app = typer.Typer(
+    name="plait",
+    help="Run many coding agents in parallel on one git repository, safely.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+PlanArg = Annotated[Path, typer.Argument(help="The plan file.", show_default=True)]
+JobsOpt = Annotated[
+    int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Agents at once.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Exit(Exception):
+    """Leave a command with an exit code, after it printed what it wanted."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _load(path: Path) -> Plan:
+    from plait import load_plan
+
+    if not path.exists():
+        raise errors.UsageError(
+            f"{path}: no such plan file. Create one with `plait init`, or name the file."
+        )
+    return load_plan(path)
+
+
+# --- plans --------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    backend: Annotated[
+        str, typer.Option(help="Default backend for the agent profiles.")
+    ] = "claude",
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a commented plait.yaml and agent profiles for the common roles."""
+    from plait.model import BACKENDS
+    from plait.roles import write_profiles
+    from plait.starter import STARTER_PLAN
+
+    # Profiles name a coding agent; `command` and `python` agents are defined in the plan.
+    choices = [b for b in BACKENDS if b not in ("python", "command")]
+    if backend not in choices:
+        names = ", ".join(choices)
+        raise errors.UsageError(f"--backend {backend!r} is not a backend; use one of {names}")
+    plan = Path("plait.yaml")
+    if plan.exists() and not force:
+        err.print("plait.yaml exists; kept it (use --force to overwrite)")
+    else:
+        plan.write_text(STARTER_PLAN, encoding="utf-8")
+        out.print(f"wrote {plan}")
+    for path in write_profiles(Path.cwd(), backend, force=force):
+        out.print(f"wrote {path.relative_to(Path.cwd())}")
+    out.print("next: edit plait.yaml, then `plait plan` to see what would run in parallel")
+
+
+@app.command()
+def plan(
+    path: PlanArg = Path("plait.yaml"),
+    as_json: JsonOpt = False,
+    graph: Annotated[str | None, typer.Option(help="Print the graph: mermaid or dot.")] = None,
+    jobs: JobsOpt = None,
+    html: Annotated[Path | None, typer.Option(help="Write the predicted timeline as HTML.")] = None,
+) -> None:
+    """Validate a plan and show what runs in parallel, what waits, and why."""
+    from plait import analysis
+
+    loaded = _load(path)
+    history = _history(loaded)
+    result = analysis.analyze(loaded, jobs=jobs, history=history)
+    if graph is not None:
+        if graph not in ("mermaid", "dot"):
+            raise errors.UsageError("--graph takes mermaid or dot")
+        sys.stdout.write(
+            analysis.to_mermaid(result) if graph == "mermaid" else analysis.to_dot(result)
+        )
+        sys.stdout.write("\n")
+    elif as_json:
+        _print_json(analysis.to_json(result))
+    else:
+        out.print(analysis.render_text(result))
+    if html is not None:
+        from plait.reports import predicted_html
+
+        html.write_text(predicted_html(result), encoding="utf-8")
+        err.print(f"wrote {html}")
+
+
+def _history(loaded: Plan) -> dict[str, list[float]]:
+    """Durations of earlier runs of this plan, when a store exists (read-only)."""
+    from plait.store import Store, state_home
+
+    home = state_home((loaded.root or Path.cwd()).resolve())
+    if not (home / "state.db").exists():
+        return {}
+    with Store.open(home) as store:
+        return store.durations(loaded.name)
+
+
+@app.command()
+def schema() -> None:
+    """Print the plan's JSON Schema (for editors)."""
+    from plait.planfile import plan_json_schema
+
+    _print_json(plan_json_schema())
+
+
+# --- runs ---------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    path: PlanArg = Path("plait.yaml"),
+    jobs: JobsOpt = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Cancel the rest on a failure.")
+    ] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Merge the result into the current branch.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a plan: every agent in its own worktree, results merged through a queue."""
+    from plait.live import open_display
+    from plait.session import RunSettings, start_run
+
+    loaded = _load(path)
+    root = (loaded.root or Path.cwd()).resolve()
+    with open_display(as_json, out) as sink:
+        settings = RunSettings(jobs=jobs, fail_fast=fail_fast, sink=sink)
+        outcome = asyncio.run(start_run(loaded, settings))
+    _finish(outcome.run_id, root, outcome.exit_code, outcome.messages, as_json, apply)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="Run id (default: latest).")
+    ] = None,
+    jobs: JobsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue an interrupted run where it stopped."""
+    from plait.live import open_display
+    from plait.session import RunSettings, resume_run
+
+    with open_display(as_json, out) as sink:
+        settings = RunSettings(jobs=jobs, sink=sink)
+        outcome = asyncio.run(resume_run(run_id, settings, cwd=Path.cwd()))
+    _finish(outcome.run_id, Path.cwd(), outcome.exit_code, outcome.messages, as_json, False)
+
+
+def _finish(
+    run_id: str, root: Path, code: int, messages: list[str], as_json: bool, apply: bool
+) -> None:
+    from plait.status import run_json, summary_text
+
+    with _store(root) as store:
+        data = run_json(store, run_id)
+    if apply and code == 0:
+        from plait.apply import apply_run
+
+        message = asyncio.run(apply_run(root, run_id))
+        data["applied"] = True
+        messages = [*messages, message]
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(summary_text(data))
+    for message in messages:
+        err.print(message)
+    raise Exit(code)
+
+
+def _store(root: Path) -> Any:
+    from plait.store import Store, state_home
+
+    home = state_home(root.resolve())
+    if not (home / "state.db").exists():
+        raise errors.RunNotFound(
+            f"no plait runs in {root.resolve()} yet; start one with `plait run`"
+        )
+    return Store.open(home)
+
+
+def _pick_run(store: Any, run_id: str | None) -> str:
+    if run_id is not None:
+        return run_id
+    latest: str | None = store.latest_run_id()
+    if latest is None:
+        raise errors.RunNotFound("no runs yet; start one with `plait run`")
+    return latest
+
+
+@app.command()
+def status(
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="Run id (default: latest).")
+    ] = None,
+    as_json: JsonOpt = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Follow the run's events.")
+    ] = False,
+) -> None:
+    """Show one run's state."""
+    from plait.status import follow_events, run_json, status_text
+
+    with _store(Path.cwd()) as store:
+        picked = _pick_run(store, run_id)
+        store.run(picked)  # raises RunNotFound for an unknown id
+        if follow:
+            follow_events(store, picked, as_json=as_json, write=sys.stdout.write)
+            return
+        data = run_json(store, picked)
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(status_text(data))
+
+
+@app.command()
+def runs(as_json: JsonOpt = False) -> None:
+    """List the runs of this repository, newest first."""
+    from plait.status import runs_json, runs_text
+
+    with _store(Path.cwd()) as store:
+        data = runs_json(store)
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(runs_text(data))
+
+
+@app.command()
+def logs(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    task: Annotated[str, typer.Argument(metavar="TASK")],
+    attempt: Annotated[int | None, typer.Option(help="Attempt number (default: last).")] = None,
+) -> None:
+    """Print an attempt's log."""
+    with _store(Path.cwd()) as store:
+        store.run(run_id)
+        rows = store.attempts(run_id, task)
+        if not rows:
+            raise errors.RunNotFound(f"run {run_id} has no attempts of task {task!r}")
+        number = attempt if attempt is not None else max(r.attempt for r in rows)
+        folder = store.run_dir(run_id) / task / str(number)
+    found = False
+    for name in ("agent.log", "verify.log"):
+        path = folder / name
+        if path.exists():
+            found = True
+            sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+    if not found:
+        raise errors.RunNotFound(f"no log for {task} attempt {number} of run {run_id}")
+
+
+@app.command()
+def report(
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="Run id (default: latest).")
+    ] = None,
+    html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML timeline.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Timeline, critical path, time saved and cost of a run."""
+    from plait import report as rendering
+    from plait.reports import timeline_from_store
+
+    with _store(Path.cwd()) as store:
+        timeline = timeline_from_store(store, _pick_run(store, run_id))
+    if html is not None:
+        html.write_text(rendering.render_html(timeline), encoding="utf-8")
+        err.print(f"wrote {html}")
+    if as_json:
+        _print_json(rendering.to_json(timeline))
+    elif html is None:
+        out.print(rendering.render_text(timeline))
+
+
+@app.command("apply")
+def apply_cmd(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
+    """Merge a run's result into the current branch (only with a clean working tree)."""
+    from plait.apply import apply_run
+
+    out.print(asyncio.run(apply_run(Path.cwd(), run_id)))
+
+
+@app.command()
+def clean(
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="Run id (default: all).")
+    ] = None,
+    branches: Annotated[
+        bool, typer.Option(help="Also delete plait/<run> result branches.")
+    ] = False,
+) -> None:
+    """Remove plait's worktrees (and task branches) for one run or all runs."""
+    from plait.apply import clean_runs
+
+    out.print(asyncio.run(clean_runs(Path.cwd(), run_id, branches=branches)))
+
+
+@app.command()
+def agents(path: PlanArg = Path("plait.yaml"), as_json: JsonOpt = False) -> None:
+    """Each role, its backend, and whether its program is installed."""
+    from plait.agents.inventory import inventory, inventory_text
+
+    rows = inventory(_load(path))
+    if as_json:
+        _print_json(rows)
+    else:
+        out.print(inventory_text(rows))
+    if any(not r["ok"] for r in rows):
+        raise Exit(3)
+
+
+@app.command()
+def demo(
+    keep: Annotated[Path | None, typer.Option(help="Create the demo repository here.")] = None,
+    jobs: JobsOpt = 4,
+) -> None:
+    """A throwaway repository and a plan of scripted agents, run end to end."""
+    from plait.demo import run_demo
+
+    raise Exit(run_demo(keep, jobs or 4, out))
+
+
+# --- entry --------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of exiting."""
+    try:
+        app(args=argv, prog_name="plait", standalone_mode=False)
+    except Exit as exc:
+        return exc.code
+    except errors.Error as exc:
+        err.print(exc.message, markup=False)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        return 130
+    except Exception as exc:
+        # Usage errors from the argument parser (click's, or typer's own copy of it).
+        show = getattr(exc, "show", None)
+        if show is None or not hasattr(exc, "exit_code"):
+            raise
+        show()
+        return 2
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""The async driver: one TaskGroup, the only place the scheduler meets I/O.
+
+`execute_run()` takes a validated plan and a prepared environment (store, lock,
+workspaces, merge queue), starts what the scheduler says is ready, feeds each
+task's outcome back to it, journals every transition before the step that
+depends on it, and ends with the plan's verify on the integration branch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.analysis import Analysis
+from plait.journal import Journal
+from plait.merge import MergeQueue
+from plait.model import Outcome, Plan, Task
+from plait.scheduler import Scheduler
+from plait.store import Store
+from plait.taskrun import RunContext, TaskView, WorkspaceProvider, run_task
+
+FIXER_TASK_ID = "fix-verify"
+EventSink = Callable[[Mapping[str, Any]], None]
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended, for the CLI and the library API."""
+
+    run_id: str
+    status: str  # succeeded | failed | cancelled | interrupted
+    outcomes: dict[str, Outcome]
+    verify_ok: bool | None
+    wall_s: float
+    budget_hit: bool = False
+    messages: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)  # task id → its output
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "succeeded":
+            return 0
+        if self.status == "interrupted":
+            return 130
+        return 1
+
+
+class SlotPool:
+    """Port-lease slots: each running task holds one, so dev servers never clash."""
+
+    def __init__(self) -> None:
+        self._free: list[int] = []
+        self._next = 0
+
+    def take(self) -> int:
+        if self._free:
+            return self._free.pop()
+        self._next += 1
+        return self._next - 1
+
+    def give(self, slot: int) -> None:
+        self._free.append(slot)
+
+
+class Driver:
+    """Runs one plan's tasks to their outcomes."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        analysis: Analysis,
+        store: Store,
+        run_id: str,
+        *,
+        provider: WorkspaceProvider,
+        merge: MergeQueue | None,
+        base_commit: str,
+        jobs: int,
+        fail_fast: bool = False,
+        done: Mapping[str, Outcome] | None = None,
+        attempts_so_far: Mapping[str, int] | None = None,
+        results: Mapping[str, dict[str, Any]] | None = None,
+        sink: EventSink | None = None,
+    ) -> None:
+        self.plan = plan
+        self.analysis = analysis
+        self.store = store
+        self.run_id = run_id
+        self.jobs = jobs
+        self.sink = sink
+        self.journal = Journal(store)
+        self.attempts_so_far = dict(attempts_so_far or {})
+        self.started = time.monotonic()
+        self.scheduler = Scheduler(
+            plan.tasks.keys(),
+            analysis.needs,
+            analysis.exclusive,
+            analysis.priority,
+            jobs,
+            continue_on_error=[t.id for t in plan.tasks.values() if t.continue_on_error],
+            fail_fast=fail_fast,
+            done=done,
+        )
+        self.ctx = RunContext(
+            plan=plan,
+            run_id=run_id,
+            store=store,
+            journal=self.journal,
+            provider=provider,
+            merge=merge,
+            base_commit=base_commit,
+            emit=self.emit,
+            results=dict(results or {}),
+            views={t.id: TaskView(t.id, t.agent) for t in plan.tasks.values()},
+            on_rate_limit=self._throttle,
+            on_success=self._unthrottle,
+        )
+        for task_id, outcome in (done or {}).items():
+            self.ctx.views[task_id].state = outcome.value
+        self.slots = SlotPool()
+        attach = getattr(sink, "attach", None)
+        if attach is not None:
+            attach(self)  # a live board reads the driver's views
+        self._finished: asyncio.Queue[tuple[str, Outcome]] = asyncio.Queue()
+
+    # --- events -------------------------------------------------------------
+
+    def emit(self, kind: str, task: str | None = None, **data: Any) -> None:
+        """Record an event (journalled with the next sync) and show it."""
+        event = {"t": round(time.time(), 3), "run": self.run_id, "kind": kind, "task": task, **data}
+        self.journal.write(lambda: self.store.add_event(self.run_id, kind, task, **data))
+        if self.sink is not None:
+            self.sink(event)
+
+    # --- rate limits ----------------------------------------------------------
+
+    def _throttle(self) -> None:
+        lowered = max(1, len(self.scheduler.running) - 1)
+        if lowered < self.scheduler_jobs:
+            self.scheduler_jobs = lowered
+            self.scheduler.set_jobs(lowered)
+            self.emit("jobs_lowered", None, jobs=lowered)
+
+    def _unthrottle(self) -> None:
+        if self.scheduler_jobs < self.jobs:
+            self.scheduler_jobs += 1
+            self.scheduler.set_jobs(self.scheduler_jobs)
+
+    scheduler_jobs: int = 0
+
+    # --- the loop -------------------------------------------------------------
+
+    async def run(self) -> RunOutcome:
+        """Run every task to an outcome, then the plan's verify."""
+        self.scheduler_jobs = self.jobs
+        self.emit("run_started", None, jobs=self.jobs, tasks=len(self.plan.tasks))
+        self._record_ended(self._initially_ended())
+        await self.journal.sync()
+        async with asyncio.TaskGroup() as group:
+            self._launch(group)
+            while self.scheduler.is_active():
+                finished = [await self._finished.get()]
+                while not self._finished.empty():
+                    finished.append(self._finished.get_nowait())
+                for task_id, outcome in finished:
+                    self._record_ended(self.scheduler.finish(task_id, outcome))
+                if self.ctx.budget_hit:
+                    self._record_ended(self.scheduler.stop_starting(Outcome.CANCELLED))
+                await self.journal.sync()
+                self._launch(group)
+        return await self._end()
+
+    def _initially_ended(self) -> list[str]:
+        return [t for t, o in self.scheduler.outcomes.items() if o is not Outcome.SUCCEEDED]
+
+    def _launch(self, group: asyncio.TaskGroup) -> None:
+        if self.ctx.budget_hit:
+            return
+        for task_id in self.scheduler.start_ready():
+            task = self.plan.tasks[task_id]
+            group.create_task(self._run_one(task), name=f"plait:{task_id}")
+
+    async def _run_one(self, task: Task) -> None:
+        slot = self.slots.take()
+        try:
+            first = self.attempts_so_far.get(task.id, 0) + 1
+            outcome = await run_task(self.ctx, task, slot, first)
+        finally:
+            self.slots.give(slot)
+        self.emit("task_finished", task.id, outcome=outcome.value)
+        self._finished.put_nowait((task.id, outcome))
+
+    def _record_ended(self, task_ids: list[str]) -> None:
+        for task_id in task_ids:
+            outcome = self.scheduler.outcome(task_id)
+            if outcome is None or task_id not in self.plan.tasks:
+                continue
+            view = self.ctx.views[task_id]
+            if view.state == outcome.value:
+                continue
+            view.state = outcome.value
+            waiting = [
+                n
+                for n in self.analysis.needs.get(task_id, ())
+                if self.scheduler.outcome(n) not in (None, Outcome.SUCCEEDED)
+            ]
+            reason = f"needs {', '.join(sorted(waiting))}" if waiting else "run stopped"
+            finished = time.time()
+            self.journal.write(
+                functools.partial(
+                    self.store.update_task,
+                    self.run_id,
+                    task_id,
+                    status=outcome.value,
+                    finished_at=finished,
+                    error=reason,
+                )
+            )
+            self.emit("task_finished", task_id, outcome=outcome.value, error=reason)
+
+    # --- the end --------------------------------------------------------------
+
+    async def _end(self) -> RunOutcome:
+        outcomes = dict(self.scheduler.outcomes)
+        verify_ok: bool | None = None
+        failed = self.scheduler.run_failed
+        if not failed and self.ctx.merge is not None and self.plan.verify is not None:
+            verify_ok = await self._verify()
+            failed = not verify_ok
+        wall = time.monotonic() - self.started
+        status = "failed" if failed else "succeeded"
+        messages = []
+        if self.ctx.budget_hit:
+            status = "failed"
+            messages.append(
+                f"budget of ${self.plan.budget_usd:.2f} spent (${self.ctx.spent_usd:.2f}); "
+                "no new attempts were started"
+            )
+        self.journal.write(
+            lambda: self.store.update_run(
+                self.run_id, status=status, finished_at=time.time(), wall_s=wall
+            )
+        )
+        self.emit("run_finished", None, status=status, wall_s=round(wall, 3))
+        await self.journal.sync()
+        outputs = {task: str(values.get("output", "")) for task, values in self.ctx.results.items()}
+        return RunOutcome(
+            self.run_id,
+            status,
+            outcomes,
+            verify_ok,
+            wall,
+            budget_hit=self.ctx.budget_hit,
+            messages=messages,
+            outputs=outputs,
+        )
+
+    async def _verify(self) -> bool:
+        merge = self.ctx.merge
+        assert merge is not None
+        self.emit("verify_started", None)
+        await self.journal.sync()
+        result = await merge.verify()
+        self._record_verify(result.ok, result.output_tail, result.commit)
+        if result.ok or self.plan.on_verify_failure is None:
+            return result.ok
+        fixer = self.plan.on_verify_failure
+        prompt = (
+            f"{fixer.prompt.rstrip()}\n\nThe plan's checks failed on the merged result:\n\n"
+            f"```\n{result.output_tail}\n```\n"
+        )
+        task = Task(id=FIXER_TASK_ID, prompt=prompt, agent=fixer.agent)
+        self.ctx.views[task.id] = TaskView(task.id, task.agent)
+        self.journal.write(lambda: self.store.add_task(self.run_id, task.id))
+        self.emit("fixer_started", task.id)
+        outcome = await run_task(self.ctx, task, self.slots.take(), 1)
+        await self.journal.sync()
+        if outcome is not Outcome.SUCCEEDED:
+            return False
+        self.emit("verify_started", None)
+        again = await merge.verify()
+        self._record_verify(again.ok, again.output_tail, again.commit)
+        return again.ok
+
+    def _record_verify(self, ok: bool, tail: str, commit: str | None) -> None:
+        payload = json.dumps({"ok": ok, "commit": commit, "output": tail[-4000:]})
+        self.journal.write(lambda: self.store.update_run(self.run_id, verify=payload))
+        self.emit("verify_finished", None, ok=ok, commit=commit)

@@ -1,0 +1,135 @@
+"""`plait status`, `plait runs` and the end-of-run summary, read from the store."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from plait.board import format_event_line
+from plait.runlock import pid_alive
+from plait.store import Store
+
+FOLLOW_POLL_S = 0.25
+
+
+def run_json(store: Store, run_id: str) -> dict[str, Any]:
+    """DESIGN §7's run/status object."""
+    return store.status_json(run_id)
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:.2f}"
+
+
+def _secs(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 120:
+        return f"{value:.1f}s"
+    minutes, seconds = divmod(int(value), 60)
+    return f"{minutes}m{seconds:02d}s"
+
+
+def status_text(data: dict[str, Any]) -> str:
+    """One run, a line per task."""
+    lines = [f"run {data['run']} ({data.get('plan') or 'plan'}): {data['status']}"]
+    if data.get("branch"):
+        lines.append(
+            f"result branch: {data['branch']}"
+            + (f" at {data['head'][:12]}" if data.get("head") else "")
+        )
+    width = max((len(t["id"]) for t in data["tasks"]), default=4)
+    for task in data["tasks"]:
+        extra = ""
+        if task.get("error") and task["status"] not in ("succeeded", "merged"):
+            extra = f"  {task['error']}"
+        elif task.get("changed_files"):
+            extra = f"  {len(task['changed_files'])} file(s)"
+        lines.append(
+            f"  {task['id']:<{width}}  {task['status']:<10}  attempts {task['attempts']}"
+            f"  {_secs(task.get('duration_s')):>7}  {_money(task.get('cost_usd')):>7}{extra}"
+        )
+    lines.append(summary_line(data))
+    verify = data.get("verify")
+    if verify:
+        lines.append(f"verify: {'passed' if verify.get('ok') else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def summary_line(data: dict[str, Any]) -> str:
+    totals = data["totals"]
+    speedup = totals.get("speedup")
+    counts: dict[str, int] = {}
+    for task in data["tasks"]:
+        counts[task["status"]] = counts.get(task["status"], 0) + 1
+    outcome = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return (
+        f"{outcome}; wall {_secs(totals['wall_s'])}, "
+        f"sum of task times {_secs(totals['sequential_s'])}"
+        + (f", speed-up {speedup:.1f}x" if speedup else "")
+        + (f", cost {_money(totals['cost_usd'])}" if totals.get("cost_usd") is not None else "")
+    )
+
+
+def summary_text(data: dict[str, Any]) -> str:
+    """What `plait run` prints at the end."""
+    text = status_text(data)
+    if data.get("branch"):
+        text += (
+            f"\nnext: `plait report {data['run']}` for the timeline; "
+            f"`plait apply {data['run']}` to merge {data['branch']} into your branch"
+        )
+    return text
+
+
+def runs_json(store: Store) -> list[dict[str, Any]]:
+    return [
+        {
+            "run": row.id,
+            "plan": row.plan_name,
+            "status": row.status,
+            "started_at": row.started_at,
+            "wall_s": row.wall_s,
+            "branch": row.branch,
+        }
+        for row in store.runs()
+    ]
+
+
+def runs_text(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no runs yet"
+    lines = []
+    for row in rows:
+        started = datetime.fromtimestamp(row["started_at"]).strftime("%Y-%m-%d %H:%M")
+        lines.append(
+            f"{row['run']}  {started}  {row['status']:<11} {_secs(row['wall_s']):>7}  {row['plan']}"
+        )
+    return "\n".join(lines)
+
+
+def follow_events(
+    store: Store,
+    run_id: str,
+    *,
+    as_json: bool,
+    write: Callable[[str], Any],
+    poll_s: float = FOLLOW_POLL_S,
+) -> None:
+    """Print a run's events as they arrive, until the run is no longer running."""
+    seq = 0
+    while True:
+        for event in store.events(run_id, after_seq=seq):
+            seq = max(seq, int(event.get("seq", seq)))
+            write((json.dumps(event, default=str) if as_json else format_event_line(event)) + "\n")
+        row = store.run(run_id)
+        if row.status != "running" or (row.pid is not None and not pid_alive(row.pid)):
+            for event in store.events(run_id, after_seq=seq):
+                write(
+                    (json.dumps(event, default=str) if as_json else format_event_line(event)) + "\n"
+                )
+            return
+        time.sleep(poll_s)
