@@ -209,6 +209,8 @@ def test_keep_for_inspection_then_retry(repo: GitRepo) -> None:
         assert (first.path / "src" / "app.py").read_text() == "broken\n"
         kept_head = agent_git(first.path, "rev-parse", "HEAD").strip()
         assert kept_head == change.commit
+        # moving the branch for attempt 2 kept attempt 1's commit under a ref
+        assert repo.rev(snapshot_ref(RUN, "t", "before-2")) == change.commit
         await provider.close(second, keep=False)
 
     run(main)
@@ -504,5 +506,25 @@ def test_stale_index_lock_of_a_killed_agent(repo: GitRepo) -> None:
         (ws.git_dir / "index.lock").write_text("")  # its git was SIGKILLed mid-add
         change = await provider.collect(ws, writes=["src/**"], message="m")
         assert change.ok and change.changed_files == ("src/app.py",)
+
+    run(main)
+
+
+def test_shared_git_change_fails_every_attempt_running_at_the_time(repo: GitRepo) -> None:
+    provider = make_provider(repo)
+
+    async def main() -> None:
+        guilty = await provider.open("guilty", 1, repo.head())
+        bystander = await provider.open("bystander", 1, repo.head())
+        write_common_hook(guilty, repo)
+        # the bystander collects first and restores the hooks folder...
+        seen = await provider.collect(bystander, writes=[], message="m")
+        assert ".git/hooks/post-merge" in seen.protected_violations
+        assert not (repo.common_dir / "hooks" / "post-merge").exists()
+        # ...and the agent that did it is still caught
+        caught = await provider.collect(guilty, writes=[], message="m")
+        assert ".git/hooks/post-merge" in caught.protected_violations and not caught.ok
+        later = await provider.open("later", 1, repo.head())  # opened after: clean
+        assert (await provider.collect(later, writes=[], message="m")).ok
 
     run(main)

@@ -173,7 +173,8 @@ class WorktreeProvider:
         # checked against (and restored to) this, so one agent's edit can never
         # become the next attempt's baseline.
         self._shared: dict[str, Entry] | None = None
-        self._guards: dict[Path, _Guard] = {}
+        self._guards: dict[Path, _Guard] = {}  # open workspaces
+        self._tainted: dict[Path, set[str]] = {}  # shared git files changed while open
 
     def path_for(self, task_id: str, attempt: int) -> Path:
         """Where the worktree of this attempt lives."""
@@ -195,6 +196,7 @@ class WorktreeProvider:
             str(path),
             start_commit,
         )
+        await self._keep_previous_commit(branch, start_commit, attempt)
         async with self.git.write_lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             # --no-checkout: only the registration needs the lock; the files are
@@ -268,6 +270,7 @@ class WorktreeProvider:
     async def close(self, ws: Workspace, *, keep: bool) -> None:
         """Keep the worktree for inspection, or remove it (snapshotting uncommitted work)."""
         self._guards.pop(ws.path, None)
+        self._tainted.pop(ws.path, None)
         if keep:
             # Detach so the branch is free for the task's next attempt.
             async with self.git.write_lock:
@@ -276,6 +279,8 @@ class WorktreeProvider:
             return
         if await self.snapshot(ws) is False:
             return  # could not save its work: leave it where it is
+        for log in ws.path.parent.glob(f"{ws.path.name}.setup-*.log"):
+            log.unlink(missing_ok=True)
         async with self.git.write_lock:
             await self._remove_worktree(ws.path)
             with contextlib.suppress(OSError):
@@ -410,6 +415,15 @@ class WorktreeProvider:
             input="\0".join(specs).encode("utf-8", errors="surrogateescape"),
         )  # fmt: skip
 
+    async def _keep_previous_commit(self, branch: str, start: str, attempt: int) -> None:
+        """Before `-B` moves the task branch, save an earlier attempt's unmerged commit."""
+        previous = await self.git.rev_parse(f"refs/heads/{branch}")
+        if previous is None or previous == start or await self.git.is_ancestor(previous, start):
+            return
+        task = branch.rpartition("/")[2]
+        ref = snapshot_ref(self.run_id, task, f"before-{attempt}")
+        await self.git.update_ref(ref, previous, message="plait: earlier attempt's commit")
+
     async def _run_setup(self, ws: Workspace, number: int, command: Command) -> None:
         """Run one setup command in the workspace; SetupFailed with its output if it fails."""
         log = ws.path.parent / f"{ws.path.name}.setup-{number}.log"
@@ -472,11 +486,19 @@ class WorktreeProvider:
                     restore_guarded(ws.git_dir, guard.private)
         if self._shared is not None:
             now = read_guarded(self.git.common_dir)
-            for rel in guarded_changes(self._shared, now):
-                protected.append(f".git/{rel}")
-                problems.append(f"changed the repository's .git/{rel} (restored)")
             if now != self._shared:
                 restore_guarded(self.git.common_dir, self._shared)
+                # Any attempt running now may have done it: all of them fail, so
+                # the one that did cannot pass just because another collected first.
+                for open_path in self._guards:
+                    self._tainted.setdefault(open_path, set()).update(
+                        guarded_changes(self._shared, now)
+                    )
+        for rel in sorted(self._tainted.pop(ws.path, set())):
+            protected.append(f".git/{rel}")
+            problems.append(
+                f"the repository's .git/{rel} changed while this attempt ran (restored)"
+            )
 
     async def _make_room(self, path: Path, branch: str) -> None:
         """Under the lock: clear a stale worktree at `path`, and free `branch` for reuse."""
