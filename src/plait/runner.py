@@ -270,15 +270,13 @@ class Driver:
         if result.ok or self.plan.on_verify_failure is None:
             return result.ok
         fixer = self.plan.on_verify_failure
-        prompt = (
-            f"{fixer.prompt.rstrip()}\n\nThe plan's checks failed on the merged result:\n\n"
-            f"```\n{result.output_tail}\n```\n"
-        )
-        task = Task(id=FIXER_TASK_ID, prompt=prompt, agent=fixer.agent)
+        # The failure output goes in as a note, after rendering: it is data, not a template.
+        note = f"The plan's checks failed on the merged result:\n\n```\n{result.output_tail}\n```"
+        task = Task(id=FIXER_TASK_ID, prompt=fixer.prompt, agent=fixer.agent)
         self.ctx.views[task.id] = TaskView(task.id, task.agent)
         self.journal.write(lambda: self.store.add_task(self.run_id, task.id))
         self.emit("fixer_started", task.id)
-        outcome = await run_task(self.ctx, task, self.slots.take(), 1)
+        outcome = await run_task(self.ctx, task, self.slots.take(), 1, notes=[note])
         await self.journal.sync()
         if outcome is not Outcome.SUCCEEDED:
             return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -25,6 +26,8 @@ from plait.git import Git
 from plait.merge import MergeQueue
 from plait.model import Isolation, Outcome, Plan
 from plait.planfile import parse_plan, validate_plan
+from plait.proc import kill_marked
+from plait.profiles import resolve_agent
 from plait.runlock import RunLock
 from plait.runner import Driver, EventSink, RunOutcome
 from plait.store import Store, new_run_id, state_home
@@ -41,6 +44,18 @@ class RunSettings:
     jobs: int | None = None
     fail_fast: bool = False
     sink: EventSink | None = None
+
+
+def with_agents(plan: Plan) -> Plan:
+    """The plan with every agent it uses resolved, profiles read (a broken one is a
+    plan error now, not in the middle of the run)."""
+    used = {t.agent for t in plan.tasks.values()}
+    if plan.on_verify_failure is not None:
+        used.add(plan.on_verify_failure.agent)
+    agents = dict(plan.agents)
+    for name in sorted(used - agents.keys()):
+        agents[name] = resolve_agent(plan, name)
+    return dataclasses.replace(plan, agents=agents)
 
 
 def check_backends(plan: Plan) -> None:
@@ -109,7 +124,7 @@ def _plan_record(plan: Plan, settings: RunSettings) -> str:
 
 async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = None) -> RunOutcome:
     """Run a validated plan from the start."""
-    plan = validate_plan(plan)
+    plan = with_agents(validate_plan(plan))
     root = (plan.root or Path.cwd()).resolve()
     git = await _discover(root)
     isolation = _isolation(plan, git)
@@ -246,7 +261,8 @@ async def resume_run(
         root = Path(record["root"]) if record.get("root") else cwd
         plan = parse_plan(record["text"], file=record.get("path"), root=root)
         if record.get("path"):
-            plan = _with_path(plan, Path(record["path"]))
+            plan = dataclasses.replace(plan, path=Path(record["path"]))
+        plan = with_agents(plan)
         settings.jobs = settings.jobs or record.get("jobs")
         settings.fail_fast = settings.fail_fast or bool(record.get("fail_fast"))
         git = await _discover(root)
@@ -254,6 +270,8 @@ async def resume_run(
         check_backends(plan)
         jobs = settings.jobs or row.jobs
         analysis = analyze(plan, jobs=jobs, history=store.durations(plan.name))
+        # Agents of the interrupted run live on in their own sessions: end them first.
+        kill_marked(f"{run_id}/", prefix=True)
         done, attempts, results = await _reconcile(store, run_id, git, row.branch)
         store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
         return await _drive(
@@ -273,12 +291,6 @@ async def resume_run(
             attempts,
             results,
         )
-
-
-def _with_path(plan: Plan, path: Path) -> Plan:
-    import dataclasses
-
-    return dataclasses.replace(plan, path=path)
 
 
 async def _reconcile(

@@ -117,12 +117,17 @@ def agent_env(
     return proc.child_env(request_vars, extra, passthrough=passthrough)
 
 
-async def run_task(ctx: RunContext, task: Task, slot: int, first_attempt: int) -> Outcome:
-    """Run `task` until it succeeds (merged) or runs out of retries and re-runs."""
+async def run_task(
+    ctx: RunContext, task: Task, slot: int, first_attempt: int, notes: list[str] | None = None
+) -> Outcome:
+    """Run `task` until it succeeds (merged) or runs out of retries and re-runs.
+
+    `notes` are appended to the first attempt's prompt after rendering.
+    """
     view = ctx.views[task.id]
     agent = ctx.agent(task.agent)
     backend = get_backend(agent.backend)
-    notes: list[str] = []
+    notes = list(notes or [])
     retries_left = task.retries
     reruns_left = ctx.plan.max_conflict_reruns
     rate_limit_waits = 0
