@@ -47,7 +47,7 @@ def _snap(
 
 
 def run_points() -> dict[str, BoardSnapshot]:
-    """Three moments of one synthetic eight-task run."""
+    """Moments of synthetic runs: an eight-task run at three points, and a busy one."""
     start = [
         _row(
             "contract",
@@ -131,7 +131,66 @@ def run_points() -> dict[str, BoardSnapshot]:
         _row("e2e-tests", "skipped", agent="qa"),
         _row("migrate-data", "cancelled"),
     ]
+    busy = [
+        _row(
+            "contract",
+            "merged",
+            agent="architect",
+            attempt=1,
+            elapsed_s=41.0,
+            cost_usd=0.12,
+            last_line="Wrote docs/api.md",
+        ),
+        _row(
+            "oauth-service",
+            "running",
+            attempt=1,
+            elapsed_s=48.3,
+            cost_usd=0.19,
+            last_line="Editing src/services/auth/oauth.py (+112 -4)",
+        ),
+        _row(
+            "login-ui",
+            "rerunning",
+            agent="frontend-engineer",
+            attempt=2,
+            elapsed_s=12.0,
+            cost_usd=0.22,
+            last_line="conflict in src/components/auth/Login.tsx; redoing",
+        ),
+        _row(
+            "token-store",
+            "running",
+            attempt=1,
+            elapsed_s=31.0,
+            cost_usd=0.08,
+            last_line="$ pytest -q tests/services/test_tokens.py",
+        ),
+        _row("schema", "merging", attempt=1, elapsed_s=63.0, cost_usd=0.15),
+        _row(
+            "docs",
+            "verifying",
+            agent="architect",
+            attempt=1,
+            elapsed_s=20.0,
+            cost_usd=0.05,
+            last_line="$ mkdocs build --strict",
+        ),
+        _row("e2e-tests", "waiting", agent="qa", waiting_on=("oauth-service", "login-ui")),
+        _row("rate-limits", "ready"),
+        _row(
+            "migrate-data",
+            "failed",
+            attempt=2,
+            elapsed_s=95.5,
+            cost_usd=0.31,
+            last_line="E   AssertionError: users.email must be unique",
+        ),
+        _row("seed-data", "skipped", waiting_on=("migrate-data",)),
+        _row("lint-config", "merged", agent="scripted", attempt=1, elapsed_s=3.1),
+    ]
     return {
+        "busy": _snap(busy, 4, 95.0, 70.0, 1.12),
         "start": _snap(start, 0, 2.2, None, 0.01),
         "middle": _snap(middle, 5, 130.0, 52.0, 0.70),
         "end": _snap(end, 8, 181.0, 0.0, 0.92),
@@ -178,7 +237,7 @@ def check_snapshot(name: str, text: str) -> None:
     assert text == path.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("point", ["start", "middle", "end"])
+@pytest.mark.parametrize("point", ["start", "middle", "busy", "end"])
 def test_board_snapshot(point: str) -> None:
     text = render(run_points()[point])
     check_snapshot(f"board-{point}", text)
@@ -358,3 +417,15 @@ def test_event_line_is_one_clean_line(utc: None) -> None:
     )
     assert "\n" not in line and "\x1b" not in line
     assert len(line) < 220 and re.match(r"16:23:04 ab +failed: x", line)
+
+
+def test_wide_terminal_shows_everything_narrow_keeps_latest() -> None:
+    snap = run_points()["busy"]
+    wide = Console(width=160, record=True, file=io.StringIO(), color_system=None)
+    wide.print(render_board(snap))
+    text = wide.export_text()
+    assert "waiting on oauth-service, login-ui" in text and "frontend-engineer" in text
+    assert "Editing src/services/auth/oauth.py (+112 -4)" in text
+    narrow = render(snap)  # 100 columns: the agent column gives way to the latest line
+    assert "agent" not in narrow.splitlines()[2]
+    assert "Editing src/services/auth/oa" in narrow

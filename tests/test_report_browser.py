@@ -6,6 +6,7 @@ PLAIT_SAVE_SCREENSHOTS=1 to copy the screenshots to docs/img/ for the README.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import struct
@@ -15,7 +16,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from rich.terminal_theme import SVG_EXPORT_THEME
 
+from plait.board import render_board
 from plait.report import (
     BAR_H,
     Timeline,
@@ -25,6 +29,7 @@ from plait.report import (
     tick_label,
     tick_step,
 )
+from test_board import run_points
 from test_report import make_run, small_run
 
 
@@ -229,3 +234,23 @@ def test_small_report_and_estimate_in_chromium(tmp_path: Path) -> None:
     )
     dom, _ = open_report(est, tmp_path, "plan-50")
     check_geometry(est, dom)
+
+
+def test_board_in_chromium(tmp_path: Path) -> None:
+    """The board as a terminal shows it (rich's HTML export, no fonts fetched), in colour."""
+    console = Console(width=120, record=True, file=io.StringIO(), color_system="truecolor")
+    console.print(render_board(run_points()["busy"]))
+    page = tmp_path / "board.html"
+    page.write_text(console.export_html(theme=SVG_EXPORT_THEME, inline_styles=True), "utf-8")
+    assert "http" not in page.read_text(encoding="utf-8")
+    shot = tmp_path / "board.png"
+    chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1240,290")
+    width, _, ch, rows = read_png(shot)
+    pixels = {bytes(row[i : i + 3]) for row in rows for i in range(0, width * ch, ch)}
+    # the progress bar and the states' colours reached the screen: green, red, blue, magenta
+    for n in (2, 1, 4, 5):
+        rgb = SVG_EXPORT_THEME.ansi_colors[n]
+        assert any(_near(p, (rgb.red, rgb.green, rgb.blue), 12) for p in pixels), n
+    if os.environ.get("PLAIT_SAVE_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, DOCS_IMG / "board.png")

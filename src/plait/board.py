@@ -138,13 +138,14 @@ def _header(s: BoardSnapshot) -> Text:
 # (header, max width, right-aligned, style) of the fixed columns; "latest" takes the rest.
 _COLUMNS = (
     ("task", 24, False, ""),
-    ("state", 30, False, ""),
+    ("state", 48, False, ""),
     ("agent", 18, False, "dim"),
     ("try", 3, True, ""),
     ("elapsed", 7, True, ""),
     ("cost", 8, True, ""),
 )
 _GAP = "  "
+_LATEST_MIN = 30
 
 
 def _fit(text: str, width: int, right: bool = False) -> str:
@@ -184,21 +185,31 @@ class _Board:
             min(limit, max([len(head), *(cell_len(c[i]) for c in cells)]))
             for i, (head, limit, _, _) in enumerate(_COLUMNS)
         ]
-        latest = width - sum(widths) - len(_GAP) * len(widths)
+        gap = len(_GAP)
+        latest = width - sum(widths) - gap * len(widths)
+        # The agent's latest line is what people watch. On a narrow terminal the state's
+        # waiting list is cut to 30 cells, then the agent column goes (the plan says it),
+        # then the waiting list is cut further, then long task ids.
+        for i, floor in ((1, 30), (2, 0), (1, 22), (0, 12)):
+            if latest >= _LATEST_MIN:
+                break
+            if floor == 0:
+                latest += widths[i] + gap
+                widths[i] = 0
+                continue
+            give = min(_LATEST_MIN - latest, max(0, widths[i] - floor))
+            widths[i] -= give
+            latest += give
+        shown = [(col, w, i) for i, (col, w) in enumerate(zip(_COLUMNS, widths, strict=True)) if w]
         yield _header(self.s)
-        head = _GAP.join(
-            _fit(n, w, right) for (n, _, right, _), w in zip(_COLUMNS, widths, strict=True)
-        )
-        yield Segment(_fit(head + _GAP + "latest", width).rstrip(), _BOLD)
+        head = "".join(_fit(col[0], w, col[2]) + _GAP for col, w, _ in shown) + "latest"
+        yield Segment(_fit(head, width).rstrip(), _BOLD)
         yield Segment.line()
         for r, row in zip(self.rows, cells, strict=True):
             state_style = _STYLES.get(r.state, _PLAIN)
-            for i, ((_, _, right, style), w, cell) in enumerate(
-                zip(_COLUMNS, widths, row, strict=True)
-            ):
-                yield Segment(
-                    _fit(cell, w, right), state_style if i == 1 else _STYLES.get(style, _PLAIN)
-                )
+            for (_, _, right, style), w, i in shown:
+                cell_style = state_style if i == 1 else _STYLES.get(style, _PLAIN)
+                yield Segment(_fit(row[i], w, right), cell_style)
                 yield Segment(_GAP)
             if latest > 1:
                 yield Segment(_fit(clean_line(r.last_line), latest).rstrip(), _DIM)
