@@ -9,7 +9,7 @@ import pytest
 
 from gitrepo import GitRepo, git_identity
 from plait.errors import GitError, NotARepository
-from plait.git import FALLBACK_EMAIL, ZERO_OID, Git, scrubbed_env
+from plait.git import FALLBACK_EMAIL, ZERO_OID, Git, scrubbed_env, status_paths
 
 
 @pytest.fixture
@@ -204,3 +204,12 @@ def test_write_lock_serialises_writers(repo: GitRepo) -> None:
     asyncio.run(main())
     assert repo.branches("plait/*") == []
     repo.fsck()
+
+
+def test_status_paths_parses_renames_and_untracked(repo: GitRepo) -> None:
+    repo.git("mv", "a.txt", "renamed.txt")
+    repo.write("b.txt", "changed\n")
+    repo.write("new dir/with space.txt", "n\n")
+    git = Git(repo.path, repo.common_dir)
+    out = asyncio.run(git.run("status", "--porcelain=v1", "-z", readonly=True)).stdout
+    assert sorted(status_paths(out)) == ["a.txt", "b.txt", "new dir/", "renamed.txt"]

@@ -528,3 +528,19 @@ def test_shared_git_change_fails_every_attempt_running_at_the_time(repo: GitRepo
         assert (await provider.collect(later, writes=[], message="m")).ok
 
     run(main)
+
+
+def test_clean_all_runs_spares_the_users_own_plait_branches(repo: GitRepo) -> None:
+    repo.git("branch", "plait/feature")  # the user's, not a run
+    provider = make_provider(repo)
+
+    async def main() -> None:
+        ws = await provider.open("t", 1, repo.head())
+        (ws.path / "x.txt").write_text("x\n")
+        await provider.collect(ws, writes=[], message="m")
+        report = await provider.clean(None, result_branches=True)
+        assert set(report.branches) == {integration_branch(RUN), task_branch(RUN, "t")}
+
+    run(main)
+    assert repo.branches("plait/*") == ["plait/feature"]
+    assert repo.worktrees() == [str(repo.path)]

@@ -133,6 +133,24 @@ class MergeTree:
         return not self.conflicts
 
 
+def status_paths(output: str) -> list[str]:
+    """Paths from `git status --porcelain=v1 -z` (both sides of a rename)."""
+    fields = output.split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(fields):
+        record = fields[i]
+        i += 1
+        if len(record) < 4:
+            continue
+        paths.append(record[3:])
+        if record[0] in "RC":  # a rename or copy: the source path follows
+            if i < len(fields) and fields[i]:
+                paths.append(fields[i])
+            i += 1
+    return paths
+
+
 def _decode(data: bytes) -> str:
     # surrogateescape: a path that is not UTF-8 survives the round trip to argv
     return data.decode("utf-8", errors="surrogateescape")

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
@@ -178,3 +180,78 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+@dataclass
+class _Watched:
+    dotgit: bytes  # the worktree's `.git` file, as git wrote it
+    git_dir: Path  # the worktree's own git dir (<common>/worktrees/<name>)
+    private: dict[str, Entry]  # guarded files of that git dir
+    tainted: set[str] = field(default_factory=set)  # shared files changed while open
+
+
+class GitGuard:
+    """Watches the git files no agent may change, and puts them back when one does.
+
+    The shared git dir's guarded files are read once, before any agent runs, and
+    every check compares against (and restores) that reading, so one agent's edit
+    can never become another attempt's baseline. A change to the shared files
+    cannot be pinned on one of the attempts running in parallel, so it fails all
+    of them: the one that did it cannot pass because another was checked first.
+    """
+
+    def __init__(self, common_dir: Path) -> None:
+        self.common_dir = common_dir
+        self._shared: dict[str, Entry] | None = None
+        self._watched: dict[Path, _Watched] = {}
+
+    def watch(self, worktree: Path, git_dir: Path) -> None:
+        """Start watching a new worktree (call before its agent starts)."""
+        if self._shared is None:
+            self._shared = read_guarded(self.common_dir)
+        dotgit = (worktree / ".git").read_bytes()
+        self._watched[worktree] = _Watched(dotgit, git_dir, read_guarded(git_dir))
+
+    def forget(self, worktree: Path) -> None:
+        """Stop watching a worktree (it is closed)."""
+        self._watched.pop(worktree, None)
+
+    def check(self, worktree: Path) -> list[tuple[str, str]]:
+        """Restore whatever was changed; (violation, reason) pairs for what was."""
+        found: list[tuple[str, str]] = []
+        watched = self._watched.get(worktree)
+        if watched is not None:
+            found += _restore_dotgit(worktree, watched.dotgit)
+            now = read_guarded(watched.git_dir)
+            if now != watched.private:
+                for rel in guarded_changes(watched.private, now):
+                    where = f".git/worktrees/{watched.git_dir.name}/{rel}"
+                    found.append((where, f"changed the worktree's git file {rel} (restored)"))
+                restore_guarded(watched.git_dir, watched.private)
+        if self._shared is not None:
+            now = read_guarded(self.common_dir)
+            if now != self._shared:
+                changed = guarded_changes(self._shared, now)
+                restore_guarded(self.common_dir, self._shared)
+                for other in self._watched.values():
+                    other.tainted.update(changed)
+        if watched is not None:
+            for rel in sorted(watched.tainted):
+                reason = f"the repository's .git/{rel} changed while this attempt ran (restored)"
+                found.append((f".git/{rel}", reason))
+            watched.tainted.clear()
+        return found
+
+
+def _restore_dotgit(worktree: Path, expected: bytes) -> list[tuple[str, str]]:
+    """Put back a worktree's `.git` file that an agent deleted or replaced."""
+    dotgit = worktree / ".git"
+    if dotgit.is_file() and not dotgit.is_symlink() and dotgit.read_bytes() == expected:
+        return []
+    if dotgit.is_dir() and not dotgit.is_symlink():
+        # an agent's own repository: kept as evidence, outside the tree
+        dotgit.rename(worktree.parent / f"{worktree.name}.agent-git-{time.time_ns()}")
+    else:
+        dotgit.unlink(missing_ok=True)
+    dotgit.write_bytes(expected)
+    return [(".git", "the workspace's .git file was deleted or replaced (restored)")]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -27,17 +28,9 @@ from pathlib import Path
 
 from plait import proc
 from plait.errors import Error, GitError
-from plait.git import Git, GitResult, scrubbed_env
+from plait.git import Git, GitResult, scrubbed_env, status_paths
 from plait.model import Command, ScopePolicy
-from plait.scope import (
-    Entry,
-    check_scope,
-    guarded_changes,
-    outside_symlinks,
-    protected_violations,
-    read_guarded,
-    restore_guarded,
-)
+from plait.scope import GitGuard, check_scope, outside_symlinks, protected_violations
 
 __all__ = [
     "Change",
@@ -50,6 +43,10 @@ __all__ = [
     "snapshot_ref",
     "task_branch",
 ]
+
+
+#: What plait's run ids look like (`20261127-195612-ab12`).
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]+")
 
 
 def integration_branch(run_id: str) -> str:
@@ -120,32 +117,6 @@ class CleanReport:
     snapshots: tuple[str, ...] = ()  # refs holding work that would otherwise be lost
 
 
-def _porcelain_paths(output: str) -> list[str]:
-    """Paths from `git status --porcelain=v1 -z` (both sides of a rename)."""
-    fields = output.split("\0")
-    paths: list[str] = []
-    i = 0
-    while i < len(fields):
-        record = fields[i]
-        i += 1
-        if len(record) < 4:
-            continue
-        paths.append(record[3:])
-        if record[0] in "RC":  # a rename or copy: the source path follows
-            if i < len(fields) and fields[i]:
-                paths.append(fields[i])
-            i += 1
-    return paths
-
-
-@dataclass
-class _Guard:
-    """What a workspace's own git files looked like when it was opened."""
-
-    dotgit: bytes  # the worktree's `.git` file
-    private: dict[str, Entry]  # guarded files of its own git dir
-
-
 class WorktreeProvider:
     """Workspaces as git worktrees, one per attempt, outside the user's working tree."""
 
@@ -169,12 +140,7 @@ class WorktreeProvider:
         self.setup_env = dict(setup_env) if setup_env is not None else scrubbed_env()
         self.scope = scope
         self.setup_timeout_s = setup_timeout_s
-        # The shared git dir as it was before any agent ran: every attempt is
-        # checked against (and restored to) this, so one agent's edit can never
-        # become the next attempt's baseline.
-        self._shared: dict[str, Entry] | None = None
-        self._guards: dict[Path, _Guard] = {}  # open workspaces
-        self._tainted: dict[Path, set[str]] = {}  # shared git files changed while open
+        self.guard = GitGuard(git.common_dir)
 
     def path_for(self, task_id: str, attempt: int) -> Path:
         """Where the worktree of this attempt lives."""
@@ -182,8 +148,6 @@ class WorktreeProvider:
 
     async def open(self, task_id: str, attempt: int, start_commit: str) -> Workspace:
         """A fresh worktree on the task's branch at `start_commit`, with copy and setup done."""
-        if self._shared is None:
-            self._shared = read_guarded(self.git.common_dir)
         path = self.path_for(task_id, attempt)
         branch = task_branch(self.run_id, task_id)
         add = (
@@ -206,17 +170,17 @@ class WorktreeProvider:
                 # out by an earlier attempt kept for inspection
                 await self._make_room(path, branch)
                 await self.git.run(*add)
-        dotgit = (path / ".git").read_bytes()
-        git_dir = Path(dotgit.decode().removeprefix("gitdir:").strip())
+        dotgit = (path / ".git").read_text(encoding="utf-8")
+        git_dir = Path(dotgit.removeprefix("gitdir:").strip())
         ws = Workspace(task_id, attempt, path, branch, start_commit, git_dir)
-        self._guards[path] = _Guard(dotgit, read_guarded(git_dir))
+        self.guard.watch(path, git_dir)
         await self._git(ws, "read-tree", "--reset", "-u", "HEAD")
         if self.copy or self.setup:
             copied = self._copy_files(path)
             for number, command in enumerate(self.setup, 1):
                 await self._run_setup(ws, number, command)
             status = await self._git(ws, "status", "--porcelain=v1", "-z", readonly=True)
-            excluded = sorted({*copied, *_porcelain_paths(status.stdout)})
+            excluded = sorted({*copied, *status_paths(status.stdout)})
             ws = Workspace(task_id, attempt, path, branch, start_commit, git_dir, tuple(excluded))
         return ws
 
@@ -224,7 +188,9 @@ class WorktreeProvider:
         """Commit what the agent left and check everything it changed."""
         problems: list[str] = []
         protected: list[str] = []
-        self._check_git_files(ws, protected, problems)
+        for violation, reason in self.guard.check(ws.path):
+            protected.append(violation)
+            problems.append(reason)
         head_ref = await self._git(ws, "symbolic-ref", "-q", "HEAD", check=False, readonly=True)
         on_branch = head_ref.ok and head_ref.stdout.strip() == f"refs/heads/{ws.branch}"
         if not on_branch:
@@ -269,8 +235,7 @@ class WorktreeProvider:
 
     async def close(self, ws: Workspace, *, keep: bool) -> None:
         """Keep the worktree for inspection, or remove it (snapshotting uncommitted work)."""
-        self._guards.pop(ws.path, None)
-        self._tainted.pop(ws.path, None)
+        self.guard.forget(ws.path)
         if keep:
             # Detach so the branch is free for the task's next attempt.
             async with self.git.write_lock:
@@ -304,7 +269,7 @@ class WorktreeProvider:
         try:
             status = await self._git(ws, "status", "--porcelain=v1", "-z", readonly=True)
             skip = {p.rstrip("/") for p in ws.excluded}
-            if not {p.rstrip("/") for p in _porcelain_paths(status.stdout)} - skip:
+            if not {p.rstrip("/") for p in status_paths(status.stdout)} - skip:
                 return True
             # Stage into a copy of the index (its stat data saves rehashing every file).
             index = git_dir / "plait-snapshot-index"
@@ -349,9 +314,7 @@ class WorktreeProvider:
                     checked_out.add(info.branch)
                 continue
             run = info.path.relative_to(self.worktrees_dir).parts[0]
-            task, _, attempt = info.path.name.rpartition("-")
-            git_dir = _git_dir_of(info.path, self.git.common_dir)
-            ws = Workspace(task, int(attempt or 0), info.path, "", info.head or "", git_dir)
+            ws = self._found(info.path, info.head)
             ref = await self.snapshot(ws, run_id=run) if info.head else True
             if isinstance(ref, str):
                 saved.append(ref)
@@ -462,43 +425,12 @@ class WorktreeProvider:
                                          message=f"plait: {message.splitlines()[0]}"):  # fmt: skip
             raise GitError(["update-ref", ws.branch], 1, "the task branch moved during commit")
 
-    def _check_git_files(self, ws: Workspace, protected: list[str], problems: list[str]) -> None:
-        """Detect (and undo) changes to the worktree's `.git` file and the guarded git files."""
-        guard = self._guards.get(ws.path)
-        dotgit = ws.path / ".git"
-        if guard is not None:
-            intact = dotgit.is_file() and not dotgit.is_symlink()
-            if not intact or dotgit.read_bytes() != guard.dotgit:
-                protected.append(".git")
-                problems.append("the workspace's .git file was deleted or replaced (restored)")
-                if dotgit.is_dir() and not dotgit.is_symlink():
-                    # keep the agent's repository as evidence, outside the tree
-                    dotgit.rename(ws.path.parent / f"{ws.path.name}.agent-git-{time.time_ns()}")
-                else:
-                    dotgit.unlink(missing_ok=True)
-                dotgit.write_bytes(guard.dotgit)
-            if ws.git_dir is not None:
-                now = read_guarded(ws.git_dir)
-                for rel in guarded_changes(guard.private, now):
-                    protected.append(f".git/worktrees/{ws.git_dir.name}/{rel}")
-                    problems.append(f"changed the worktree's git file {rel} (restored)")
-                if now != guard.private:
-                    restore_guarded(ws.git_dir, guard.private)
-        if self._shared is not None:
-            now = read_guarded(self.git.common_dir)
-            if now != self._shared:
-                restore_guarded(self.git.common_dir, self._shared)
-                # Any attempt running now may have done it: all of them fail, so
-                # the one that did cannot pass just because another collected first.
-                for open_path in self._guards:
-                    self._tainted.setdefault(open_path, set()).update(
-                        guarded_changes(self._shared, now)
-                    )
-        for rel in sorted(self._tainted.pop(ws.path, set())):
-            protected.append(f".git/{rel}")
-            problems.append(
-                f"the repository's .git/{rel} changed while this attempt ran (restored)"
-            )
+    def _found(self, path: Path, head: str | None) -> Workspace:
+        """A Workspace for a worktree found on disk (after a crash, or by `clean`)."""
+        task, _, attempt = path.name.rpartition("-")
+        number = int(attempt) if attempt.isdigit() else 0
+        git_dir = _git_dir_of(path, self.git.common_dir)
+        return Workspace(task or path.name, number, path, "", head or "", git_dir)
 
     async def _make_room(self, path: Path, branch: str) -> None:
         """Under the lock: clear a stale worktree at `path`, and free `branch` for reuse."""
@@ -506,10 +438,7 @@ class WorktreeProvider:
             if self.worktrees_dir not in info.path.parents:
                 continue  # never touch a worktree plait did not make
             if info.path == path:
-                task, _, attempt = path.name.rpartition("-")
-                git_dir = _git_dir_of(path, self.git.common_dir)
-                stale = Workspace(task, int(attempt or 0), path, "", info.head or "", git_dir)
-                if await self.snapshot(stale, locked=True) is False:
+                if await self.snapshot(self._found(path, info.head), locked=True) is False:
                     path.rename(path.with_name(f"{path.name}.stale-{time.time_ns()}"))
                 await self._remove_worktree(path)
             elif info.branch == f"refs/heads/{branch}" and info.head:
@@ -565,11 +494,14 @@ class WorktreeProvider:
         return copied
 
     async def _run_ids(self) -> set[str]:
-        """Runs that have an integration branch or task branches."""
+        """Runs that have task branches, or an integration branch named like a run id.
+
+        A branch `plait/<name>` that does not look like a run id is the user's own.
+        """
         runs = {r.split("/")[4] for r in await self.git.list_refs("refs/heads/plait/tasks/")}
         for ref in await self.git.list_refs("refs/heads/plait/"):
             name = ref.removeprefix("refs/heads/plait/")
-            if "/" not in name:
+            if RUN_ID.fullmatch(name):
                 runs.add(name)
         return runs
 
@@ -632,7 +564,7 @@ class InPlaceProvider:
             "status", "--porcelain=v1", "-z", "--untracked-files=all", cwd=self.root, readonly=True
         )
         state: dict[str, str] = {}
-        for rel in _porcelain_paths(status.stdout):
+        for rel in status_paths(status.stdout):
             path = self.root / rel
             digest = ""
             with contextlib.suppress(OSError):
