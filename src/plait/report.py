@@ -89,7 +89,9 @@ class Timeline:
 
 
 # Waits that are time lost (the task was ready but held); "needs" is just the graph.
-LOST_WAITS = ("exclusion", "slot", "conflict", "retry", "rate_limit")
+LOST_WAITS = ("exclusion", "slots", "conflict", "retry", "rate_limit")
+# Of those, the ones spent ready but not started: drawn as a light segment before the bar.
+HELD_WAITS = ("exclusion", "slots")
 
 KIND_LABELS = {
     "retry": "retry",
@@ -450,14 +452,14 @@ def _svg_rows(t: Timeline, rows: list[TaskSummary], span: float) -> tuple[str, s
                 f'<text class="note" data-at="{_num(at)}" x="{PAD + at * k + 3:.2f}" '
                 f'y="{y + BAR_Y + 9}">{esc(task.outcome)}</text>'
             )
-        held = sum(v for key, v in t.waits.get(task.id, {}).items() if key in ("exclusion", "slot"))
+        held = sum(v for key, v in t.waits.get(task.id, {}).items() if key in HELD_WAITS)
         if spans and held > 0:
             start = spans[0].start_s
             held = min(held, start)
             under.append(
                 f'<rect class="wait" data-task="{esc(task.id)}" {span_attrs(start - held, start)}'
                 f' y="{y + BAR_Y}" height="{BAR_H}"><title>{esc(task.id)}: ready but held'
-                f" {fmt_duration(held)} (exclusion / free slot)</title></rect>"
+                f" {fmt_duration(held)} (exclusive partner running / no free slot)</title></rect>"
             )
         if task.id in t.predicted and not t.is_estimate:
             ps, pf = t.predicted[task.id]
@@ -576,7 +578,7 @@ def _legend(t: Timeline) -> str:
             'height="3"/></svg>estimate'
         )
     if any(lost_s(t, x.id) for x in t.tasks):
-        items.append(sw("wait") + "held (exclusion / slot)")
+        items.append(sw("wait") + "ready, held (exclusion / no free slot)")
     if t.edges:
         items.append(
             '<label><input type="checkbox" id="showedges" checked> dependency lines</label>'
