@@ -324,15 +324,26 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
-def _kill_marked(needle: bytes, sig: int, exclude_pgid: int | None) -> set[int]:
+def _kill_marked(
+    needle: bytes, sig: int, exclude_pgid: int | None, born_after: int | None = None
+) -> set[int]:
+    """Signal processes whose environment holds `needle`.
+
+    `born_after`: only processes created after that pid can carry the marker (the
+    child's descendants are younger than the child), so only pids allocated since
+    are read; on a busy machine that is a handful instead of every process.
+    """
     me = os.getpid()
     killed: set[int] = set()
     try:
         names = os.listdir("/proc")
     except OSError:
         return killed
+    young = _younger_than(born_after) if born_after is not None else None
     for name in names:
         if not name.isdigit() or int(name) == me:
+            continue
+        if young is not None and not young(int(name)):
             continue
         try:
             fd = os.open(f"/proc/{name}/environ", os.O_RDONLY | os.O_CLOEXEC)
@@ -375,6 +386,24 @@ def kill_marked(
     """
     needle = f"\0{MARKER_VAR}={marker}" + ("" if prefix else "\0")
     return len(_kill_marked(needle.encode(), sig, exclude_pgid))
+
+
+def _last_pid() -> int | None:
+    try:
+        with open("/proc/sys/kernel/ns_last_pid", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _younger_than(pid: int) -> Callable[[int], bool] | None:
+    """A test for "allocated after `pid`", pids wrapping around at pid_max."""
+    last = _last_pid()
+    if last is None:
+        return None
+    if last >= pid:
+        return lambda candidate: pid < candidate <= last
+    return lambda candidate: candidate > pid or candidate <= last
 
 
 def _processes_created_since(pid: int) -> bool:
@@ -487,7 +516,7 @@ class _Child:
             needle = f"\0{MARKER_VAR}={self.marker}\0".encode()
             seen: set[int] = set()
             for _ in range(_SWEEP_ROUNDS):  # again, in case one forked while being killed
-                new = _kill_marked(needle, signal.SIGKILL, self.proc.pid) - seen
+                new = _kill_marked(needle, signal.SIGKILL, self.proc.pid, self.proc.pid) - seen
                 if not new:
                     break
                 seen |= new

@@ -130,7 +130,9 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
     isolation = _isolation(plan, git)
     check_backends(plan)
     home = home or state_home(root)
-    with Store.open(home) as store, RunLock(home) as lock:
+    # The database is synced at every commit; events.jsonl is rebuilt from it after a
+    # crash, so syncing the file too would only double the cost of each transition.
+    with Store.open(home, fsync_events=False) as store, RunLock(home) as lock:
         run_id = new_run_id()
         lock.acquire(run_id)
         jobs = settings.jobs or plan.jobs
@@ -249,7 +251,7 @@ async def resume_run(
 ) -> RunOutcome:
     """Continue an interrupted run: finished tasks stay finished, in-flight ones run again."""
     home = home or state_home(cwd)
-    with Store.open(home) as store, RunLock(home) as lock:
+    with Store.open(home, fsync_events=False) as store, RunLock(home) as lock:
         run_id = run_id or store.latest_run_id()
         if run_id is None:
             raise RunNotFound("there is no run to resume here")

@@ -10,6 +10,7 @@ as failures, and the budget that stops new attempts.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from plait.errors import GitError
 from plait.journal import Journal
 from plait.merge import MergeQueue
 from plait.model import Agent, Outcome, Plan, ScopePolicy, Task
+from plait.scope import check_scope
 from plait.store import Store
 from plait.templates import render
 from plait.workspace import Change, SetupFailed, Workspace
@@ -103,7 +105,8 @@ def render_prompt(ctx: RunContext, task: Task, notes: list[str]) -> str:
         "run": {"id": ctx.run_id},
         "plan": {"name": ctx.plan.name},
     }
-    text = render(task.prompt, context)
+    # A prompt without braces has nothing to render: skip compiling a template.
+    text = render(task.prompt, context) if "{" in task.prompt else task.prompt
     for note in notes:
         text = f"{text.rstrip()}\n\n{note}\n"
     return text
@@ -218,6 +221,7 @@ async def _attempt(
     attempt_dir = ctx.store.attempt_dir(ctx.run_id, task.id, attempt)
     start_commit = await ctx.merge.tip() if ctx.merge is not None else ctx.base_commit
     started = time.time()
+    since = time.monotonic()
     view.state = "running"
     view.started = view.started or time.monotonic()
     ctx.journal.write(
@@ -263,6 +267,7 @@ async def _attempt(
     change = await ctx.provider.collect(
         ws, writes=task.writes, message=_commit_message(ctx, task, attempt)
     )
+    change = _attribute_in_place(ctx, task, change, since)
     failure: AttemptFailure | None = _judge(ctx, task, result, change)
     if failure is None and task.verify is not None:
         view.state = "verifying"
@@ -321,6 +326,34 @@ def _request(
         timeout_s=task.timeout_s,
         on_line=on_line,
     )
+
+
+def _attribute_in_place(ctx: RunContext, task: Task, change: Change, since: float) -> Change:
+    """isolation none: a path another task running meanwhile may write is not this task's.
+
+    In place, every attempt sees the whole checkout change, including what tasks running
+    beside it wrote. Those paths are dropped from its scope violations; if one of those
+    tasks has no `writes` (it may write anywhere), what is left cannot be pinned on this
+    task either and becomes a warning.
+    """
+    if ctx.merge is not None or not change.scope_violations:
+        return change
+    others = [
+        ctx.plan.tasks[view.task_id]
+        for view in ctx.views.values()
+        if view.task_id != task.id
+        and view.task_id in ctx.plan.tasks
+        and view.started is not None
+        and (view.ended is None or view.ended >= since)
+    ]
+    if not others:
+        return change
+    scoped = [o for o in others if o.writes]
+    kept = [p for p in change.scope_violations if all(check_scope([p], o.writes) for o in scoped)]
+    if kept and len(scoped) < len(others):
+        ctx.emit("scope_warning", task.id, files=kept)
+        kept = []
+    return dataclasses.replace(change, scope_violations=tuple(kept))
 
 
 def _judge(

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 #: What `tasks.X.<attribute>` may name.
@@ -102,4 +102,10 @@ def _cached_refs(prompt: str) -> dict[str, frozenset[str]]:
 
 def render(prompt: str, context: Mapping[str, Any]) -> str:
     """Render a prompt in the sandbox; an undefined name is an error, not ''."""
-    return _env.from_string(prompt).render(context)
+    return _compiled(prompt).render(context)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(prompt: str) -> Template:
+    # Retries and re-runs render the same prompt again: compile it once.
+    return _env.from_string(prompt)
