@@ -189,6 +189,11 @@ def test_setup_failure_raises_with_output(repo: GitRepo) -> None:
         with pytest.raises(SetupFailed) as info:
             await provider.open("s", 1, repo.head())
         assert "exited 3" in str(info.value) and "npm exploded" in info.value.output
+        # kept for inspection, with its log, and the branch is free for a retry
+        assert "npm exploded" in (provider.path_for("s", 1).parent / "s-1.setup-1.log").read_text()
+        provider.setup = ()
+        retry = await provider.open("s", 2, repo.head())
+        assert retry.branch == task_branch(RUN, "s")
 
     run(main)
 
@@ -469,7 +474,7 @@ def test_200_workspaces_16_at_a_time(repo: GitRepo) -> None:
     run(main)
     assert failures == []
     assert repo.worktrees() == [str(repo.path)]
-    assert repo.branches("plait/tasks/*") == []
+    assert repo.branches("plait/*") == [integration_branch(RUN)]
     assert not list((repo.common_dir / "worktrees").glob("*"))
     repo.fsck()
 

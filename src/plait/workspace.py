@@ -174,15 +174,20 @@ class WorktreeProvider:
         git_dir = Path(dotgit.removeprefix("gitdir:").strip())
         ws = Workspace(task_id, attempt, path, branch, start_commit, git_dir)
         self.guard.watch(path, git_dir)
-        await self._git(ws, "read-tree", "--reset", "-u", "HEAD")
-        if self.copy or self.setup:
+        try:
+            await self._git(ws, "read-tree", "--reset", "-u", "HEAD")
+            if not (self.copy or self.setup):
+                return ws
             copied = self._copy_files(path)
             for number, command in enumerate(self.setup, 1):
                 await self._run_setup(ws, number, command)
             status = await self._git(ws, "status", "--porcelain=v1", "-z", readonly=True)
-            excluded = sorted({*copied, *status_paths(status.stdout)})
-            ws = Workspace(task_id, attempt, path, branch, start_commit, git_dir, tuple(excluded))
-        return ws
+        except Exception:
+            # kept for inspection (its setup logs sit beside it), the branch freed
+            await self.close(ws, keep=True)
+            raise
+        excluded = sorted({*copied, *status_paths(status.stdout)})
+        return Workspace(task_id, attempt, path, branch, start_commit, git_dir, tuple(excluded))
 
     async def collect(self, ws: Workspace, *, writes: Sequence[str], message: str) -> Change:
         """Commit what the agent left and check everything it changed."""
