@@ -132,7 +132,7 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
     home = home or state_home(root)
     # The database is synced at every commit; events.jsonl is rebuilt from it after a
     # crash, so syncing the file too would only double the cost of each transition.
-    with Store.open(home, fsync_events=False) as store, RunLock(home) as lock:
+    with Store.open(home, fsync_events=False, any_thread=True) as store, RunLock(home) as lock:
         run_id = new_run_id()
         lock.acquire(run_id)
         jobs = settings.jobs or plan.jobs
@@ -230,7 +230,7 @@ async def _drive(
         async with _signals_cancel_run():
             outcome = await driver.run()
     except asyncio.CancelledError:
-        driver.journal.flush_now()
+        driver.journal.close()
         store.update_run(run_id, status="interrupted", wall_s=time.monotonic() - started)
         return RunOutcome(
             run_id,
@@ -240,6 +240,8 @@ async def _drive(
             time.monotonic() - started,
             messages=[f"interrupted; continue with `plait resume {run_id}`"],
         )
+    finally:
+        driver.journal.close()
     if merge is not None:
         outcome_head = await merge.tip()
         store.update_run(run_id, head=outcome_head)
@@ -251,7 +253,7 @@ async def resume_run(
 ) -> RunOutcome:
     """Continue an interrupted run: finished tasks stay finished, in-flight ones run again."""
     home = home or state_home(cwd)
-    with Store.open(home, fsync_events=False) as store, RunLock(home) as lock:
+    with Store.open(home, fsync_events=False, any_thread=True) as store, RunLock(home) as lock:
         run_id = run_id or store.latest_run_id()
         if run_id is None:
             raise RunNotFound("there is no run to resume here")

@@ -122,18 +122,31 @@ class Store:
     # --- opening and closing -----------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path, *, busy_timeout_ms: int = 10_000, fsync_events: bool = True) -> Store:
+    def open(
+        cls,
+        home: Path,
+        *,
+        busy_timeout_ms: int = 10_000,
+        fsync_events: bool = True,
+        any_thread: bool = False,
+    ) -> Store:
         """Open (creating if needed) the store in `home` and bring its schema up to date.
 
         `fsync_events=False` skips the fsync of events.jsonl at each commit (the
         database is still synced; the file is rebuilt from it if a crash cut it
-        short), halving the syncs per batch.
+        short), halving the syncs per batch. `any_thread=True` lets the run's
+        journal commit from its writer thread (one thread at a time, never two).
         """
         home = Path(home)
         home.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: the module never opens transactions behind our
         # back; batch() issues BEGIN/COMMIT itself so it can count and nest them.
-        conn = sqlite3.connect(home / DB_FILE, isolation_level=None, timeout=busy_timeout_ms / 1e3)
+        conn = sqlite3.connect(
+            home / DB_FILE,
+            isolation_level=None,
+            timeout=busy_timeout_ms / 1e3,
+            check_same_thread=not any_thread,
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
