@@ -123,6 +123,7 @@ class Driver:
         for task_id, outcome in (done or {}).items():
             self.ctx.views[task_id].state = outcome.value
         self.slots = SlotPool()
+        self._started_before_limit: set[str] = set()
         attach = getattr(sink, "attach", None)
         if attach is not None:
             attach(self)  # a live board reads the driver's views
@@ -139,17 +140,26 @@ class Driver:
 
     # --- rate limits ----------------------------------------------------------
 
-    def _throttle(self) -> None:
+    def _throttle(self, task_id: str) -> None:
+        """An attempt of `task_id` was rate limited: fewer agents at once."""
+        # The others running now started before the limit was hit: their success says
+        # nothing about whether it has lifted, so it must not raise the limit again.
+        self._started_before_limit = set(self.scheduler.running) - {task_id}
         lowered = max(1, len(self.scheduler.running) - 1)
         if lowered < self.scheduler_jobs:
             self.scheduler_jobs = lowered
             self.scheduler.set_jobs(lowered)
             self.emit("jobs_lowered", None, jobs=lowered)
 
-    def _unthrottle(self) -> None:
+    def _unthrottle(self, task_id: str) -> None:
+        """`task_id` succeeded: one more agent at once, up to `jobs`."""
+        if task_id in self._started_before_limit:
+            self._started_before_limit.discard(task_id)
+            return
         if self.scheduler_jobs < self.jobs:
             self.scheduler_jobs += 1
             self.scheduler.set_jobs(self.scheduler_jobs)
+            self.emit("jobs_raised", None, jobs=self.scheduler_jobs)
 
     scheduler_jobs: int = 0
 

@@ -78,8 +78,9 @@ class RunContext:
     port_base: int = 41000
     spent_usd: float = 0.0
     budget_hit: bool = False
-    on_rate_limit: Callable[[], None] = lambda: None
-    on_success: Callable[[], None] = lambda: None
+    #: Told the task's id when one of its attempts was rate limited, and when it succeeded.
+    on_rate_limit: Callable[[str], None] = lambda task_id: None
+    on_success: Callable[[str], None] = lambda task_id: None
 
     def agent(self, name: str) -> Agent:
         return self.plan.agents[name]
@@ -148,7 +149,7 @@ async def run_task(
         )
         if result is not None and result.status is AttemptStatus.RATE_LIMITED:
             # Not a failure: wait, with fewer agents at once, and run it again.
-            ctx.on_rate_limit()
+            ctx.on_rate_limit(task.id)
             wait = (
                 result.retry_after_s
                 or RATE_LIMIT_BACKOFF_S[min(rate_limit_waits, len(RATE_LIMIT_BACKOFF_S) - 1)]
@@ -175,7 +176,7 @@ async def run_task(
                     "branch": ctx.merge.branch if ctx.merge is not None else "",
                     "changed_files": list(change.changed_files),
                 }
-                ctx.on_success()
+                ctx.on_success(task.id)
                 _finish_task(
                     ctx,
                     task,
