@@ -520,3 +520,11 @@ def test_ten_thousand_tasks_analyse_quickly_and_correctly() -> None:
         assert scopes_overlap(plan.tasks[x.a].writes, plan.tasks[x.b].writes)
     position = {t: i for i, t in enumerate(a.order)}
     assert all(position[e.source] < position[e.target] for e in a.edges)
+
+
+def test_text_view_survives_a_narrow_terminal() -> None:
+    a = analyze(exclusive_diamond())
+    console = Console(record=True, width=30, color_system=None)
+    console.print(render_text(a))
+    text = console.export_text()
+    assert "docs/api.md" in text and "a → b" in text and "b ↔ e" in text

@@ -639,11 +639,18 @@ class _PlanText:
         self.analysis = analysis
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        styles: dict[str, Style] = {}
+        styles: dict[str, Style] = {"": Style.null()}
         for line in _text_lines(self.analysis, options.max_width):
+            # Fewer, longer segments render faster: padding joins the piece before it.
+            merged: _Line = []
             for text, style in line:
+                if merged and (style == merged[-1][1] or not text.strip()):
+                    merged[-1] = (merged[-1][0] + text, merged[-1][1])
+                else:
+                    merged.append((text, style))
+            for text, style in merged:
                 if style not in styles:
-                    styles[style] = console.get_style(style) if style else Style.null()
+                    styles[style] = console.get_style(style)
                 yield Segment(text, styles[style])
             yield Segment.line()
 
