@@ -34,6 +34,7 @@ from plait.workspace import Change, SetupFailed, Workspace
 PORTS_PER_SLOT = 10
 NOTE_TAIL_LINES = 60  # how much of a failure's output goes into the next prompt
 RATE_LIMIT_BACKOFF_S = (5.0, 15.0, 45.0, 120.0, 300.0)
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
 class WorkspaceProvider(Protocol):
@@ -106,8 +107,10 @@ def render_prompt(ctx: RunContext, task: Task, notes: list[str]) -> str:
         "run": {"id": ctx.run_id},
         "plan": {"name": ctx.plan.name},
     }
-    # A prompt without braces has nothing to render: skip compiling a template.
-    text = render(task.prompt, context) if "{" in task.prompt else task.prompt
+    # Only Jinja's own markers make a prompt a template; any other text reaches the
+    # agent byte for byte (rendering would also turn every CR and CRLF into LF).
+    templated = any(marker in task.prompt for marker in TEMPLATE_MARKERS)
+    text = render(task.prompt, context) if templated else task.prompt
     for note in notes:
         text = f"{text.rstrip()}\n\n{note}\n"
     return text
