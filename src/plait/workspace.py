@@ -141,6 +141,12 @@ class WorktreeProvider:
         self.scope = scope
         self.setup_timeout_s = setup_timeout_s
         self.guard = GitGuard(git.common_dir)
+        # Writes beside the workspaces (an agent's `../x`): what the run's folder held
+        # before the first attempt, the worktrees opened since, and for each open
+        # workspace the strays it has yet to report.
+        self._beside_seen: set[str] | None = None
+        self._opened: set[str] = set()
+        self._beside_open: dict[Path, set[str]] = {}
 
     def path_for(self, task_id: str, attempt: int) -> Path:
         """Where the worktree of this attempt lives."""
@@ -161,6 +167,7 @@ class WorktreeProvider:
             start_commit,
         )
         await self._keep_previous_commit(branch, start_commit, attempt)
+        self._opened.add(path.name)  # before it exists: a parallel check must not flag it
         async with self.git.write_lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             # --no-checkout: only the registration needs the lock; the files are
@@ -174,6 +181,9 @@ class WorktreeProvider:
         git_dir = Path(dotgit.removeprefix("gitdir:").strip())
         ws = Workspace(task_id, attempt, path, branch, start_commit, git_dir)
         self.guard.watch(path, git_dir)
+        if self._beside_seen is None:  # leftovers of earlier processes are not this run's
+            self._beside_seen = {e.name for e in path.parent.iterdir()} - self._opened
+        self._beside_open[path] = set()
         try:
             await self._git(ws, "read-tree", "--reset", "-u", "HEAD")
             if not (self.copy or self.setup):
@@ -196,6 +206,9 @@ class WorktreeProvider:
         for violation, reason in self.guard.check(ws.path):
             protected.append(violation)
             problems.append(reason)
+        for name in self._escapes(ws.path):
+            protected.append(f"../{name}")
+            problems.append(f"wrote outside its workspace: ../{name} (left there for inspection)")
         head_ref = await self._git(ws, "symbolic-ref", "-q", "HEAD", check=False, readonly=True)
         on_branch = head_ref.ok and head_ref.stdout.strip() == f"refs/heads/{ws.branch}"
         if not on_branch:
@@ -241,6 +254,7 @@ class WorktreeProvider:
     async def close(self, ws: Workspace, *, keep: bool) -> None:
         """Keep the worktree for inspection, or remove it (snapshotting uncommitted work)."""
         self.guard.forget(ws.path)
+        self._beside_open.pop(ws.path, None)
         if keep:
             # Detach so the branch is free for the task's next attempt.
             async with self.git.write_lock:
@@ -359,6 +373,35 @@ class WorktreeProvider:
         return CleanReport(tuple(removed), branches, tuple(saved))
 
     # -- helpers ----------------------------------------------------------------
+
+    def _escapes(self, path: Path) -> list[str]:
+        """Entries of the run's folder that plait did not make, for `path` to report.
+
+        Like a change to the shared git dir, a file written next to the workspaces
+        cannot be pinned on one of the attempts running at once: each new one is
+        reported by every attempt open when it is found.
+        """
+        seen = self._beside_seen
+        try:
+            names = {entry.name for entry in path.parent.iterdir()}
+        except OSError:
+            return []
+        if seen is not None:
+            strays = {name for name in names - seen if not self._made_by_plait(name)}
+            seen |= strays
+            for pending in self._beside_open.values():
+                pending |= strays
+        found = self._beside_open.get(path, set())
+        reported = sorted(found)
+        found.clear()
+        return reported
+
+    def _made_by_plait(self, name: str) -> bool:
+        """A worktree of this run, or a file plait keeps beside one (logs, moved-out git)."""
+        stem, dot, rest = name.partition(".")
+        return stem in self._opened and (
+            not dot or re.fullmatch(r"setup-\d+\.log|agent-git-\d+|stale-\d+", rest) is not None
+        )
 
     async def _git(
         self, ws: Workspace, *args: str, check: bool = True, readonly: bool = False,
