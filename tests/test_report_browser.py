@@ -144,17 +144,21 @@ def read_png(path: Path) -> tuple[int, int, int, list[bytearray]]:
     return width, height, channels, rows
 
 
-def open_report(t: Timeline, tmp_path: Path, name: str, save: bool = True) -> tuple[_Dom, Path]:
+def open_report(t: Timeline, tmp_path: Path, name: str, shot: str = "always") -> tuple[_Dom, Path]:
+    """The report's DOM after its script ran, and (`shot`: always | saving | never) a
+    1366x768 screenshot, copied to docs/img/ when PLAIT_SAVE_SCREENSHOTS=1."""
     page = tmp_path / f"{name}.html"
     page.write_text(render_html(t), encoding="utf-8")
-    shot = tmp_path / f"{name}.png"
-    chromium(tmp_path, page, f"--screenshot={shot}")
+    png = tmp_path / f"{name}.png"
+    saving = os.environ.get("PLAIT_SAVE_SCREENSHOTS") == "1" and shot != "never"
+    if shot == "always" or saving:
+        chromium(tmp_path, page, f"--screenshot={png}")
+    if saving:
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, DOCS_IMG / f"{name}.png")
     dom = _Dom()
     dom.feed(chromium(tmp_path, page, "--dump-dom").stdout)
-    if save and os.environ.get("PLAIT_SAVE_SCREENSHOTS") == "1":
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, DOCS_IMG / f"{name}.png")
-    return dom, shot
+    return dom, png
 
 
 def check_geometry(t: Timeline, dom: _Dom) -> None:
@@ -216,12 +220,25 @@ def test_fifty_task_report_in_chromium(tmp_path: Path) -> None:
     dom, shot = open_report(t, tmp_path, "report-50")
     check_geometry(t, dom)
     assert check_pixels(t, dom, shot) >= 10
+    # scrolled down the 50 rows, the header and the time axis stay on screen
+    probe = (
+        "<script>scrollTo(0, 700); const h = document.querySelector('header')"
+        ".getBoundingClientRect(), a = document.getElementById('axis').getBoundingClientRect();"
+        "document.body.dataset.probe = [scrollY, h.top, a.top, a.bottom].join(' ');</script>"
+    )
+    page = tmp_path / "scrolled.html"
+    page.write_text(render_html(t).replace("</body>", probe + "</body>"), encoding="utf-8")
+    scrolled = _Dom()
+    scrolled.feed(chromium(tmp_path, page, "--dump-dom").stdout)
+    body = next(d for tag, d in scrolled.elements if tag == "body")
+    scroll_y, header_top, axis_top, axis_bottom = map(float, body["data-probe"].split())
+    assert scroll_y == 700 and header_top == 0 and 0 < axis_top < axis_bottom < 200
     print(f"screenshot: {shot}")
 
 
 def test_small_report_and_estimate_in_chromium(tmp_path: Path) -> None:
     t = small_run(error="<script>alert(1)</script>")
-    dom, _ = open_report(t, tmp_path, "report-small", save=False)
+    dom, _ = open_report(t, tmp_path, "report-small", shot="never")
     check_geometry(t, dom)
     # the hostile error is text in the page, never an element
     assert sum(1 for tag, _ in dom.elements if tag == "script") == 1
@@ -235,7 +252,7 @@ def test_small_report_and_estimate_in_chromium(tmp_path: Path) -> None:
         big.critical_path,
         big.jobs,
     )
-    dom, _ = open_report(est, tmp_path, "plan-50")
+    dom, _ = open_report(est, tmp_path, "plan-50", shot="saving")
     check_geometry(est, dom)
 
 

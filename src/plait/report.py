@@ -333,7 +333,7 @@ def predicted_timeline(
 #
 # Python writes every bar at a default plot width so the file reads without script;
 # the inline script then re-lays the same elements out to the window's width from
-# their data-start/data-end (seconds), with the same formulas as `_x` and `_ticks`.
+# their data-start/data-end (seconds), with the same formulas as `_svg_rows` and `_ticks`.
 
 ROW = 18  # px per task row: 50 tasks fit in ~900 px, a laptop screen and a scroll
 BAR_Y, BAR_H = 2, 11
@@ -640,8 +640,8 @@ def _sections(t: Timeline) -> str:
             for x in lost[:20]
         )
         parts.append(
-            "<section><h2>Time lost waiting</h2><table><tr><th>task</th><th>lost in all</th>"
-            f"{head}</tr>{body}</table></section>"
+            "<section id='lost'><h2>Time lost waiting</h2><table><tr><th>task</th>"
+            f"<th>lost in all</th>{head}</tr>{body}</table></section>"
         )
     problems = [x for x in t.tasks if x.error]
     if problems:
@@ -650,7 +650,7 @@ def _sections(t: Timeline) -> str:
             f"<dd><pre>{esc(x.error[:4000])}</pre></dd>"
             for x in problems
         )
-        parts.append(f"<section><h2>Problems</h2><dl>{items}</dl></section>")
+        parts.append(f"<section id='problems'><h2>Problems</h2><dl>{items}</dl></section>")
     if t.critical_path:
         chain = " → ".join(esc(c) for c in t.critical_path)
         parts.append(f"<section><h2>Critical path</h2><p>{chain}</p></section>")
