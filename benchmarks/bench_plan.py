@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
-    from plait.analysis import analyze, render_text, to_json
+    from plait.analysis import analyze
+    from plait.planview import render_text, to_json
 
     rows: list[tuple[str, float, float, str]] = []
     gen_s, gen_cpu, plan = timed(lambda: generate(args.tasks, args.seed), repeat=1)

@@ -21,14 +21,11 @@ from plait.analysis import (
     Exclusion,
     analyze,
     format_duration,
-    render_text,
-    to_dot,
-    to_json,
-    to_mermaid,
 )
 from plait.errors import PlanError
 from plait.globs import scopes_overlap
 from plait.model import DEFAULT_ESTIMATE_S, Plan, Task
+from plait.planview import render_text, to_dot, to_json, to_mermaid
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -99,7 +99,7 @@ def plan(
     html: Annotated[Path | None, typer.Option(help="Write the predicted timeline as HTML.")] = None,
 ) -> None:
     """Validate a plan and show what runs in parallel, what waits, and why."""
-    from plait import analysis
+    from plait import analysis, planview
 
     loaded = _load(path)
     history = _history(loaded)
@@ -108,13 +108,13 @@ def plan(
         if graph not in ("mermaid", "dot"):
             raise errors.UsageError("--graph takes mermaid or dot")
         sys.stdout.write(
-            analysis.to_mermaid(result) if graph == "mermaid" else analysis.to_dot(result)
+            planview.to_mermaid(result) if graph == "mermaid" else planview.to_dot(result)
         )
         sys.stdout.write("\n")
     elif as_json:
-        _print_json(analysis.to_json(result))
+        _print_json(planview.to_json(result))
     else:
-        out.print(analysis.render_text(result))
+        out.print(planview.render_text(result))
     if html is not None:
         from plait.reports import predicted_html
 
