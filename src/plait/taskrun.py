@@ -206,7 +206,13 @@ async def run_task(
             kind = "retry"
             ctx.emit("retry", task.id, attempt=attempt, error=failure.error)
             continue
-        _finish_task(ctx, task, failure.outcome, error=failure.error)
+        refused: dict[str, Any] = {}
+        if change is not None:  # what the last attempt did, so status shows what was refused
+            refused = {
+                "changed_files": list(change.changed_files),
+                "scope_violations": list(change.scope_violations),
+            }
+        _finish_task(ctx, task, failure.outcome, error=failure.error, **refused)
         return failure.outcome
 
 
@@ -372,9 +378,10 @@ def _judge(
         )
     if change.protected_violations:
         paths = ", ".join(change.protected_violations)
+        why = "; ".join(change.problems)  # "history" alone does not say what happened
         return AttemptFailure(
             Outcome.FAILED,
-            f"forbidden changes: {paths}",
+            f"forbidden changes: {paths}" + (f" — {why}" if why else ""),
             _note("The previous attempt changed files it must never touch", paths),
         )
     if change.scope_violations and ctx.plan.scope is ScopePolicy.ENFORCE:
