@@ -208,7 +208,7 @@ class WorktreeProvider:
             problems.append(reason)
         for name in self._escapes(ws.path):
             protected.append(f"../{name}")
-            problems.append(f"wrote outside its workspace: ../{name} (left there for inspection)")
+            problems.append(f"wrote outside its workspace: ../{name}, left there for inspection")
         head_ref = await self._git(ws, "symbolic-ref", "-q", "HEAD", check=False, readonly=True)
         on_branch = head_ref.ok and head_ref.stdout.strip() == f"refs/heads/{ws.branch}"
         if not on_branch:
