@@ -1,0 +1,401 @@
+"""Real agent backends through whole runs: `plait run`, `status --json`, `report`.
+
+The fake vendor CLIs of tests/fakeclis/ (`claude`, `codex`, ...) are first on PATH,
+as the real ones would be; plait runs as a subprocess (`python -m plait`) in a temp
+git repository with PLAIT_HOME in tmp_path. Per-task behaviour of a fake (its final
+message, its cost, files it writes, a rate limit on the first call) comes from the
+plan's `env:`, which is what reaches the agent through plait's environment allowlist.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitrepo import GitRepo, git_identity
+from plait.store import Store
+
+FAKES = Path(__file__).parent / "fakeclis"
+
+
+class Rig:
+    """One repository with the fake CLIs first on PATH, and the calls a person makes."""
+
+    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.tmp = tmp
+        self.home = tmp / "plait-home"
+        git_identity(monkeypatch)
+        monkeypatch.setenv("PLAIT_HOME", str(self.home))
+        # A `python3` link to this interpreter first, so the fakes' shebang is fast.
+        pybin = tmp / "pybin"
+        pybin.mkdir()
+        (pybin / "python3").symlink_to(sys.executable)
+        monkeypatch.setenv("PATH", os.pathsep.join([str(pybin), str(FAKES), "/usr/bin", "/bin"]))
+        for name in [k for k in os.environ if k.startswith("FAKECLI_")]:
+            monkeypatch.delenv(name)
+        self.repo = GitRepo.create(tmp / "repo")
+
+    def plait(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """`python -m plait ...` in the repository."""
+        return subprocess.run(
+            [sys.executable, "-m", "plait", *argv],
+            cwd=self.repo.path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def plan(self, text: str) -> Path:
+        path = self.repo.path / "plait.yaml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def run(self, *args: str) -> tuple[int, str, str, str | None]:
+        """`plait run --json`: exit code, stdout, stderr, and the run id if one started."""
+        done = self.plait("run", "--json", *args)
+        run_id = None
+        if done.stdout.strip().startswith("{"):
+            run_id = json.loads(done.stdout)["run"]
+        return done.returncode, done.stdout, done.stderr, run_id
+
+    def status(self, run_id: str) -> dict[str, Any]:
+        done = self.plait("status", run_id, "--json")
+        assert done.returncode == 0, done.stderr
+        data: dict[str, Any] = json.loads(done.stdout)
+        return data
+
+    def attempts(self, run_id: str) -> list[Any]:
+        with Store.open(self.home) as store:
+            return list(store.attempts(run_id))
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        with Store.open(self.home) as store:
+            return store.events(run_id)
+
+    def recorded(self, name: str) -> dict[str, Any]:
+        """What a fake recorded (its FAKECLI_RECORD file under tmp), stdin decoded."""
+        doc: dict[str, Any] = json.loads((self.tmp / name).read_text(encoding="utf-8"))
+        doc["stdin"] = base64.b64decode(doc["stdin_b64"]).decode("utf-8")
+        return doc
+
+
+@pytest.fixture
+def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rig:
+    return Rig(tmp_path, monkeypatch)
+
+
+def by_id(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["id"]: t for t in data["tasks"]}
+
+
+# --- 1 + 2: a mixed plan, outputs, files, cost and tokens ------------------------------
+
+CONTRACT = "CONTRACT: GET /users returns [{id, name}] <&> 'quoted' $(touch nope)"
+
+NOTES_AGENT = """\
+import os, sys
+prompt = sys.stdin.read()
+with open(os.path.join(os.environ["RECORD_DIR"], "notes-stdin.txt"), "w") as f:
+    f.write(prompt)
+with open("notes.txt", "w") as f:
+    f.write("notes by the command agent\\n")
+print("notes written")
+"""
+
+
+def mixed_plan(tmp: Path) -> str:
+    script = tmp / "notes_agent.py"
+    script.write_text(NOTES_AGENT, encoding="utf-8")
+    rec = str(tmp)
+    contract = json.dumps(CONTRACT)  # a JSON string is a YAML double-quoted scalar
+    return f"""\
+version: 1
+name: mixed
+jobs: 3
+agents:
+  architect:
+    backend: claude
+    model: opus
+    instructions: You design APIs and write them down as contracts.
+  coder:
+    backend: codex
+  scribe:
+    backend: command
+    command: ["{sys.executable}", "{script}", "{{task}}"]
+tasks:
+  contract:
+    agent: architect
+    prompt: Define the users API in docs/api.md.
+    writes: [docs/api.md]
+    env:
+      FAKECLI_RESULT: {contract}
+      FAKECLI_WRITE: docs/api.md
+      FAKECLI_COST: "0.5"
+      FAKECLI_RECORD: {rec}/contract.json
+  impl:
+    agent: coder
+    prompt: |
+      Implement the users endpoint. The contract:
+      {{{{ tasks.contract.output }}}}
+    writes: ["src/**"]
+    env:
+      FAKECLI_WRITE: src/users.py
+      FAKECLI_RECORD: {rec}/impl.json
+  flaky:
+    agent: architect
+    prompt: Write the changelog entry.
+    writes: [CHANGELOG.md]
+    retries: 1
+    env:
+      FAKECLI_MODES: error,success
+      FAKECLI_COUNTER: {rec}/flaky.count
+      FAKECLI_COST: "0.25"
+      FAKECLI_WRITE: CHANGELOG.md
+  notes:
+    agent: scribe
+    needs: [contract]
+    prompt: |
+      Summarise: {{{{ tasks.contract.output }}}}
+    writes: [notes.txt]
+    env:
+      RECORD_DIR: {rec}
+"""
+
+
+def test_mixed_plan_runs_end_to_end_with_outputs_files_cost_and_tokens(rig: Rig) -> None:
+    rig.plan(mixed_plan(rig.tmp))
+    code, out, err, run_id = rig.run()
+    assert code == 0, out + err
+    assert run_id is not None
+    data = rig.status(run_id)
+    tasks = by_id(data)
+    assert {t: tasks[t]["status"] for t in tasks} == dict.fromkeys(
+        ("contract", "impl", "flaky", "notes"), "succeeded"
+    )
+
+    # The Claude task's final message is its output, and reaches both dependants'
+    # prompts through the template: the codex fake's and the command agent's stdin.
+    assert tasks["contract"]["output"] == CONTRACT
+    impl_seen = rig.recorded("impl.json")
+    assert CONTRACT in impl_seen["stdin"]
+    assert impl_seen["argv"][:2] == ["exec", "--json"]
+    notes_stdin = (rig.tmp / "notes-stdin.txt").read_text(encoding="utf-8")
+    assert notes_stdin.strip() == f"Summarise: {CONTRACT}"
+    assert tasks["impl"]["output"] == "FINAL: done"
+    assert tasks["notes"]["output"] == "notes written"
+    assert not (rig.repo.path / "nope").exists()
+
+    # Claude got its role: model, permission and instructions as flags, prompt on stdin.
+    contract_seen = rig.recorded("contract.json")
+    argv = contract_seen["argv"]
+    assert argv[:5] == ["-p", "--output-format", "stream-json", "--verbose", "--permission-mode"]
+    assert argv[argv.index("--model") + 1] == "opus"
+    assert argv[argv.index("--append-system-prompt") + 1].startswith("You design APIs")
+    assert contract_seen["stdin"] == "Define the users API in docs/api.md."
+
+    # Files the agents wrote are merged into plait/<run>; the user's branch is untouched.
+    branch = f"plait/{run_id}"
+    assert data["branch"] == branch
+    assert rig.repo.show(branch, "docs/api.md").startswith("written by claude")
+    assert rig.repo.show(branch, "src/users.py").startswith("written by codex")
+    assert rig.repo.show(branch, "CHANGELOG.md") == "written by claude, attempt 2\n"
+    assert rig.repo.show(branch, "notes.txt") == "notes by the command agent\n"
+    assert not (rig.repo.path / "docs").exists()
+    for task in ("contract", "impl", "flaky", "notes"):
+        assert tasks[task]["merged"] is True
+
+    # Cost and tokens, per attempt, exactly what the fakes reported.
+    attempts = {(a.task_id, a.attempt): a for a in rig.attempts(run_id)}
+    assert set(attempts) == {("contract", 1), ("impl", 1), ("flaky", 1), ("flaky", 2), ("notes", 1)}
+    claude_in, claude_out = 100 + 20 + 30, 50  # fresh + cache writes + cache reads
+    expected = {
+        ("contract", 1): (0.5, claude_in, claude_out, "ok"),
+        ("flaky", 1): (0.25, claude_in, claude_out, "failed"),
+        ("flaky", 2): (0.25, claude_in, claude_out, "ok"),
+        ("impl", 1): (None, 1200, 345, "ok"),  # codex reports tokens, never a cost
+        ("notes", 1): (None, None, None, "ok"),  # a command agent reports nothing
+    }
+    for key, (cost, tin, tout, status) in expected.items():
+        row = attempts[key]
+        assert (row.cost_usd, row.input_tokens, row.output_tokens, row.status) == (
+            cost,
+            tin,
+            tout,
+            status,
+        ), key
+    assert attempts[("contract", 1)].session_id == "sess-claude-1"
+    assert attempts[("impl", 1)].session_id == "thr-codex-1"
+
+    # Per task: the sum of its attempts; totals: the sum of the tasks.
+    assert tasks["contract"]["cost_usd"] == 0.5
+    assert tasks["flaky"]["cost_usd"] == 0.5  # both attempts cost
+    assert tasks["flaky"]["attempts"] == 2
+    assert tasks["impl"]["cost_usd"] is None
+    assert tasks["notes"]["cost_usd"] is None
+    assert tasks["contract"]["tokens"] == 200
+    assert tasks["flaky"]["tokens"] == 400
+    assert tasks["impl"]["tokens"] == 1545
+    assert tasks["notes"]["tokens"] is None
+    assert data["totals"]["cost_usd"] == 1.0
+    assert data["totals"]["tokens"] == 2145
+    run_json = json.loads(out)
+    assert run_json["totals"]["cost_usd"] == 1.0
+
+    # The human summary and the report say what it cost.
+    text = rig.plait("status", run_id)
+    assert "cost $1.00" in text.stdout
+    report = rig.plait("report", run_id)
+    assert report.returncode == 0, report.stderr
+    assert "cost $1.00" in report.stdout
+
+
+# --- 3: budget ----------------------------------------------------------------------------
+
+
+def test_budget_stops_new_attempts_lets_running_ones_finish(rig: Rig) -> None:
+    rec = rig.tmp
+    rig.plan(
+        f"""\
+version: 1
+name: budget
+jobs: 2
+budget_usd: 0.5
+agents:
+  dev:
+    backend: claude
+tasks:
+  spender:
+    agent: dev
+    prompt: Spend most of the budget.
+    writes: [a.txt]
+    env: {{FAKECLI_COST: "0.75", FAKECLI_WRITE: a.txt}}
+  long:
+    agent: dev
+    prompt: Take a while.
+    writes: [b.txt]
+    env: {{FAKECLI_COST: "0.125", FAKECLI_WRITE: b.txt, FAKECLI_SLEEP: "2"}}
+  zlater:
+    agent: dev
+    prompt: Never starts.
+    writes: [c.txt]
+    env: {{FAKECLI_RECORD: {rec}/zlater.json}}
+  after:
+    agent: dev
+    needs: [spender]
+    prompt: Never starts either.
+    env: {{FAKECLI_RECORD: {rec}/after.json}}
+"""
+    )
+    code, out, err, run_id = rig.run("-j", "2")
+    assert code == 1, out + err
+    assert run_id is not None
+    assert "budget" in err and "$0.50" in err
+    data = rig.status(run_id)
+    tasks = by_id(data)
+    # The attempt running when the budget ran out went on to the end and was merged.
+    assert tasks["spender"]["status"] == "succeeded"
+    assert tasks["long"]["status"] == "succeeded"
+    assert tasks["long"]["merged"] is True
+    assert rig.repo.show(f"plait/{run_id}", "b.txt").startswith("written by claude")
+    # Nothing new started: no attempt row, the fake never ran.
+    assert tasks["zlater"]["status"] == "cancelled"
+    assert tasks["after"]["status"] == "cancelled"
+    rows = {a.task_id: a for a in rig.attempts(run_id)}
+    assert set(rows) == {"spender", "long"}
+    # `long` was mid-attempt when `spender` spent the budget, and still finished.
+    spent_at = rows["spender"].finished_at or 0
+    assert rows["long"].started_at < spent_at < (rows["long"].finished_at or 0)
+    assert not (rec / "zlater.json").exists()
+    assert not (rec / "after.json").exists()
+    assert data["status"] == "failed"
+    assert data["totals"]["cost_usd"] == 0.875
+
+
+# --- 4: rate limits -----------------------------------------------------------------------
+
+SLEEPER = """\
+import sys, time
+time.sleep(float(sys.argv[1]))
+print("slept")
+"""
+
+
+def test_rate_limit_waits_the_reported_time_and_lowers_jobs(rig: Rig) -> None:
+    sleeper = rig.tmp / "sleeper.py"
+    sleeper.write_text(SLEEPER, encoding="utf-8")
+    rec = rig.tmp
+    rig.plan(
+        f"""\
+version: 1
+name: limits
+jobs: 2
+agents:
+  coder:
+    backend: codex
+  worker:
+    backend: command
+    command: ["{sys.executable}", "{sleeper}", "0.4"]
+tasks:
+  limited:
+    agent: coder
+    prompt: Hit the limit once.
+    writes: [limited.txt]
+    retries: 0
+    env:
+      FAKECLI_MODES: ratelimit,success
+      FAKECLI_COUNTER: {rec}/limited.count
+      FAKECLI_RESET_S: "1.5"
+      FAKECLI_WRITE: limited.txt
+  follow:
+    agent: worker
+    prompt: "After: {{{{ tasks.limited.output }}}}"
+  w1: {{agent: worker, prompt: one}}
+  w2: {{agent: worker, prompt: two}}
+  w3: {{agent: worker, prompt: three}}
+"""
+    )
+    code, out, err, run_id = rig.run()
+    assert code == 0, out + err
+    assert run_id is not None
+    tasks = by_id(rig.status(run_id))
+    assert all(t["status"] == "succeeded" for t in tasks.values()), tasks
+    # Not a failure: retries 0, yet it succeeded on its second attempt.
+    assert tasks["limited"]["attempts"] == 2
+    rows = [a for a in rig.attempts(run_id) if a.task_id == "limited"]
+    assert [r.status for r in rows] == ["rate_limited", "ok"]
+    assert [r.kind for r in rows] == ["first", "rate_limit"]
+    assert "usage limit" in rows[0].error
+    # The reset the agent announced (1.5 s) was waited, not the default backoff (5 s);
+    # the upper bound only rules out a wait of minutes on a busy machine.
+    gap = rows[1].started_at - (rows[0].finished_at or 0)
+    assert 1.4 <= gap < 30, gap
+    assert rig.repo.show(f"plait/{run_id}", "limited.txt").startswith("written by codex")
+
+    events = rig.events(run_id)
+    kinds = [(e["kind"], e.get("task")) for e in events]
+    limited_at = kinds.index(("rate_limited", "limited"))
+    assert events[limited_at]["wait_s"] == 1.5
+    lowered_at = kinds.index(("jobs_lowered", None))
+    assert events[lowered_at]["jobs"] == 1
+    # While it waited, no other agent started: one agent at a time until it succeeded.
+    restarted_at = next(
+        i
+        for i, e in enumerate(events)
+        if e["kind"] == "attempt_started" and e.get("task") == "limited" and e["attempt"] == 2
+    )
+    started_between = [
+        e["task"] for e in events[lowered_at:restarted_at] if e["kind"] == "attempt_started"
+    ]
+    assert started_between == [], started_between
+    # ...and raised back once attempts succeed again.
+    raised = [i for i, e in enumerate(events) if e["kind"] == "jobs_raised"]
+    assert raised and raised[0] > restarted_at
+    assert events[raised[-1]]["jobs"] == 2
