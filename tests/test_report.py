@@ -12,14 +12,11 @@ from plait.report import (
     AttemptSpan,
     TaskSummary,
     Timeline,
-    axis_max,
     predicted_timeline,
-    render_html,
     render_text,
-    tick_label,
-    tick_step,
     to_json,
 )
+from plait.report_html import axis_max, render_html, tick_label, tick_step
 
 AREAS = ("api", "db", "ui", "auth", "billing", "search", "docs", "infra", "mail", "cli")
 PARTS = ("schema", "models", "routes", "tests", "forms")

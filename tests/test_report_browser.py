@@ -21,15 +21,8 @@ from rich.console import Console
 from rich.terminal_theme import SVG_EXPORT_THEME
 
 from plait.board import render_board
-from plait.report import (
-    BAR_H,
-    Timeline,
-    axis_max,
-    predicted_timeline,
-    render_html,
-    tick_label,
-    tick_step,
-)
+from plait.report import Timeline, predicted_timeline
+from plait.report_html import BAR_H, axis_max, render_html, tick_label, tick_step
 from test_board import run_points
 from test_report import make_run, small_run
 

@@ -301,12 +301,13 @@ def report(
 ) -> None:
     """Timeline, critical path, time saved and cost of a run."""
     from plait import report as rendering
+    from plait.report_html import render_html
     from plait.reports import timeline_from_store
 
     with _store(Path.cwd()) as store:
         timeline = timeline_from_store(store, _pick_run(store, run_id))
     if html is not None:
-        html.write_text(rendering.render_html(timeline), encoding="utf-8")
+        html.write_text(render_html(timeline), encoding="utf-8")
         err.print(f"wrote {html}")
     if as_json:
         _print_json(rendering.to_json(timeline))

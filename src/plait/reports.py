@@ -13,7 +13,8 @@ from pathlib import Path
 
 from plait.analysis import Analysis, analyze
 from plait.errors import Error
-from plait.report import AttemptSpan, TaskSummary, Timeline, predicted_timeline, render_html
+from plait.report import AttemptSpan, TaskSummary, Timeline, predicted_timeline
+from plait.report_html import render_html
 from plait.scheduler import simulate
 from plait.store import Store
 from plait.storeschema import AttemptRow, TaskRow
