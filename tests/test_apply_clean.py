@@ -1,0 +1,165 @@
+"""`plait apply`, `plait run --apply` and `plait clean` through the real CLI.
+
+`apply` is the only command that touches the user's checkout: it merges a run's
+result branch into the current branch when the working tree is clean, and
+otherwise says why and changes nothing. `clean` removes what a run left: the
+worktrees kept for inspection and the task branches, and the result branch only
+when asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitrepo import GitRepo, git_identity
+from test_e2e_git import outline, plait, plan_text, run_plan, tasks_by_id
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
+    git_identity(monkeypatch)
+    monkeypatch.delenv("PLAIT_HOME", raising=False)
+    return GitRepo.create(
+        tmp_path / "repo",
+        {"README.md": "# app\n", "src/app.py": "x = 1\n", "docs/guide.md": "guide\n"},
+    )
+
+
+def checkout(repo: GitRepo) -> dict[str, Any]:
+    """HEAD and every file of the working tree (but the untracked plan), hashed."""
+    files = {
+        p.relative_to(repo.path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(repo.path.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(repo.path).parts
+    }
+    return {"HEAD": repo.head(), "branch": repo.git("branch", "--show-current"), **files}
+
+
+TWO_TASKS = {
+    "feature": {"do": ["write src/feature.py 'ON = True'"], "writes": ["src/feature.py"]},
+    "readme": {"do": ["append README.md 'Has a feature.'"], "writes": ["README.md"]},
+}
+
+
+def test_apply_refuses_a_dirty_tree_then_merges_a_clean_one(repo: GitRepo) -> None:
+    code, status = run_plan(repo, plan_text(TWO_TASKS), "-j", "2")
+    assert code == 0, outline(status)
+    run, result = status["run"], status["branch"]
+
+    # a tracked file with uncommitted changes: refused, nothing changed
+    repo.write("src/app.py", "x = 2  # the user's edit\n")
+    before = checkout(repo)
+    refused = plait(repo, "apply", run)
+    assert refused.returncode == 1
+    assert "src/app.py" in refused.stderr and "uncommitted" in refused.stderr
+    assert checkout(repo) == before
+    assert not (repo.path / "src" / "feature.py").exists()
+
+    # a staged change is just as dirty
+    repo.git("add", "src/app.py")
+    assert plait(repo, "apply", run).returncode == 1
+    assert checkout(repo) == before
+
+    # clean again (the untracked plan file does not count): applied
+    repo.git("reset", "-q", "--hard")
+    base = repo.head()
+    applied = plait(repo, "apply", run)
+    assert applied.returncode == 0, applied.stderr
+    assert "applied" in applied.stdout
+    assert (repo.path / "src" / "feature.py").read_text() == "ON = True\n"
+    assert (repo.path / "README.md").read_text() == "# app\nHas a feature.\n"
+    assert repo.git("merge-base", "--is-ancestor", result, "HEAD", check=False) == ""
+    assert repo.head() != base and repo.git("branch", "--show-current").strip() == "main"
+    assert repo.git("status", "--porcelain", "--untracked-files=no") == ""
+    # twice is harmless
+    again = plait(repo, "apply", run)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_apply_that_would_conflict_changes_nothing(repo: GitRepo) -> None:
+    code, status = run_plan(repo, plan_text(TWO_TASKS), "-j", "2")
+    assert code == 0, outline(status)
+    repo.write("README.md", "# app\nThe user's own line.\n")
+    repo.commit("user edits the README meanwhile")
+    before = checkout(repo)
+
+    refused = plait(repo, "apply", status["run"])
+
+    assert refused.returncode == 1
+    assert "conflict" in refused.stderr
+    assert checkout(repo) == before
+    assert repo.git("status", "--porcelain", "--untracked-files=no") == ""
+    assert not (repo.common_dir / "MERGE_HEAD").exists()
+
+
+def test_run_with_apply_lands_the_result_on_the_current_branch(repo: GitRepo) -> None:
+    code, status = run_plan(repo, plan_text(TWO_TASKS), "-j", "2", "--apply")
+    assert code == 0, outline(status)
+    assert repo.git("merge-base", "--is-ancestor", status["branch"], "HEAD", check=False) == ""
+    assert (repo.path / "src" / "feature.py").read_text() == "ON = True\n"
+    assert repo.git("branch", "--show-current").strip() == "main"
+    assert repo.git("status", "--porcelain", "--untracked-files=no") == ""
+
+
+def test_a_failed_task_keeps_its_worktree_until_clean(repo: GitRepo) -> None:
+    tasks = {
+        "good": {"do": ["write good.txt fine"], "writes": ["good.txt"]},
+        "bad": {"do": ["write half-done.txt wip", "fail"], "writes": ["half-done.txt"]},
+    }
+    code, status = run_plan(repo, plan_text(tasks), "-j", "2")
+    assert code == 1
+    run, result = status["run"], status["branch"]
+    by_id = tasks_by_id(status)
+    assert by_id["good"]["status"] == "succeeded" and by_id["bad"]["status"] == "failed"
+
+    # the failed attempt's worktree is kept for inspection, the merged one is gone
+    worktrees = [Path(p) for p in repo.worktrees()[1:]]
+    assert [p.name for p in worktrees] == ["bad-1"], worktrees
+    assert (worktrees[0] / "half-done.txt").read_text() == "wip\n"
+    assert repo.branches(f"plait/tasks/{run}/*") == [f"plait/tasks/{run}/bad"]
+    unmerged = repo.head(f"plait/tasks/{run}/bad")
+
+    cleaned = plait(repo, "clean", run)
+
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert repo.worktrees() == [str(repo.path)]
+    assert not worktrees[0].exists()
+    assert repo.branches(f"plait/tasks/{run}/*") == []
+    assert repo.branches(f"plait/{run}/*") == []
+    assert repo.rev(result) == status["head"]  # the result stays without --branches
+    # the failed attempt's commit is not lost: clean keeps it under a ref
+    saved = repo.git("for-each-ref", "--format=%(objectname)", f"refs/plait/snapshots/{run}/")
+    assert unmerged in saved.split()
+    assert repo.git("worktree", "prune", "--dry-run", "-v") == ""
+
+    gone = plait(repo, "clean", run, "--branches")
+    assert gone.returncode == 0, gone.stderr
+    assert repo.rev(result) is None
+    assert repo.git("for-each-ref", f"refs/plait/snapshots/{run}/") == ""
+    assert repo.branches() == ["main"]
+    repo.fsck()
+
+
+def test_clean_without_a_run_cleans_every_run(repo: GitRepo) -> None:
+    failing = {"bad": {"do": ["write x.txt x", "fail"], "writes": ["x.txt"]}}
+    first = run_plan(repo, plan_text(failing))[1]["run"]
+    second = run_plan(repo, plan_text(failing))[1]["run"]
+    assert len(repo.worktrees()) == 3
+
+    cleaned = plait(repo, "clean")
+
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert repo.worktrees() == [str(repo.path)]
+    assert repo.branches("plait/tasks/*") == []
+    assert repo.branches("plait/*") == [f"plait/{first}", f"plait/{second}"]
+    # the user's branch and files were not touched by any of it
+    assert repo.git("status", "--porcelain", "--untracked-files=no") == ""
+    assert (
+        subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=repo.path, check=False).returncode
+        == 0
+    )
