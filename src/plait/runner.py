@@ -122,12 +122,27 @@ class Driver:
         )
         for task_id, outcome in (done or {}).items():
             self.ctx.views[task_id].state = outcome.value
+        if self.attempts_so_far:
+            self._count_earlier_spending()
         self.slots = SlotPool()
         self._started_before_limit: set[str] = set()
         attach = getattr(sink, "attach", None)
         if attach is not None:
             attach(self)  # a live board reads the driver's views
         self._finished: asyncio.Queue[tuple[str, Outcome]] = asyncio.Queue()
+
+    def _count_earlier_spending(self) -> None:
+        """On resume, what attempts before the interruption spent still counts: toward
+        the budget, and in each task's cost and tokens (written when the task ends)."""
+        for row in self.store.attempts(self.run_id):
+            view = self.ctx.views.get(row.task_id)
+            if row.cost_usd is not None:
+                self.ctx.spent_usd += row.cost_usd
+                if view is not None:
+                    view.cost_usd = (view.cost_usd or 0.0) + row.cost_usd
+            if view is not None and (row.input_tokens is not None or row.output_tokens is not None):
+                tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
+                view.tokens = (view.tokens or 0) + tokens
 
     # --- events -------------------------------------------------------------
 
