@@ -10,10 +10,13 @@ plan's `env:`, which is what reaches the agent through plait's environment allow
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -399,3 +402,81 @@ tasks:
     raised = [i for i, e in enumerate(events) if e["kind"] == "jobs_raised"]
     assert raised and raised[0] > restarted_at
     assert events[raised[-1]]["jobs"] == 2
+
+
+# --- cost and budget across an interruption ---------------------------------------------
+
+
+def test_resume_keeps_what_earlier_attempts_spent(rig: Rig) -> None:
+    """kill -9 mid-attempt, then `plait resume`: cost, tokens and budget carry over."""
+    rec = rig.tmp
+    rig.plan(
+        f"""\
+version: 1
+name: resume-cost
+budget_usd: 0.5
+agents:
+  dev: {{backend: claude}}
+tasks:
+  first:
+    agent: dev
+    prompt: Fail, hang, then succeed.
+    writes: [a.txt]
+    retries: 1
+    env:
+      FAKECLI_MODES: error,hang,success
+      FAKECLI_COUNTER: {rec}/first.count
+      FAKECLI_RECORD: {rec}/first.json
+      FAKECLI_COST: "0.25"
+      FAKECLI_WRITE: a.txt
+  then:
+    agent: dev
+    needs: [first]
+    prompt: Over the budget by now.
+    env: {{FAKECLI_RECORD: {rec}/then.json}}
+"""
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "plait", "run", "--json"],
+        cwd=rig.repo.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    hung_pid = None
+    try:
+        deadline = time.monotonic() + 30
+        counter = rec / "first.count"
+        while not (counter.exists() and counter.read_text() == "2"):
+            assert run.poll() is None and time.monotonic() < deadline, "never reached attempt 2"
+            time.sleep(0.05)
+        while rig.recorded("first.json")["invocation"] != 1:
+            time.sleep(0.05)
+        hung_pid = rig.recorded("first.json")["pid"]
+        run.kill()  # kill -9 plait itself while attempt 2 hangs
+        run.wait(timeout=30)
+        done = rig.plait("resume", "--json")
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=30)
+        if hung_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung_pid, signal.SIGKILL)  # resume should have ended it already
+    data = json.loads(done.stdout)
+    tasks = by_id(data)
+    assert tasks["first"]["status"] == "succeeded"
+    rows = [a for a in rig.attempts(data["run"]) if a.task_id == "first"]
+    assert [(r.status, r.cost_usd) for r in rows] == [
+        ("failed", 0.25),
+        ("interrupted", None),
+        ("ok", 0.25),
+    ]
+    # The task's cost is all its attempts, before and after the interruption.
+    assert tasks["first"]["cost_usd"] == 0.5
+    assert tasks["first"]["tokens"] == 400
+    # ...and so is the budget: 0.5 spent in all, so `then` never starts.
+    assert tasks["then"]["status"] == "cancelled"
+    assert not (rec / "then.json").exists()
+    assert done.returncode == 1
+    assert "budget" in done.stderr
+    assert data["totals"]["cost_usd"] == 0.5

@@ -51,6 +51,7 @@ def record(extra: Mapping[str, object] | None = None, invocation: int = 0) -> No
         "cwd": os.getcwd(),
         "env": dict(os.environ),
         "invocation": invocation,
+        "pid": os.getpid(),
     }
     doc.update(extra or {})
     with open(path, "w", encoding="utf-8") as f:
