@@ -37,10 +37,12 @@ async def apply_run(cwd: Path, run_id: str) -> str:
     )  # fmt: skip
     if merged.returncode != 0:
         await git.run("merge", "--abort", check=False)
+        # git explains on stderr when it refuses to start (untracked files in the
+        # way), on stdout when the merge conflicts
+        why = merged.stderr.strip() or merged.stdout.strip()
         raise ApplyRefused(
-            f"not applied: merging {branch} into the current branch conflicts "
-            f"({merged.stdout.strip() or merged.stderr.strip()}). Nothing was changed; "
-            f"merge it yourself with `git merge {branch}`."
+            f"not applied: {branch} cannot be merged into the current branch:\n{why}\n"
+            f"Nothing was changed; merge it yourself with `git merge {branch}`."
         )
     now = await git.rev_parse("HEAD")
     return f"applied {branch} to the current branch (now at {str(now)[:12]})"
