@@ -97,6 +97,19 @@ def test_apply_that_would_conflict_changes_nothing(repo: GitRepo) -> None:
     assert not (repo.common_dir / "MERGE_HEAD").exists()
 
 
+def test_apply_never_overwrites_an_untracked_file_and_says_so(repo: GitRepo) -> None:
+    code, status = run_plan(repo, plan_text(TWO_TASKS), "-j", "2")
+    assert code == 0, outline(status)
+    repo.write("src/feature.py", "the user's own, never committed\n")
+    before = checkout(repo)
+
+    refused = plait(repo, "apply", status["run"])
+
+    assert refused.returncode == 1
+    assert "untracked" in refused.stderr and "src/feature.py" in refused.stderr
+    assert checkout(repo) == before
+
+
 def test_run_with_apply_lands_the_result_on_the_current_branch(repo: GitRepo) -> None:
     code, status = run_plan(repo, plan_text(TWO_TASKS), "-j", "2", "--apply")
     assert code == 0, outline(status)
