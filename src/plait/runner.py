@@ -126,6 +126,7 @@ class Driver:
             self._count_earlier_spending()
         self.slots = SlotPool()
         self._started_before_limit: set[str] = set()
+        self._limited: set[str] = set()  # rate limited, waiting to try again
         attach = getattr(sink, "attach", None)
         if attach is not None:
             attach(self)  # a live board reads the driver's views
@@ -156,11 +157,14 @@ class Driver:
     # --- rate limits ----------------------------------------------------------
 
     def _throttle(self, task_id: str) -> None:
-        """An attempt of `task_id` was rate limited: fewer agents at once."""
+        """An attempt of `task_id` was rate limited: one agent fewer than run now."""
+        self._limited.add(task_id)
         # The others running now started before the limit was hit: their success says
         # nothing about whether it has lifted, so it must not raise the limit again.
-        self._started_before_limit = set(self.scheduler.running) - {task_id}
-        lowered = max(1, len(self.scheduler.running) - 1)
+        # Limited tasks try again after their wait: their success does say so.
+        self._started_before_limit = set(self.scheduler.running) - self._limited
+        # Below what actually runs, so a second limit while the first waits lowers again.
+        lowered = max(1, min(self.scheduler_jobs, len(self.scheduler.running)) - 1)
         if lowered < self.scheduler_jobs:
             self.scheduler_jobs = lowered
             self.scheduler.set_jobs(lowered)
@@ -168,6 +172,7 @@ class Driver:
 
     def _unthrottle(self, task_id: str) -> None:
         """`task_id` succeeded: one more agent at once, up to `jobs`."""
+        self._limited.discard(task_id)
         if task_id in self._started_before_limit:
             self._started_before_limit.discard(task_id)
             return
