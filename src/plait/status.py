@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -11,13 +12,32 @@ from typing import Any
 from plait.board import format_event_line
 from plait.runlock import pid_alive
 from plait.store import Store
+from plait.storeschema import RunRow
 
 FOLLOW_POLL_S = 0.25
 
 
+def shown_status(row: RunRow) -> str:
+    """The run's status; "interrupted" for one recorded as running whose plait is gone.
+
+    A plait killed with SIGKILL never writes its end, so its row says "running" for
+    ever; the pid recorded with it tells the truth (on the host that ran it).
+    """
+    if (
+        row.status == "running"
+        and row.pid is not None
+        and row.host in (None, socket.gethostname())
+        and not pid_alive(row.pid)
+    ):
+        return "interrupted"
+    return row.status
+
+
 def run_json(store: Store, run_id: str) -> dict[str, Any]:
     """DESIGN §7's run/status object."""
-    return store.status_json(run_id)
+    data = store.status_json(run_id)
+    data["status"] = shown_status(store.run(run_id))
+    return data
 
 
 def _money(value: float | None) -> str:
@@ -53,6 +73,8 @@ def status_text(data: dict[str, Any]) -> str:
             f"  {_secs(task.get('duration_s')):>7}  {_money(task.get('cost_usd')):>7}{extra}"
         )
     lines.append(summary_line(data))
+    if data["status"] == "interrupted":
+        lines.append(f"continue it with `plait resume {data['run']}`")
     verify = data.get("verify")
     if verify:
         lines.append(f"verify: {'passed' if verify.get('ok') else 'FAILED'}")
@@ -90,7 +112,7 @@ def runs_json(store: Store) -> list[dict[str, Any]]:
         {
             "run": row.id,
             "plan": row.plan_name,
-            "status": row.status,
+            "status": shown_status(row),
             "started_at": row.started_at,
             "wall_s": row.wall_s,
             "branch": row.branch,
