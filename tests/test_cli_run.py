@@ -1,0 +1,299 @@
+"""The command line end to end: plan, schema, init, runs, logs, exit codes, the run lock.
+
+Most commands run in-process through `plait.cli.main`; the lock test runs two real
+`python -m plait run` processes against one repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CliResult, PlaitProc, agent_cmd, write_plan
+from gitrepo import GitRepo
+from plait.proc import kill_marked
+
+Cli = Callable[..., CliResult]
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def plan_with(agents: dict[str, list[str]], tasks: str, head: str = "") -> str:
+    lines = [f"version: 1\nname: cli\n{head}agents:"]
+    for agent, argv in agents.items():
+        lines += [f"  {agent}:", "    backend: command", f"    command: {json.dumps(argv)}"]
+    return "\n".join(lines) + "\ntasks:\n" + tasks
+
+
+def tree(path: Path) -> dict[str, float]:
+    """Every file under `path` with its mtime (to see that nothing was written)."""
+    if not path.exists():
+        return {}
+    return {str(p.relative_to(path)): p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()}
+
+
+# --- plan, schema, init -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_plan_on_the_examples(example: str, cli: Cli, tmp_path: Path, git_env: None) -> None:
+    path = EXAMPLES / example
+    text = cli("plan", str(path), cwd=tmp_path)
+    assert text.code == 0, text.err
+    assert "critical path" in text.out.lower()
+    result = cli("plan", str(path), "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert {"tasks", "edges", "exclusive", "phases", "critical_path", "estimate"} <= set(data)
+    for task in data["tasks"]:
+        assert {"id", "agent", "needs", "writes", "phase", "estimate_s"} <= set(task)
+    for edge in data["edges"]:
+        assert edge["reason"] in ("needs", "template", "reads")
+        assert {"from", "to"} <= set(edge)
+    assert {"sequential_s", "parallel_s", "jobs"} <= set(data["estimate"])
+    assert data["estimate"]["parallel_s"] <= data["estimate"]["sequential_s"]
+    ids = {t["id"] for t in data["tasks"]}
+    assert set(data["critical_path"]) <= ids
+    assert sorted(t for phase in data["phases"] for t in phase) == sorted(ids)
+    graph = cli("plan", str(path), "--graph", "mermaid", cwd=tmp_path)
+    assert graph.code == 0 and graph.out.startswith(("graph", "flowchart"))
+
+
+def test_plan_on_the_login_example_shows_the_documented_edges(cli: Cli, tmp_path: Path) -> None:
+    data = json.loads(cli("plan", str(EXAMPLES / "login.yaml"), "--json", cwd=tmp_path).out)
+    edges = {(e["from"], e["to"], e["reason"]) for e in data["edges"]}
+    assert {
+        ("contract", "login-ui", "template"),
+        ("contract", "auth-service", "needs"),
+        ("contract", "auth-tests", "reads"),
+    } <= edges
+    # 5 + 12 + 15 + 10 minutes in sequence; contract then the longest (15) in parallel.
+    assert data["estimate"]["sequential_s"] == 42 * 60
+    assert data["estimate"]["parallel_s"] == 20 * 60
+
+
+BROKEN = """version: 1
+name: broken
+agents:
+  a:
+    backend: command
+    command: ["true"]
+tasks:
+  one:
+    agent: a
+    prompt: hi
+  two:
+    agent: a
+    prompt: hi
+    need: [one]
+"""
+
+
+def test_a_broken_plan_exits_2_naming_file_and_line_and_writes_nothing(
+    repo: GitRepo, cli: Cli, plait_home: Path
+) -> None:
+    write_plan(repo.path / "plait.yaml", BROKEN)
+    before = tree(repo.path)
+    for command in ("plan", "run"):
+        result = cli(command, cwd=repo.path)
+        assert result.code == 2, (command, result.out, result.err)
+        assert "plait.yaml:14" in result.err, result.err
+        assert "need" in result.err and "needs" in result.err  # did you mean
+    assert tree(repo.path) == before
+    assert not plait_home.exists()
+    assert repo.branches("plait/*") == []
+
+
+def test_schema_prints_the_plan_json_schema(cli: Cli, tmp_path: Path) -> None:
+    result = cli("schema", cwd=tmp_path)
+    assert result.code == 0
+    schema = json.loads(result.out)
+    assert schema["type"] == "object"
+    assert {"tasks", "agents", "jobs", "isolation"} <= set(schema["properties"])
+
+
+def test_init_writes_a_plan_that_plans(repo: GitRepo, cli: Cli) -> None:
+    result = cli("init", cwd=repo.path)
+    assert result.code == 0, result.err
+    assert (repo.path / "plait.yaml").is_file()
+    profiles = sorted((repo.path / ".plait" / "agents").glob("*.md"))
+    assert len(profiles) >= 3
+    for profile in profiles:
+        assert profile.read_text().startswith("---\n")
+    planned = cli("plan", "--json", cwd=repo.path)
+    assert planned.code == 0, planned.err
+    assert json.loads(planned.out)["tasks"]
+    # A second init keeps the user's plan.
+    (repo.path / "plait.yaml").write_text(
+        (repo.path / "plait.yaml").read_text() + "# mine\n", encoding="utf-8"
+    )
+    again = cli("init", cwd=repo.path)
+    assert again.code == 0
+    assert (repo.path / "plait.yaml").read_text().endswith("# mine\n")
+
+
+# --- runs, logs, status -----------------------------------------------------------------
+
+
+def test_runs_logs_and_status_after_a_run(repo: GitRepo, cli: Cli, tmp_path: Path) -> None:
+    tasks = (
+        f'  hello:\n    agent: tee\n    prompt: say hi\n    env: {{DEST: "{tmp_path / "x"}", '
+        'SAY: "hello from the agent"}\n'
+    )
+    write_plan(repo.path / "plait.yaml", plan_with({"tee": agent_cmd("tee_stdin.py")}, tasks))
+    repo.commit("plan")
+    empty = cli("runs", cwd=repo.path)
+    assert empty.code == 2 and "no plait runs" in empty.err
+
+    first = cli("run", cwd=repo.path)  # not a terminal: one line per event, then a summary
+    assert first.code == 0, first.err
+    assert "hello" in first.out and "succeeded" in first.out
+    run_id = json.loads(cli("status", "--json", cwd=repo.path).out)["run"]
+    assert run_id in first.out
+
+    listed = cli("runs", cwd=repo.path)
+    assert listed.code == 0 and run_id in listed.out and "succeeded" in listed.out
+    rows: list[dict[str, Any]] = json.loads(cli("runs", "--json", cwd=repo.path).out)
+    assert [r["run"] for r in rows] == [run_id]
+
+    logs = cli("logs", run_id, "hello", cwd=repo.path)
+    assert logs.code == 0 and "hello from the agent" in logs.out
+    text = cli("status", run_id, cwd=repo.path)
+    assert text.code == 0 and "hello" in text.out and "succeeded" in text.out
+
+    for argv in (
+        ("status", "20990101-000000-dead"),
+        ("logs", "20990101-000000-dead", "hello"),
+        ("logs", run_id, "no-such-task"),
+        ("logs", run_id, "hello", "--attempt", "7"),
+        ("report", "20990101-000000-dead"),
+    ):
+        result = cli(*argv, cwd=repo.path)
+        assert result.code == 2, (argv, result.out, result.err)
+        assert result.err.strip(), argv
+    bad_usage = cli("run", "--jobs", "0", cwd=repo.path)
+    assert bad_usage.code == 2
+
+
+def test_worktree_isolation_outside_git_exits_3(
+    cli: Cli, tmp_path: Path, git_env: None, plait_home: Path
+) -> None:
+    folder = tmp_path / "folder"
+    tasks = "  t: {agent: a, prompt: x}\n"
+    write_plan(folder / "plait.yaml", plan_with({"a": ["true"]}, tasks, "isolation: worktree\n"))
+    result = cli("run", cwd=folder)
+    assert result.code == 3, result.out + result.err
+    assert "not inside a git repository" in result.err
+    assert not plait_home.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["plait.yaml"]
+
+
+def test_a_missing_agent_program_exits_3_before_anything_starts(
+    repo: GitRepo, cli: Cli, tmp_path: Path, plait_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canary = tmp_path / "ran"
+    text = (
+        "version: 1\nname: needs-claude\n"
+        "agents:\n  writer:\n    backend: claude\n"
+        "  other:\n    backend: command\n"
+        f'    command: ["/bin/sh", "-c", "touch {canary}"]\n'
+        "tasks:\n"
+        "  first: {agent: other, prompt: x}\n"
+        "  second: {agent: writer, prompt: x, needs: first}\n"
+    )
+    write_plan(repo.path / "plait.yaml", text)
+    repo.commit("plan")
+    # A PATH with git and nothing else: no `claude` anywhere.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in ("git",):
+        target = next(
+            Path(d) / program
+            for d in os.environ["PATH"].split(os.pathsep)
+            if (Path(d) / program).is_file()
+        )
+        (bin_dir / program).symlink_to(target)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    result = cli("run", cwd=repo.path)
+    assert result.code == 3, result.out + result.err
+    assert "claude" in result.err and "writer" in result.err
+    assert not canary.exists()
+    assert repo.branches("plait/*") == []
+    assert (
+        not (plait_home / "state.db").exists()
+        or json.loads(cli("runs", "--json", cwd=repo.path).out) == []
+    )
+
+
+# --- the run lock -----------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_a_second_run_exits_3_while_one_is_alive_and_takes_over_a_dead_one(
+    repo: GitRepo, cli: Cli, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    sleeper = {"sleeper": agent_cmd("sleeper.py")}
+
+    def plan(sleep: str) -> str:
+        tasks = (
+            f"  nap:\n    agent: sleeper\n    prompt: x\n"
+            f'    env: {{SLEEP: "{sleep}", STARTED: "{started}"}}\n'
+        )
+        return plan_with(sleeper, tasks)
+
+    write_plan(repo.path / "plait.yaml", plan("60"))
+    repo.commit("plan")
+    first = plait_proc.start("run", cwd=repo.path)
+    wait_for(started.exists, 30, "the first run's agent to start")
+    first_runs = json.loads(cli("runs", "--json", cwd=repo.path).out)
+    assert len(first_runs) == 1
+    first_run = first_runs[0]["run"]
+    try:
+        branches = repo.branches("plait/*")
+        worktrees = repo.worktrees()
+        assert f"plait/{first_run}" in branches
+
+        second = plait_proc("run", cwd=repo.path, timeout=60)
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert str(first.pid) in second.stderr, second.stderr
+        assert first_run in second.stderr
+        # Nothing changed: no new run, no new branch or worktree.
+        assert [r["run"] for r in json.loads(cli("runs", "--json", cwd=repo.path).out)] == [
+            first_run
+        ]
+        assert repo.branches("plait/*") == branches
+        assert repo.worktrees() == worktrees
+        assert first.poll() is None  # the first run goes on
+
+        alive = json.loads(cli("status", "--json", cwd=repo.path).out)
+        assert alive["status"] == "running"
+
+        first.kill()  # SIGKILL: no chance to release anything
+        first.wait(timeout=30)
+        # Its row still says running; status and runs tell the truth.
+        dead = cli("status", first_run, cwd=repo.path)
+        assert "interrupted" in dead.out and f"plait resume {first_run}" in dead.out
+        rows = json.loads(cli("runs", "--json", cwd=repo.path).out)
+        assert [r["status"] for r in rows] == ["interrupted"]
+        write_plan(repo.path / "plait.yaml", plan("0"))
+        third = plait_proc("run", "--json", cwd=repo.path, timeout=60)
+        assert third.returncode == 0, third.stdout + third.stderr
+        status = json.loads(third.stdout)
+        assert status["run"] != first_run
+        assert [t["status"] for t in status["tasks"]] == ["succeeded"]
+        assert len(json.loads(cli("runs", "--json", cwd=repo.path).out)) == 2
+    finally:
+        kill_marked(f"{first_run}/", prefix=True)  # the first run's orphaned agent
