@@ -51,6 +51,21 @@ def assert_no_survivors(run_id: str) -> None:
     assert left == [], f"processes of run {run_id} survived it: {left}"
 
 
+def test_the_survivor_scan_sees_a_marked_process() -> None:
+    """The scan the tests below rely on finds a live process by its marker prefix."""
+    import subprocess
+
+    env = {**os.environ, MARKER_VAR: "20990101-000000-test/t/1"}
+    sleeper = subprocess.Popen(["sleep", "30"], env=env, start_new_session=True)
+    try:
+        assert [pid for pid, _ in marked_processes("20990101-000000-test")] == [sleeper.pid]
+        assert marked_processes("20990101-000000-tes") == []  # a prefix ends with "/"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert marked_processes("20990101-000000-test") == []
+
+
 @pytest.fixture
 def sweep_runs() -> Iterator[list[str]]:
     """Run ids to clean up after the test, so a failing test leaks no sleepers."""
