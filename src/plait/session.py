@@ -32,9 +32,11 @@ from plait.runlock import RunLock
 from plait.runner import Driver, EventSink, RunOutcome
 from plait.store import Store, new_run_id, state_home
 from plait.taskrun import WorkspaceProvider
-from plait.workspace import InPlaceProvider, WorktreeProvider
+from plait.workspace import InPlaceProvider, Workspace, WorktreeProvider, task_branch
 
 FINAL_STATES = {o.value for o in Outcome}
+#: Attempt statuses whose worktree a run keeps for inspection.
+KEPT_ATTEMPTS = frozenset({"failed", "timeout", "crashed", "rejected", "errored"})
 
 
 @dataclass
@@ -276,7 +278,11 @@ async def resume_run(
         analysis = analyze(plan, jobs=jobs, history=store.durations(plan.name))
         # Agents of the interrupted run live on in their own sessions: end them first.
         kill_marked(f"{run_id}/", prefix=True)
+        left_open = {t.id for t in store.tasks(run_id) if t.status not in FINAL_STATES}
         done, attempts, results = await _reconcile(store, run_id, git, row.branch)
+        if isolation is Isolation.WORKTREE and git is not None:
+            landed = {t for t in left_open if done.get(t) is Outcome.SUCCEEDED}
+            await _close_left_open(git, store, run_id, home, left_open, landed)
         store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
         return await _drive(
             plan,
@@ -341,3 +347,43 @@ async def _reconcile(
                 "changed_files": list(task.changed_files or []),
             }
     return done, attempts, results
+
+
+async def _close_left_open(
+    git: Git, store: Store, run_id: str, home: Path, left_open: set[str], landed: set[str]
+) -> None:
+    """Close the worktrees and branches the killed process never closed, as it would have.
+
+    The last attempt of a task that had no outcome at the kill (in flight, or merged
+    just before the kill) never reached the end of `close()`: its worktree is removed
+    now, its uncommitted work kept as a snapshot ref first, unless the attempt had
+    failed and so stays for inspection like any failed attempt; the branch of a task
+    whose merge landed (`landed`) is deleted. Without this, such worktrees stay
+    registered after the run completes, and such branches stay forever. The plan
+    verify's worktrees hold no work at all.
+    """
+    provider = WorktreeProvider(git, run_id, worktrees_dir=home / "worktrees")
+    runs_dir = provider.worktrees_dir / run_id
+    verify_dir = (home / "verify" / run_id).resolve()
+    attempts = {(a.task_id, a.attempt): a for a in store.attempts(run_id)}
+    for info in await git.worktree_list():
+        if verify_dir in info.path.parents:
+            async with git.write_lock:
+                await git.run("worktree", "remove", "--force", "--force", str(info.path),
+                              check=False)  # fmt: skip
+            continue
+        task, _, number = info.path.name.rpartition("-")
+        row = attempts.get((task, int(number))) if number.isdigit() else None
+        if info.path.parent != runs_dir or row is None or task not in left_open:
+            continue
+        if row.status not in KEPT_ATTEMPTS:
+            branch = task_branch(run_id, task)
+            ws = Workspace(task, row.attempt, info.path, branch, row.start_commit or "")
+            await provider.close(ws, keep=False)
+    await git.worktree_prune()
+    tip = await git.rev_parse(f"refs/heads/plait/{run_id}")
+    for task in sorted(landed):
+        head = await git.rev_parse(f"refs/heads/{task_branch(run_id, task)}")
+        if tip and head and await git.is_ancestor(head, tip):
+            async with git.write_lock:  # -D refuses while a worktree has it checked out
+                await git.run("branch", "-D", task_branch(run_id, task), check=False)
