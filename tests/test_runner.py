@@ -341,13 +341,6 @@ def test_run_plan_with_python_agents_and_a_template_edge(
     assert repo.show(branch, "ui.txt") == "list of users\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=plait.PlanError,
-    reason="planrules.check_agent refuses backend 'fake' (not in model.BACKENDS), so "
-    "run_plan validation rejects the in-process fake that agents/__init__ says Python-built "
-    "plans may use; the run itself works once the check accepts agents.INTERNAL_BACKENDS",
-)
 def test_run_plan_with_the_fake_backend(repo: GitRepo, plait_home: Path) -> None:
     a = plait.Task("a", prompt="make a", agent="bot", retries=1, writes=("a.txt",))
     b = plait.Task("b", prompt=f"use {a.output} and {a.ref('changed_files')}", agent="bot")

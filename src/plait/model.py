@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 Command = tuple[str, ...]
 
 BACKENDS = ("command", "claude", "codex", "gemini", "aider", "cursor", "opencode", "amp", "python")
+#: In-process backends for tests of the library API; never valid in a plan file.
+INTERNAL_BACKENDS = ("fake",)
 
 DEFAULT_JOBS = 4
 DEFAULT_MAX_CONFLICT_RERUNS = 2

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from plait.errors import Problem
-from plait.model import BACKENDS, Agent, Command, Plan, Task
+from plait.model import BACKENDS, INTERNAL_BACKENDS, Agent, Command, Plan, Task
 from plait.planyaml import join
 from plait.templates import TemplateProblem, template_refs
 
@@ -78,7 +78,8 @@ def check_plan(plan: Plan, profiles: Iterable[str] = ()) -> list[Problem]:
         _check_glob(join("copy", i), glob, add)
     known = set(profiles) | set(plan.agents)
     for name, agent in plan.agents.items():
-        check_agent(join("agents", name), name, agent, add)
+        # A plan built in Python (no file) may use plait's in-process test backends.
+        check_agent(join("agents", name), name, agent, add, internal_ok=plan.path is None)
     ids = set(plan.tasks)
     if plan.on_verify_failure is not None:
         fixer = plan.on_verify_failure
@@ -172,11 +173,13 @@ def _check_prompt(path: str, prompt: str, ids: set[str], self_id: str | None, ad
             add(path, f"refers to unknown task '{ref}' (tasks.{ref}){did_you_mean(ref, ids)}")
 
 
-def check_agent(path: str, name: str, agent: Agent, add: Add) -> None:
+def check_agent(path: str, name: str, agent: Agent, add: Add, *, internal_ok: bool = False) -> None:
     """Rules for one agent: a valid name, a known backend, a usable command."""
     if not AGENT_NAME_RE.fullmatch(name):
         add(path, f"'{name}' is not a valid agent name: use letters, digits, '.', '-' and '_'")
-    if agent.backend not in BACKENDS:
+    if internal_ok and agent.backend in INTERNAL_BACKENDS:
+        pass
+    elif agent.backend not in BACKENDS:
         known = ", ".join(BACKENDS)
         add(
             join(path, "backend"),

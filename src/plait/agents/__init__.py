@@ -20,13 +20,12 @@ from __future__ import annotations
 import importlib
 
 from plait.agents.base import Backend
-from plait.model import BACKENDS
+from plait.model import BACKENDS, INTERNAL_BACKENDS
 
 #: The backends a plan may name.
 BACKEND_NAMES: tuple[str, ...] = BACKENDS
 
 #: Backends that only tests (and Python-built plans) use.
-INTERNAL_BACKENDS: tuple[str, ...] = ("fake",)
 
 
 class UnknownBackend(ValueError):
