@@ -21,8 +21,8 @@ from plait.journal import Journal
 from plait.merge import MergeQueue
 from plait.model import Outcome, Plan, Task
 from plait.scheduler import Scheduler
-from plait.store import Store
-from plait.taskrun import RunContext, TaskView, WorkspaceProvider, run_task
+from plait.store import AttemptRow, Store
+from plait.taskrun import RunContext, TaskView, WorkspaceProvider, run_task, tries_used
 
 FIXER_TASK_ID = "fix-verify"
 EventSink = Callable[[Mapping[str, Any]], None]
@@ -134,8 +134,15 @@ class Driver:
 
     def _count_earlier_spending(self) -> None:
         """On resume, what attempts before the interruption spent still counts: toward
-        the budget, and in each task's cost and tokens (written when the task ends)."""
-        for row in self.store.attempts(self.run_id):
+        the budget, and in each task's cost and tokens (written when the task ends);
+        so do the retries and conflict re-runs each task used."""
+        rows = self.store.attempts(self.run_id)
+        by_task: dict[str, list[AttemptRow]] = {}
+        for row in rows:
+            by_task.setdefault(row.task_id, []).append(row)
+        for task_id, mine in by_task.items():
+            self.ctx.tries_used[task_id] = tries_used(mine)
+        for row in rows:
             view = self.ctx.views.get(row.task_id)
             if row.cost_usd is not None:
                 self.ctx.spent_usd += row.cost_usd

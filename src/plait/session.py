@@ -30,8 +30,8 @@ from plait.proc import kill_marked
 from plait.profiles import resolve_agent
 from plait.runlock import RunLock
 from plait.runner import Driver, EventSink, RunOutcome
-from plait.store import Store, new_run_id, state_home
-from plait.taskrun import WorkspaceProvider
+from plait.store import AttemptRow, Store, new_run_id, state_home
+from plait.taskrun import WorkspaceProvider, tries_used
 from plait.workspace import InPlaceProvider, Workspace, WorktreeProvider, task_branch
 
 FINAL_STATES = {o.value for o in Outcome}
@@ -279,7 +279,7 @@ async def resume_run(
         # Agents of the interrupted run live on in their own sessions: end them first.
         kill_marked(f"{run_id}/", prefix=True)
         left_open = {t.id for t in store.tasks(run_id) if t.status not in FINAL_STATES}
-        done, attempts, results = await _reconcile(store, run_id, git, row.branch)
+        done, attempts, results = await _reconcile(store, run_id, git, row.branch, plan)
         if isolation is Isolation.WORKTREE and git is not None:
             landed = {t for t in left_open if done.get(t) is Outcome.SUCCEEDED}
             await _close_left_open(git, store, run_id, home, left_open, landed)
@@ -308,6 +308,7 @@ async def _reconcile(
     run_id: str,
     git: Git | None,
     branch: str | None,
+    plan: Plan,
 ) -> tuple[dict[str, Outcome], dict[str, int], dict[str, dict[str, Any]]]:
     """What the store and git say happened before the interruption."""
     done: dict[str, Outcome] = {}
@@ -324,9 +325,19 @@ async def _reconcile(
             finished_at=now,
             error="plait stopped during this attempt",
         )
+    by_task: dict[str, list[AttemptRow]] = {}
+    for row in store.attempts(run_id):
+        by_task.setdefault(row.task_id, []).append(row)
     for task in store.tasks(run_id):
         attempts[task.id] = task.attempts
         status = task.status
+        ran_out = _tries_ran_out(plan, task.id, by_task.get(task.id, []))
+        if status not in FINAL_STATES and ran_out is not None:
+            # Its last attempt failed (or conflicted) with no retries left: the task
+            # had ended, only its row was not updated. Running it again would give it
+            # an attempt more than the plan allows.
+            status = ran_out[0].value
+            store.update_task(run_id, task.id, status=status, finished_at=now, error=ran_out[1])
         if (
             status == "merging"
             and task.commit
@@ -347,6 +358,20 @@ async def _reconcile(
                 "changed_files": list(task.changed_files or []),
             }
     return done, attempts, results
+
+
+def _tries_ran_out(plan: Plan, task_id: str, rows: list[AttemptRow]) -> tuple[Outcome, str] | None:
+    """The outcome of a task whose recorded attempts used up its retries or re-runs."""
+    task = plan.tasks.get(task_id)
+    if task is None or not rows:
+        return None
+    retries, reruns = tries_used(rows)
+    error = max(rows, key=lambda a: a.attempt).error or ""
+    if retries > task.retries:
+        return Outcome.FAILED, error
+    if reruns > plan.max_conflict_reruns:
+        return Outcome.CONFLICTED, error
+    return None
 
 
 async def _close_left_open(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,13 +27,15 @@ from plait.journal import Journal
 from plait.merge import MergeQueue
 from plait.model import Agent, Outcome, Plan, ScopePolicy, Task
 from plait.scope import check_scope
-from plait.store import Store
+from plait.store import AttemptRow, Store
 from plait.templates import render
 from plait.workspace import Change, SetupFailed, Workspace
 
 PORTS_PER_SLOT = 10
 NOTE_TAIL_LINES = 60  # how much of a failure's output goes into the next prompt
 RATE_LIMIT_BACKOFF_S = (5.0, 15.0, 45.0, 120.0, 300.0)
+#: Attempt statuses of an attempt that failed and so used one of the task's retries.
+FAILED_ATTEMPT_STATUSES = frozenset({"failed", "timeout", "crashed", "rejected"})
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
@@ -79,6 +81,8 @@ class RunContext:
     port_base: int = 41000
     spent_usd: float = 0.0
     budget_hit: bool = False
+    #: On resume: (retries, conflict re-runs) each task used before the interruption.
+    tries_used: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: Told the task's id when one of its attempts was rate limited, and when it succeeded.
     on_rate_limit: Callable[[str], None] = lambda task_id: None
     on_success: Callable[[str], None] = lambda task_id: None
@@ -124,6 +128,23 @@ def agent_env(
     return proc.child_env(request_vars, extra, passthrough=passthrough)
 
 
+def tries_used(attempts: Sequence[AttemptRow]) -> tuple[int, int]:
+    """The retries and conflict re-runs that one task's recorded attempts used.
+
+    An attempt of kind "retry" or "conflict" exists because the one before it failed
+    or conflicted; a process killed after recording a failure or a conflict, before
+    starting the next attempt, used one more.
+    """
+    retries = sum(1 for a in attempts if a.kind == "retry")
+    reruns = sum(1 for a in attempts if a.kind == "conflict")
+    last = max(attempts, key=lambda a: a.attempt, default=None)
+    if last is not None and last.status in FAILED_ATTEMPT_STATUSES:
+        retries += 1
+    if last is not None and last.status == "conflict":
+        reruns += 1
+    return retries, reruns
+
+
 async def run_task(
     ctx: RunContext, task: Task, slot: int, first_attempt: int, notes: list[str] | None = None
 ) -> Outcome:
@@ -135,8 +156,11 @@ async def run_task(
     agent = ctx.agent(task.agent)
     backend = get_backend(agent.backend)
     notes = list(notes or [])
-    retries_left = task.retries
-    reruns_left = ctx.plan.max_conflict_reruns
+    # Retries and re-runs spent before an interruption stay spent: resuming must not
+    # hand a task that kept failing a fresh set of attempts each time.
+    used_retries, used_reruns = ctx.tries_used.get(task.id, (0, 0))
+    retries_left = max(0, task.retries - used_retries)
+    reruns_left = max(0, ctx.plan.max_conflict_reruns - used_reruns)
     rate_limit_waits = 0
     attempt = first_attempt - 1
     kind = "first" if first_attempt == 1 else "resume"
