@@ -190,13 +190,14 @@ async def run_task(
             kind = "rate_limit"
             continue
         if failure is None and change is not None:
+            # Read before the workspace is closed: closing removes the `output` file.
+            output = _task_output(ctx, task, attempt, result, ws)
             merged = await _merge(ctx, task, attempt, change)
             if isinstance(merged, AttemptFailure):
                 failure = merged
             else:
                 if ws is not None:
                     await ctx.provider.close(ws, keep=False)
-                output = _task_output(ctx, task, attempt, result, ws)
                 ctx.results[task.id] = {
                     "output": output,
                     "commit": merged or "",
