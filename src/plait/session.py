@@ -345,9 +345,14 @@ async def _reconcile(
             and tip is not None
             and await git.is_ancestor(task.commit, tip)
         ):
-            # The merge landed before the crash; only its row was not updated.
+            # The merge landed before the crash; only its row was not updated. The
+            # row already holds the output and files (written before the merge).
             status = Outcome.SUCCEEDED.value
-            store.update_task(run_id, task.id, status=status, merged=True, finished_at=now)
+            merged = await _merge_commit_of(git, tip, task.commit) or task.commit
+            store.update_task(
+                run_id, task.id, status=status, merged=True, finished_at=now, commit=merged
+            )
+            task = dataclasses.replace(task, commit=merged)
         if status in FINAL_STATES and status != Outcome.CANCELLED.value:
             done[task.id] = Outcome(status)
         if status == Outcome.SUCCEEDED.value:
@@ -358,6 +363,16 @@ async def _reconcile(
                 "changed_files": list(task.changed_files or []),
             }
     return done, attempts, results
+
+
+async def _merge_commit_of(git: Git, tip: str, commit: str) -> str | None:
+    """The commit on `tip`'s first-parent line that merged `commit` in."""
+    listed = await git.run("rev-list", "--first-parent", "--parents", tip, readonly=True)
+    for line in listed.stdout.splitlines():
+        ids = line.split()
+        if commit in ids[2:]:
+            return ids[0]
+    return None
 
 
 def _tries_ran_out(plan: Plan, task_id: str, rows: list[AttemptRow]) -> tuple[Outcome, str] | None:

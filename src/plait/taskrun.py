@@ -192,7 +192,7 @@ async def run_task(
         if failure is None and change is not None:
             # Read before the workspace is closed: closing removes the `output` file.
             output = _task_output(ctx, task, attempt, result, ws)
-            merged = await _merge(ctx, task, attempt, change)
+            merged = await _merge(ctx, task, attempt, change, output)
             if isinstance(merged, AttemptFailure):
                 failure = merged
             else:
@@ -457,15 +457,28 @@ async def _task_verify(
 
 
 async def _merge(
-    ctx: RunContext, task: Task, attempt: int, change: Change
+    ctx: RunContext, task: Task, attempt: int, change: Change, output: str
 ) -> str | AttemptFailure | None:
-    """Merge the attempt's commit; its new integration commit, None if nothing to merge."""
+    """Merge the attempt's commit; its new integration commit, None if nothing to merge.
+
+    The row says "merging", with the task's commit, output and files, before the
+    merge starts: if plait is killed after the branch moved, resume finds the merge
+    in git and has everything dependants' templates need from this row.
+    """
     if ctx.merge is None or change.commit is None:
         return None
     view = ctx.views[task.id]
     view.state = "merging"
+    changed = list(change.changed_files)
     ctx.journal.write(
-        lambda: ctx.store.update_task(ctx.run_id, task.id, status="merging", commit=change.commit)
+        lambda: ctx.store.update_task(
+            ctx.run_id,
+            task.id,
+            status="merging",
+            commit=change.commit,
+            output=output,
+            changed_files=changed,
+        )
     )
     await ctx.journal.sync()
     result = await ctx.merge.merge(
