@@ -352,6 +352,7 @@ def status_json(run: RunRow, tasks: Sequence[TaskRow], now: float | None = None)
         wall = max(0.0, end - run.started_at)
     sequential = sum(t.duration_s or 0.0 for t in tasks)
     costs = [t.cost_usd for t in tasks if t.cost_usd is not None]
+    tokens = [t.tokens for t in tasks if t.tokens is not None]  # None: nothing reported
     return {
         "run": run.id,
         "plan": run.plan_name,
@@ -370,6 +371,6 @@ def status_json(run: RunRow, tasks: Sequence[TaskRow], now: float | None = None)
             "wall_s": wall,
             "speedup": sequential / wall if wall > 0 else None,
             "cost_usd": sum(costs) if costs else None,
-            "tokens": sum(t.tokens or 0 for t in tasks),
+            "tokens": sum(tokens) if tokens else None,
         },
     }
