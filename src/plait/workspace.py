@@ -30,6 +30,7 @@ from plait import proc
 from plait.errors import Error, GitError
 from plait.git import Git, GitResult, scrubbed_env, status_paths
 from plait.model import Command, ScopePolicy
+from plait.pool import POOL_DIR, WorktreePool
 from plait.scope import GitGuard, check_scope, outside_symlinks, protected_violations
 
 __all__ = [
@@ -131,6 +132,7 @@ class WorktreeProvider:
         setup_env: Mapping[str, str] | None = None,
         scope: ScopePolicy = ScopePolicy.ENFORCE,
         setup_timeout_s: float | None = None,
+        pool: WorktreePool | None = None,
     ) -> None:
         self.git = git
         self.run_id = run_id
@@ -140,6 +142,8 @@ class WorktreeProvider:
         self.setup_env = dict(setup_env) if setup_env is not None else scrubbed_env()
         self.scope = scope
         self.setup_timeout_s = setup_timeout_s
+        # finished worktrees reset for the next attempt (None: each one is removed)
+        self.pool = pool
         self.guard = GitGuard(git.common_dir)
         # Writes beside the workspaces (an agent's `../x`): what the run's folder held
         # before the first attempt, the worktrees opened since, and for each open
@@ -168,15 +172,19 @@ class WorktreeProvider:
         )
         await self._keep_previous_commit(branch, start_commit, attempt)
         self._opened.add(path.name)  # before it exists: a parallel check must not flag it
-        async with self.git.write_lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # --no-checkout: only the registration needs the lock; the files are
-            # written below, in parallel with other workspaces.
-            if path.exists() or not (await self.git.run(*add, check=False)).ok:
-                # a leftover of an interrupted run, or the branch is still checked
-                # out by an earlier attempt kept for inspection
-                await self._make_room(path, branch)
-                await self.git.run(*add)
+        reused = self.pool is not None and (
+            await self.pool.take(path, branch, start_commit, self._make_room) is not None
+        )
+        if not reused:
+            async with self.git.write_lock:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # --no-checkout: only the registration needs the lock; the files are
+                # written below, in parallel with other workspaces.
+                if path.exists() or not (await self.git.run(*add, check=False)).ok:
+                    # a leftover of an interrupted run, or the branch is still checked
+                    # out by an earlier attempt kept for inspection
+                    await self._make_room(path, branch)
+                    await self.git.run(*add)
         dotgit = (path / ".git").read_text(encoding="utf-8")
         git_dir = Path(dotgit.removeprefix("gitdir:").strip())
         ws = Workspace(task_id, attempt, path, branch, start_commit, git_dir)
@@ -185,7 +193,10 @@ class WorktreeProvider:
             self._beside_seen = {e.name for e in path.parent.iterdir()} - self._opened
         self._beside_open[path] = set()
         try:
-            await self._git(ws, "read-tree", "--reset", "-u", "HEAD")
+            if not reused:  # a pooled worktree was reset to its start commit already
+                await self._git(ws, "read-tree", "--reset", "-u", "HEAD")
+            if self.pool is not None:
+                await self.pool.remember(git_dir)
             if not (self.copy or self.setup):
                 return ws
             copied = self._copy_files(path)
@@ -252,9 +263,11 @@ class WorktreeProvider:
         )
 
     async def close(self, ws: Workspace, *, keep: bool) -> None:
-        """Keep the worktree for inspection, or remove it (snapshotting uncommitted work)."""
+        """Keep the worktree for inspection, or remove (or pool) it, its work saved first."""
         self.guard.forget(ws.path)
         self._beside_open.pop(ws.path, None)
+        if keep and self.pool is not None and ws.git_dir is not None:
+            self.pool.forget(ws.git_dir)
         if keep:
             # Detach so the branch is free for the task's next attempt.
             async with self.git.write_lock:
@@ -266,7 +279,10 @@ class WorktreeProvider:
         for log in ws.path.parent.glob(f"{ws.path.name}.setup-*.log"):
             log.unlink(missing_ok=True)
         async with self.git.write_lock:
-            await self._remove_worktree(ws.path)
+            # pooled only now that its work is committed or snapshotted
+            pool, git_dir = self.pool, ws.git_dir
+            if pool is None or git_dir is None or not await pool.put(ws.path, git_dir):
+                await self._remove_worktree(ws.path)
             with contextlib.suppress(OSError):
                 ws.path.parent.rmdir()  # the run's folder, once empty
             await self._delete_branch_if_done(ws)
@@ -320,10 +336,11 @@ class WorktreeProvider:
         A task branch that is not merged into its run's integration branch is
         kept as a snapshot ref first. With `result_branches`, the integration
         branch `plait/<run>` and the snapshot refs go too. Refs checked out
-        somewhere are never deleted.
+        somewhere are never deleted. The pool of finished worktrees is emptied too.
         """
         root = self.worktrees_dir / run_id if run_id else self.worktrees_dir
-        removed: list[Path] = []
+        pool = self.pool or WorktreePool(self.git, self.worktrees_dir / POOL_DIR, 0)
+        removed: list[Path] = await pool.drain()
         saved: list[str] = []
         checked_out: set[str] = set()
         for info in await self.git.worktree_list():
