@@ -26,6 +26,7 @@ from plait.git import Git
 from plait.merge import MergeQueue
 from plait.model import Isolation, Outcome, Plan
 from plait.planfile import parse_plan, validate_plan
+from plait.pool import POOL_DIR, WorktreePool, pool_size
 from plait.proc import kill_marked
 from plait.profiles import resolve_agent
 from plait.runlock import RunLock
@@ -193,8 +194,11 @@ async def _drive(
 ) -> RunOutcome:
     provider: WorkspaceProvider
     merge: MergeQueue | None = None
+    pool: WorktreePool | None = None
     if isolation is Isolation.WORKTREE:
         assert git is not None and branch is not None
+        # finished worktrees are reset for the next attempts, one per job at most
+        pool = WorktreePool(git, home / "worktrees" / POOL_DIR, pool_size(jobs))
         provider = WorktreeProvider(
             git,
             run_id,
@@ -202,6 +206,7 @@ async def _drive(
             copy=plan.copy,
             setup=plan.setup,
             scope=plan.scope,
+            pool=pool,
         )
         merge = MergeQueue(
             git,
@@ -244,6 +249,8 @@ async def _drive(
         )
     finally:
         driver.journal.close()
+        if pool is not None:  # parked worktrees outlive a run only when it is killed
+            await pool.drain()
     if merge is not None:
         outcome_head = await merge.tip()
         store.update_run(run_id, head=outcome_head)
