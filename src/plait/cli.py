@@ -8,8 +8,11 @@ process exits with it after a one-paragraph message on stderr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,13 +53,34 @@ def _print_json(data: Any) -> None:
 
 
 def _load(path: Path) -> Plan:
-    from plait import load_plan
+    """Read and validate a plan; its graph is checked by the command's own analysis."""
+    from plait.planfile import load_plan
 
     if not path.exists():
         raise errors.UsageError(
             f"{path}: no such plan file. Create one with `plait init`, or name the file."
         )
-    return load_plan(path)
+    with _collector_paused():
+        return load_plan(path)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Load and analyse without the cyclic garbage collector, then freeze the result.
+
+    A large plan allocates hundreds of thousands of long-lived objects and nothing
+    cyclic worth collecting; the collector's repeated passes over them were half of
+    the time of `plait plan` on 10,000 tasks. Freezing afterwards keeps later
+    collections (during a run) from walking the plan again.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.freeze()
 
 
 # --- plans --------------------------------------------------------------------
@@ -103,7 +127,8 @@ def plan(
 
     loaded = _load(path)
     history = _history(loaded)
-    result = analysis.analyze(loaded, jobs=jobs, history=history)
+    with _collector_paused():
+        result = analysis.analyze(loaded, jobs=jobs, history=history)
     if graph is not None:
         if graph not in ("mermaid", "dot"):
             raise errors.UsageError("--graph takes mermaid or dot")

@@ -151,7 +151,18 @@ def _row(left: _Line, left_w: int, right: str, width: int, style: str = "") -> l
     return lines
 
 
+#: Past this many tasks the text view lists a sample of each section: nobody reads
+#: 10,000 rows in a terminal, and `--json` / `--graph` still give every one.
+LARGE_PLAN = 200
+PER_PHASE, PER_SECTION = 12, 60
+
+
+def _more(n: int) -> _Line:
+    return [(f"  … and {n} more (`plait plan --json` lists every one)", "dim")]
+
+
 def _text_lines(a: Analysis, width: int) -> list[_Line]:
+    large = len(a.order) > LARGE_PLAN
     est = a.estimate
     tasks = a.plan.tasks
     defaulted = set(est.defaulted)
@@ -181,7 +192,8 @@ def _text_lines(a: Analysis, width: int) -> list[_Line]:
             [],
             [(f"phase {i + 1}", "bold underline"), (f" · {_plural(len(phase), 'task')}", "")],
         ]
-        for t in phase:
+        shown = phase[:PER_PHASE] if large else phase
+        for t in shown:
             task = tasks[t]
             agent = task.agent if len(task.agent) <= agent_w else task.agent[: agent_w - 1] + "…"
             duration = format_duration(a.durations[t]) + ("*" if t in defaulted else " ")
@@ -196,18 +208,26 @@ def _text_lines(a: Analysis, width: int) -> list[_Line]:
             else:
                 left = [name, (" " * (id_w - len(t) + 2), ""), *rest]
                 out += _row(left, id_w + 2 + agent_w + 2 + est_w, writes, width)
-    grouped = _grouped(a)
+        if len(shown) < len(phase):
+            out.append(_more(len(phase) - len(shown)))
+    grouped = list(_grouped(a).items())
     if grouped:
         out += [[], [("why tasks wait", "bold underline")]]
-        left_w = min(max(len(f"{s} → {t}") for s, t in grouped), 40)
-        for (s, t), edges in grouped.items():
+        listed = grouped[:PER_SECTION] if large else grouped
+        left_w = min(max(len(f"{s} → {t}") for (s, t), _ in listed), 40)
+        for (s, t), edges in listed:
             out += _row([(f"{s} → {t}", "cyan")], left_w, _why(edges), width)
+        if len(listed) < len(grouped):
+            out.append(_more(len(grouped) - len(listed)))
     if a.exclusions:
         out += [[], [("exclusive: overlapping writes, never at the same time", "bold underline")]]
-        left_w = min(max(len(f"{x.a} ↔ {x.b}") for x in a.exclusions), 40)
-        for x in a.exclusions:
+        pairs = a.exclusions[:PER_SECTION] if large else a.exclusions
+        left_w = min(max(len(f"{x.a} ↔ {x.b}") for x in pairs), 40)
+        for x in pairs:
             globs = ", ".join(f"{g} ∩ {h}" for g, h in x.globs)
             out += _row([(f"{x.a} ↔ {x.b}", "yellow")], left_w, globs, width)
+        if len(pairs) < len(a.exclusions):
+            out.append(_more(len(a.exclusions) - len(pairs)))
     out.append([])
     length = sum(a.durations[t] for t in a.critical_path)
     prose(f"{' → '.join(a.critical_path)} ({format_duration(length)})", "critical path: ")

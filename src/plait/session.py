@@ -38,6 +38,8 @@ from plait.workspace import InPlaceProvider, Workspace, WorktreeProvider, task_b
 FINAL_STATES = {o.value for o in Outcome}
 #: Attempt statuses whose worktree a run keeps for inspection.
 KEPT_ATTEMPTS = frozenset({"failed", "timeout", "crashed", "rejected", "errored"})
+#: Task outcomes whose last worktree a run keeps for inspection, whatever its attempt says.
+FAILED_TASKS = frozenset({Outcome.FAILED.value, Outcome.ERRORED.value})
 
 
 @dataclass
@@ -133,13 +135,17 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
     isolation = _isolation(plan, git)
     check_backends(plan)
     home = home or state_home(root)
+    jobs = settings.jobs or plan.jobs
+    # The graph is checked (cycles are plan errors) before anything is written.
+    analysis = analyze(plan, jobs=jobs)
     # The database is synced at every commit; events.jsonl is rebuilt from it after a
     # crash, so syncing the file too would only double the cost of each transition.
     with Store.open(home, fsync_events=False, any_thread=True) as store, RunLock(home) as lock:
         run_id = new_run_id()
         lock.acquire(run_id)
-        jobs = settings.jobs or plan.jobs
-        analysis = analyze(plan, jobs=jobs, history=store.durations(plan.name))
+        history = store.durations(plan.name)
+        if history:  # earlier runs make better estimates, and so better priorities
+            analysis = analyze(plan, jobs=jobs, history=history)
         base_commit, branch = "", None
         if git is not None:
             base_commit = await git.rev_parse_commit(plan.base or "HEAD")
@@ -285,11 +291,9 @@ async def resume_run(
         analysis = analyze(plan, jobs=jobs, history=store.durations(plan.name))
         # Agents of the interrupted run live on in their own sessions: end them first.
         kill_marked(f"{run_id}/", prefix=True)
-        left_open = {t.id for t in store.tasks(run_id) if t.status not in FINAL_STATES}
         done, attempts, results = await _reconcile(store, run_id, git, row.branch, plan)
         if isolation is Isolation.WORKTREE and git is not None:
-            landed = {t for t in left_open if done.get(t) is Outcome.SUCCEEDED}
-            await _close_left_open(git, store, run_id, home, left_open, landed)
+            await _close_left_open(git, store, run_id, home)
         store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
         return await _drive(
             plan,
@@ -396,23 +400,23 @@ def _tries_ran_out(plan: Plan, task_id: str, rows: list[AttemptRow]) -> tuple[Ou
     return None
 
 
-async def _close_left_open(
-    git: Git, store: Store, run_id: str, home: Path, left_open: set[str], landed: set[str]
-) -> None:
-    """Close the worktrees and branches the killed process never closed, as it would have.
+async def _close_left_open(git: Git, store: Store, run_id: str, home: Path) -> None:
+    """Close the worktrees and branches a killed process left open, as it would have.
 
-    The last attempt of a task that had no outcome at the kill (in flight, or merged
-    just before the kill) never reached the end of `close()`: its worktree is removed
-    now, its uncommitted work kept as a snapshot ref first, unless the attempt had
-    failed and so stays for inspection like any failed attempt; the branch of a task
-    whose merge landed (`landed`) is deleted. Without this, such worktrees stay
-    registered after the run completes, and such branches stay forever. The plan
-    verify's worktrees hold no work at all.
+    A task's last attempt before the kill (in flight, or merged just before it) never
+    reached the end of `close()`: its worktree is removed now, its uncommitted work
+    kept as a snapshot ref first, unless the attempt or its task failed, which keeps
+    it for inspection as in any run; a succeeded task's merged branch is deleted.
+    Without this, such worktrees stay registered after the run completes and such
+    branches stay forever. Judged from the state, not from what this resume changed,
+    so a resume killed half-way through leaves the next one the same work to do. The
+    plan verify's worktrees hold no work at all.
     """
     provider = WorktreeProvider(git, run_id, worktrees_dir=home / "worktrees")
     runs_dir = provider.worktrees_dir / run_id
     verify_dir = (home / "verify" / run_id).resolve()
     attempts = {(a.task_id, a.attempt): a for a in store.attempts(run_id)}
+    statuses = {t.id: t.status for t in store.tasks(run_id)}
     for info in await git.worktree_list():
         if verify_dir in info.path.parents:
             async with git.write_lock:
@@ -421,16 +425,17 @@ async def _close_left_open(
             continue
         task, _, number = info.path.name.rpartition("-")
         row = attempts.get((task, int(number))) if number.isdigit() else None
-        if info.path.parent != runs_dir or row is None or task not in left_open:
+        if info.path.parent != runs_dir or row is None:
             continue
-        if row.status not in KEPT_ATTEMPTS:
+        if row.status not in KEPT_ATTEMPTS and statuses.get(task) not in FAILED_TASKS:
             branch = task_branch(run_id, task)
             ws = Workspace(task, row.attempt, info.path, branch, row.start_commit or "")
             await provider.close(ws, keep=False)
     await git.worktree_prune()
     tip = await git.rev_parse(f"refs/heads/plait/{run_id}")
-    for task in sorted(landed):
-        head = await git.rev_parse(f"refs/heads/{task_branch(run_id, task)}")
-        if tip and head and await git.is_ancestor(head, tip):
+    succeeded = {t for t, status in statuses.items() if status == Outcome.SUCCEEDED.value}
+    for ref, head in (await git.list_refs(f"refs/heads/{task_branch(run_id, '')}")).items():
+        task = ref.rsplit("/", 1)[1]
+        if task in succeeded and tip and await git.is_ancestor(head, tip):
             async with git.write_lock:  # -D refuses while a worktree has it checked out
                 await git.run("branch", "-D", task_branch(run_id, task), check=False)
