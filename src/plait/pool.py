@@ -229,8 +229,12 @@ class WorktreePool:
                     known.add(info.path.name)
                 else:
                     await self._remove(info.path)
-            for entry in self.root.iterdir():  # unregistered leftovers, stale index copies
-                if entry.name not in known:
+            for entry in self.root.iterdir():  # unregistered leftovers
+                if entry.name not in known and entry.name != INDEX_COPIES:
+                    _delete(entry)
+            copies = self.root / INDEX_COPIES
+            for entry in copies.iterdir() if copies.is_dir() else ():
+                if entry.name not in self._trusted:  # a dead process's: nothing vouches for it
                     _delete(entry)
             await self.git.run("worktree", "prune", check=False)
 
