@@ -5,15 +5,16 @@ the crash runs again; the run completes with the outcomes an uninterrupted run
 has. DESIGN §4 step 8: a kill during a merge leaves `plait/<run>` at the old or
 the new commit, never anything else.
 
-Every kill point is a real `python -m plait` subprocess killed with SIGKILL (plait
-alone: its agents and git children live on, as after an OOM kill). To keep the
-file fast, the kill points of one test form a chain: the run is killed, the
-resume is killed later, the next resume later still, until a resume is left to
-finish. Each kill is checked against the store as it was right after that kill,
-so a chain of k kills proves k kill points. Three chains: after the k-th new
-event of each process, at time offsets after each process's start, and at the
-moment a task's row says "merging" (the queue's merge-tree / commit-tree /
-update-ref window).
+Every kill point is a real `python -m plait` subprocess killed with SIGKILL: plait
+alone (its agents and git children live on, as after an OOM kill), or in one chain
+its whole process group (git commands die mid-way; agents, in their own sessions,
+live on until resume ends them). To keep the file fast, the kill points of one
+test form a chain: the run is killed, the resume is killed later, the next resume
+later still, until a resume is left to finish. Each kill is checked against the
+store as it was right after that kill, so a chain of k kills proves k kill points.
+Three chains: after the k-th new event of each process (and a few resumes killed
+while reconciling), at time offsets after each process's start, and inside merges
+(the moment a task's row says "merging", or the moment its merge moved the branch).
 
 The agents (`agents/resume_agent.py`) append "<task> <attempt> <pid> <ppid>" to
 a ledger outside the repository before doing anything, so the ledger says which
@@ -125,6 +126,7 @@ class Kill:
     merging: dict[str, str]  # task -> its commit, for rows in "merging"
     succeeded_commits: set[str]  # integration commits recorded for succeeded tasks
     tip: str  # plait/<run> right after the kill
+    quiet: bool = False  # the killed process had written no event (killed while starting)
 
 
 @dataclass
@@ -151,6 +153,7 @@ class Harness:
         for key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
             self.env.pop(key, None)
         self._logs = 0
+        self.kill_group = False
 
     # --- processes -------------------------------------------------------------------
 
@@ -166,6 +169,7 @@ class Harness:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group, so `kill_group` spares pytest
             )
 
     def kill_when(
@@ -175,7 +179,10 @@ class Harness:
         deadline = time.monotonic() + timeout
         while process.poll() is None:
             if trigger():
-                os.kill(process.pid, signal.SIGKILL)
+                if self.kill_group:  # plait and its git children, as a container kill
+                    os.killpg(process.pid, signal.SIGKILL)
+                else:  # plait alone, as the OOM killer does: its children finish
+                    os.kill(process.pid, signal.SIGKILL)
                 process.wait()
                 return True
             if time.monotonic() > deadline:
@@ -274,10 +281,13 @@ class Harness:
         process = self.spawn("run", "plan.yaml")
         for trigger in triggers:
             result.pids.append(process.pid)
-            armed = functools.partial(trigger, self, time.monotonic(), self.event_count())
+            before = self.event_count()
+            armed = functools.partial(trigger, self, time.monotonic(), before)
             if not self.kill_when(process, armed):
                 break
-            result.kills.append(self.snapshot(process.pid))
+            kill = self.snapshot(process.pid)
+            kill.quiet = self.event_count() == before
+            result.kills.append(kill)
             process = self.spawn("resume")
         else:
             result.pids.append(process.pid)
@@ -308,6 +318,30 @@ def after_seconds(offset: float) -> Callable[[Harness, float, int], bool]:
                 return False
             state["t0"] = time.monotonic()
         return time.monotonic() - state["t0"] >= offset
+
+    return trigger
+
+
+def during_reconcile() -> Callable[[Harness, float, int], bool]:
+    """Kill a resume while it reconciles: once it has closed the attempts left in flight,
+    before it starts running tasks (or at its first event if nothing was in flight)."""
+    had: list[bool] = []
+
+    def trigger(h: Harness, _started: float, before: int) -> bool:
+        run = h.run_id()
+        assert run is not None
+        conn = sqlite3.connect(f"file:{h.home / 'state.db'}?mode=ro", uri=True)
+        try:
+            (open_attempts,) = conn.execute(
+                "SELECT count(*) FROM attempts WHERE run_id = ? AND finished_at IS NULL", (run,)
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+        if not had:
+            had.append(open_attempts > 0)
+        return open_attempts == 0 if had[0] else h.event_count() > before
 
     return trigger
 
@@ -407,7 +441,7 @@ def _check_chain(h: Harness, chain: Chain, reference: Reference) -> dict[str, in
     for pid, tasks in by_process.items():
         twice = {t for t in once if tasks.count(t) > 1}
         assert not twice, f"process {pid} ran {sorted(twice)} more than once"
-    re_executed = landed_total = 0
+    in_flight = re_executed = landed_total = 0
     known = {h.base}
     for number, kill in enumerate(chain.kills):
         later = chain.pids[number + 1 :]
@@ -418,6 +452,7 @@ def _check_chain(h: Harness, chain: Chain, reference: Reference) -> dict[str, in
         )
         # an attempt in flight runs again in the next process (unless its merge landed)
         next_run = by_process.get(chain.pids[number + 1], [])
+        in_flight += len(kill.in_flight)
         re_executed += len(kill.in_flight & set(next_run))
         # (5) the integration branch is at an old or a new commit of each merge
         known |= kill.succeeded_commits
@@ -448,7 +483,12 @@ def _check_chain(h: Harness, chain: Chain, reference: Reference) -> dict[str, in
     assert left <= {t for t, s in outcomes.items() if s == "failed"}, f"stray branches {left}"
     # no agent of any process lives on
     _assert_gone([pid for _t, _a, pid, _pp in ledger])
-    return {"kills": len(chain.kills), "re_executed": re_executed, "landed": landed_total}
+    return {
+        "kills": len(chain.kills),
+        "in_flight": in_flight,  # tasks with an attempt under way at the kill
+        "re_executed": re_executed,  # of those, run again by the very next process
+        "landed": landed_total,  # merges found in git and recorded, not run again
+    }
 
 
 def _attempts_by_worktree(h: Harness) -> dict[str, str]:
@@ -506,21 +546,31 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reference]:
     ran = [t for t in TASKS if t != "after-bad"]
     assert sorted(executions) == sorted([*ran, "flaky", "doomed"])  # one retry each
     yield Reference(status, outcomes, h.out_tree(h.tip()))
-    total = {k: sum(s[k] for s in SUMMARY.values()) for k in ("kills", "re_executed", "landed")}
+    keys = ("kills", "in_flight", "re_executed", "landed")
+    total = {k: sum(s[k] for s in SUMMARY.values()) for k in keys}
     sys.stdout.write(f"\nresume summary: {SUMMARY} total: {total}\n")
 
 
 def test_kill_after_each_kth_event(tmp_path: Path, reference: Reference) -> None:
-    """Kill every process right after its k-th event (k = 1, 2, 3, …), resume, repeat."""
+    """Kill every process right after its k-th event (k = 1, 2, 3, …), resume, repeat;
+    three of the resumes are killed while they reconcile instead."""
     h = Harness(tmp_path)
-    chain = h.chain([after_events(k) for k in range(1, 14)])
+    triggers = [after_events(k) for k in range(1, 14)]
+    for position in (3, 7, 11):  # and a few resumes killed while reconciling
+        triggers.insert(position, during_reconcile())
+    chain = h.chain(triggers)
     SUMMARY["events"] = _check_chain(h, chain, reference)
     assert len(chain.kills) >= 8
+    assert any(kill.quiet for kill in chain.kills), "a resume was killed before its first event"
 
 
 def test_kill_at_time_offsets(tmp_path: Path, reference: Reference) -> None:
-    """Kill every process at a growing time offset after its start, resume, repeat."""
+    """Kill every process at a growing time offset after its start, resume, repeat.
+
+    These kills take plait's whole process group (its git commands die mid-way too).
+    """
     h = Harness(tmp_path)
+    h.kill_group = True
     chain = h.chain([after_seconds(0.05 + 0.1 * i) for i in range(20)])
     SUMMARY["time"] = _check_chain(h, chain, reference)
     assert len(chain.kills) >= 5
