@@ -74,6 +74,9 @@ class MergeQueue:
     ) -> None:
         self.git = git
         self.branch = integration_branch
+        # Markers of verify processes start with the run id, so that resume's sweep
+        # (`kill_marked("<run>/", prefix=True)`) ends a verify orphaned by a crash too.
+        self.run_id = integration_branch.removeprefix("plait/")
         self.ref = f"refs/heads/{integration_branch}"
         self.verify_command = verify
         self.verify_each_merge = verify_each_merge
@@ -124,7 +127,13 @@ class MergeQueue:
         started = time.monotonic()
         async with self.git.write_lock:
             if path.exists():
-                shutil.rmtree(path)
+                # Left by a killed run: unregister it as well as deleting it, or the add
+                # below fails with "missing but already registered worktree".
+                await self.git.run(
+                    "worktree", "remove", "--force", "--force", str(path), check=False
+                )
+                shutil.rmtree(path, ignore_errors=True)
+                await self.git.run("worktree", "prune")
             path.parent.mkdir(parents=True, exist_ok=True)
             await self.git.run("worktree", "add", "--no-checkout", "--detach", str(path), commit)
         try:
@@ -132,7 +141,7 @@ class MergeQueue:
             try:
                 result: proc.ProcResult | None = await proc.run_process(
                     list(self.verify_command), cwd=path, env=self.env, stdin=None, log_path=log,
-                    timeout_s=self.verify_timeout_s, marker=f"verify/{path.name}",
+                    timeout_s=self.verify_timeout_s, marker=f"{self.run_id}/verify/{path.name}",
                 )  # fmt: skip
                 spawn_error = ""
             except proc.SpawnError as exc:
