@@ -13,14 +13,16 @@ import shutil
 import struct
 import subprocess
 import zlib
+from collections.abc import Mapping
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 from rich.terminal_theme import SVG_EXPORT_THEME
 
-from plait.board import render_board
+from plait.board import BoardSnapshot, render_board
 from plait.report import Timeline, predicted_timeline
 from plait.report_html import BAR_H, axis_max, render_html, tick_label, tick_step
 from test_board import run_points
@@ -282,7 +284,9 @@ def test_demo_run_report_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
         monkeypatch.setenv(f"{key}_EMAIL", "test@plait.invalid")
     repo = create_repository(tmp_path / "shop", speed=0.3)
     home = tmp_path / "home"
-    outcome = asyncio.run(start_run(load_plan(repo / "plait.yaml"), RunSettings(jobs=4), home=home))
+    board = _BoardCapture()
+    settings = RunSettings(jobs=4, sink=board)
+    outcome = asyncio.run(start_run(load_plan(repo / "plait.yaml"), settings, home=home))
     with Store.open(home) as store:
         t = timeline_from_store(store, outcome.run_id)
     assert outcome.status == "succeeded"
@@ -290,3 +294,36 @@ def test_demo_run_report_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
     dom, shot = open_report(t, tmp_path, "report-demo")
     check_geometry(t, dom)
     assert check_pixels(t, dom, shot) >= 3
+    # The live board as it stood when the colliding task started its re-run.
+    assert board.seen is not None
+    rows = {r.task_id: r for r in board.seen.rows}
+    assert rows["feature-gift-cards"].state == "rerunning"
+    assert rows["feature-gift-cards"].attempt == 2
+    assert rows["contract"].state == "merged"
+    console = Console(width=120, record=True, file=io.StringIO(), color_system="truecolor")
+    console.print(render_board(board.seen))
+    page = tmp_path / "board-demo.html"
+    page.write_text(console.export_html(theme=SVG_EXPORT_THEME, inline_styles=True), "utf-8")
+    picture = tmp_path / "board-demo.png"
+    chromium(tmp_path, page, f"--screenshot={picture}", "--window-size=1240,260")
+    assert picture.stat().st_size > 0
+    if os.environ.get("PLAIT_SAVE_SCREENSHOTS") == "1":
+        shutil.copyfile(picture, DOCS_IMG / "board-demo.png")
+
+
+class _BoardCapture:
+    """An event sink that keeps the board's snapshot at the first conflict re-run."""
+
+    def __init__(self) -> None:
+        self.driver: Any = None
+        self.seen: BoardSnapshot | None = None
+
+    def attach(self, driver: Any) -> None:
+        self.driver = driver
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        from plait.live import snapshot
+
+        rerun = event.get("kind") == "attempt_started" and event.get("attempt_kind") == "conflict"
+        if rerun and self.seen is None and self.driver is not None:
+            self.seen = snapshot(self.driver)

@@ -59,6 +59,8 @@ def snapshot(driver: Driver) -> BoardSnapshot:
     done = 0
     for view in driver.ctx.views.values():
         state = view.state
+        if state == "running" and view.attempt > 1:
+            state = "rerunning"  # a retry or a conflict re-run: the board marks it
         waiting: tuple[str, ...] = ()
         if state == "waiting" and view.task_id in driver.plan.tasks:
             waiting = tuple(driver.scheduler.waiting_on(view.task_id))

@@ -338,7 +338,8 @@ def _request(
     view = ctx.views[task.id]
 
     def on_line(line: str) -> None:
-        view.last_line = line
+        if line.strip():  # the board shows the agent's latest words, not a blank line
+            view.last_line = line
 
     plait_vars = {
         "PLAIT_RUN_ID": ctx.run_id,
