@@ -44,6 +44,10 @@ class CliResult:
     err: str
 
 
+#: The type of the `cli` fixture.
+Cli = Callable[..., CliResult]
+
+
 @pytest.fixture
 def plait_home(tmp_path: Path) -> Path:
     """Where plait keeps its state in this test (PLAIT_HOME is set by `git_env`)."""
