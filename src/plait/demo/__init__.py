@@ -60,6 +60,10 @@ def run_demo(keep: Path | None, jobs: int, console: Console, *, speed: float = 1
     totals = data["totals"]
     console.print()
     console.print(f"run {outcome.run_id}: [bold]{outcome.status}[/]")
+    verify = data.get("verify") or {}
+    if verify:
+        verdict = "passed" if verify.get("ok") else "FAILED"
+        console.print(f"the project's tests on the merged result: [bold]{verdict}[/]")
     console.print(
         f"wall time {totals['wall_s']:.1f}s; the same agents one after another: "
         f"{totals['sequential_s']:.1f}s; speed-up {totals['speedup']:.1f}x "
