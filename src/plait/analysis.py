@@ -344,13 +344,14 @@ def _exclusions(
     """Unordered task pairs whose write globs overlap."""
     rank = {t: i for i, t in enumerate(order)}
     pairs: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for glob, tasks in writers.entries():
-        for other, others in writers.overlapping(glob):
-            for t in tasks:
-                for u in others:
-                    # Each unordered pair once: from its earlier task in `order`.
-                    if rank[t] < rank[u]:
-                        pairs.setdefault((t, u), []).append((glob, other))
+    for glob, tasks, other, others in writers.overlapping_pairs():
+        for t in tasks:
+            for u in others:
+                # Each unordered pair once: keyed by its earlier task in `order`.
+                if rank[t] < rank[u]:
+                    pairs.setdefault((t, u), []).append((glob, other))
+                elif rank[u] < rank[t]:
+                    pairs.setdefault((u, t), []).append((other, glob))
     if not pairs:
         return []
     ancestors, bit = _ancestor_bits(order, preds, {t for p in pairs for t in p})

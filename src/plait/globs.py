@@ -417,6 +417,15 @@ class _Node(Generic[T]):
     children: dict[str, _Node[T]] = field(default_factory=dict)
     items: dict[str, list[T]] = field(default_factory=dict)  # glob → its values
 
+    @staticmethod
+    def subtree_items(nodes: Iterable[_Node[T]]) -> Iterator[tuple[str, list[T]]]:
+        """Every (glob, values) entry in these nodes and below them."""
+        stack = list(nodes)
+        while stack:
+            node = stack.pop()
+            yield from node.items.items()
+            stack.extend(node.children.values())
+
 
 class GlobIndex(Generic[T]):
     """Globs with values, found again by the globs they may overlap.
@@ -466,4 +475,41 @@ class GlobIndex(Generic[T]):
 
     def overlapping(self, glob: str) -> Iterator[tuple[str, list[T]]]:
         """(glob, values) entries whose globs overlap ``glob``."""
-        return ((g, vs) for g, vs in self.candidates(glob) if globs_overlap(glob, g))
+        shape = _shape(glob)
+        if shape.null:
+            return  # matches nothing, so meets nothing
+        for g, vs in self.candidates(glob):
+            if _meets_candidate(shape, glob, g):
+                yield g, vs
+
+    def overlapping_pairs(self) -> Iterator[tuple[str, list[T], str, list[T]]]:
+        """Every unordered pair of entries whose globs overlap, once, as (glob, values,
+        other glob, other values); an entry pairs with itself when its glob can match
+        anything. The same pairs as `overlapping` for each entry, at half the work."""
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            # Compatible prefixes: the same node, or this node and one below it.
+            below = list(_Node.subtree_items(node.children.values()))
+            entries = list(node.items.items())
+            for i, (glob, values) in enumerate(entries):
+                shape = _shape(glob)
+                if shape.null:
+                    continue
+                for other, others in entries[i:]:
+                    if _meets_candidate(shape, glob, other):
+                        yield glob, values, other, others
+                for other, others in below:
+                    if _meets_candidate(shape, glob, other):
+                        yield glob, values, other, others
+            stack.extend(node.children.values())
+
+
+def _meets_candidate(shape: _Shape, glob: str, other: str) -> bool:
+    """`globs_overlap` for a candidate (compatible literal prefixes) of a non-null glob."""
+    if shape.simple:
+        found = _shape(other)
+        if found.simple:
+            # Both cover whole folders, one inside the other: they meet unless null.
+            return not found.null
+    return globs_overlap(glob, other)
