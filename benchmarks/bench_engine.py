@@ -4,19 +4,27 @@ Every task runs `true`. plait runs as a whole process (`plait run`, start-up
 included), with `isolation: none` and durability on (the store's default), so
 the figure is what a user pays per task beyond the agents' own time.
 
-    .venv/bin/python benchmarks/bench_engine.py [--quick]
+    .venv/bin/python benchmarks/bench_engine.py [--quick] [--only layered] [--jobs 8]
+        [--repeat 3]
 
-Prints a table and writes benchmarks/results/engine.json.
+The machine is usually shared, so each configuration can be run `--repeat` times, the
+three runners interleaved round by round, and the median kept; the load average and
+the CPU time (user + system, the process and its children) are printed beside the
+wall times. Prints a table and writes benchmarks/results/engine.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
+import importlib.util
 import json
 import os
 import random
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,20 +109,58 @@ async def asyncio_runner(dag: dict[str, list[str]], jobs: int) -> None:
                     ready.append(dep)
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds (the program and everything it started) of one run."""
+    cpu = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
     took = time.perf_counter() - started
+    cpu = _children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(
             f"{argv[:3]} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         )
-    return took
+    return took, cpu
+
+
+def timed_asyncio(dag: dict[str, list[str]], jobs: int) -> tuple[float, float]:
+    """Wall and CPU seconds of the minimal runner, in this process."""
+    before = os.times()
+    started = time.perf_counter()
+    asyncio.run(asyncio_runner(dag, jobs))
+    took = time.perf_counter() - started
+    after = os.times()
+    cpu = sum(after[:4]) - sum(before[:4])
+    return took, cpu
+
+
+def compile_plait() -> None:
+    """Write plait's bytecode caches, as `pip install` does.
+
+    Without them (PYTHONDONTWRITEBYTECODE, or sources edited since) every `plait run`
+    compiles its modules from source first, which is not what a user pays.
+    """
+    spec = importlib.util.find_spec("plait")
+    assert spec is not None and spec.submodule_search_locations
+    for folder in spec.submodule_search_locations:
+        compileall.compile_dir(folder, quiet=1)
+
+
+def load() -> float:
+    return os.getloadavg()[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller DAGs, for a smoke run")
+    parser.add_argument("--only", help="run only the DAGs whose name starts with this")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[2, 8])
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; the median is kept")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "engine.json")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
@@ -123,7 +169,10 @@ def main() -> None:
         f"layered-{int(2000 * scale)}": layered(int(2000 * scale)),
         f"chain-{int(500 * scale)}": chain(int(500 * scale)),
     }
+    if args.only:
+        dags = {name: dag for name, dag in dags.items() if name.startswith(args.only)}
     plait = [sys.executable, "-m", "plait", "run", "plait.yaml", "--json"]
+    compile_plait()
     rows = []
     for name, dag in dags.items():
         with tempfile.TemporaryDirectory(prefix="plait-bench-") as tmp:
@@ -131,30 +180,47 @@ def main() -> None:
             (work / "plait.yaml").write_text(plan_yaml(dag))
             (work / "Makefile").write_text(makefile(dag))
             env = {**os.environ, "PLAIT_HOME": str(work / "state")}
-            for jobs in (2, 8):
-                make_s = timed(["make", f"-j{jobs}", "-s", "all"], work, env)
-                started = time.perf_counter()
-                asyncio.run(asyncio_runner(dag, jobs))
-                asyncio_s = time.perf_counter() - started
-                plait_s = timed([*plait, "-j", str(jobs)], work, env)
+            for jobs in args.jobs:
+                rounds: dict[str, list[tuple[float, float]]] = {
+                    "make": [],
+                    "asyncio": [],
+                    "plait": [],
+                }
+                loads = []
+                for _ in range(args.repeat):
+                    loads.append(load())
+                    rounds["make"].append(timed(["make", f"-j{jobs}", "-s", "all"], work, env))
+                    rounds["asyncio"].append(timed_asyncio(dag, jobs))
+                    rounds["plait"].append(timed([*plait, "-j", str(jobs)], work, env))
                 n = len(dag)
+                wall = {k: statistics.median(w for w, _ in v) for k, v in rounds.items()}
+                cpu = {k: statistics.median(c for _, c in v) for k, v in rounds.items()}
+                ratios = [p[0] / m[0] for p, m in zip(rounds["plait"], rounds["make"], strict=True)]
                 row = {
                     "dag": name,
                     "tasks": n,
                     "jobs": jobs,
-                    "make_us": make_s / n * 1e6,
-                    "asyncio_us": asyncio_s / n * 1e6,
-                    "plait_us": plait_s / n * 1e6,
-                    "plait_s": plait_s,
-                    "make_s": make_s,
-                    "asyncio_s": asyncio_s,
-                    "ratio_to_make": plait_s / make_s,
+                    "rounds": args.repeat,
+                    "load": round(statistics.median(loads), 2),
+                    "make_us": wall["make"] / n * 1e6,
+                    "asyncio_us": wall["asyncio"] / n * 1e6,
+                    "plait_us": wall["plait"] / n * 1e6,
+                    "plait_s": wall["plait"],
+                    "make_s": wall["make"],
+                    "asyncio_s": wall["asyncio"],
+                    "make_cpu_s": cpu["make"],
+                    "asyncio_cpu_s": cpu["asyncio"],
+                    "plait_cpu_s": cpu["plait"],
+                    "ratio_to_make": wall["plait"] / wall["make"],
+                    "ratio_rounds": [round(r, 2) for r in ratios],
                 }
                 rows.append(row)
                 print(
-                    f"{name:<18} -j{jobs}  make {row['make_us']:7.0f} µs/task  "
-                    f"asyncio {row['asyncio_us']:7.0f}  plait {row['plait_us']:7.0f}  "
-                    f"plait/make {row['ratio_to_make']:.2f}x",
+                    f"{name:<18} -j{jobs}  make {row['make_us']:6.0f} µs/task  "
+                    f"asyncio {row['asyncio_us']:6.0f}  plait {row['plait_us']:6.0f}  "
+                    f"plait/make {row['ratio_to_make']:.2f}x  "
+                    f"cpu s make {cpu['make']:.2f} asyncio {cpu['asyncio']:.2f} "
+                    f"plait {cpu['plait']:.2f}  load {row['load']:.2f}",
                     flush=True,
                 )
     args.out.parent.mkdir(parents=True, exist_ok=True)
