@@ -344,9 +344,12 @@ def _states_after(glob: str, prefix: tuple[str, ...]) -> frozenset[int]:
     globs sharing leading folders share the work."""
     if not prefix:
         return frozenset((0,))
-    states = _states_after(glob, prefix[:-1])
-    nfa = _nfa_of(glob)
-    for char in prefix[-1] + "/":
+    return _step(_nfa_of(glob), _states_after(glob, prefix[:-1]), prefix[-1])
+
+
+def _step(nfa: _Nfa, states: frozenset[int], segment: str) -> frozenset[int]:
+    """The states after reading ``segment/`` from ``states``."""
+    for char in segment + "/":
         if not states:
             break
         nxt = nfa.steps.get((states, char))
@@ -486,11 +489,10 @@ class GlobIndex(Generic[T]):
         """Every unordered pair of entries whose globs overlap, once, as (glob, values,
         other glob, other values); an entry pairs with itself when its glob can match
         anything. The same pairs as `overlapping` for each entry, at half the work."""
-        stack = [self._root]
+        stack: list[tuple[_Node[T], tuple[str, ...]]] = [(self._root, ())]
         while stack:
-            node = stack.pop()
+            node, path = stack.pop()
             # Compatible prefixes: the same node, or this node and one below it.
-            below = list(_Node.subtree_items(node.children.values()))
             entries = list(node.items.items())
             for i, (glob, values) in enumerate(entries):
                 shape = _shape(glob)
@@ -499,10 +501,40 @@ class GlobIndex(Generic[T]):
                 for other, others in entries[i:]:
                     if _meets_candidate(shape, glob, other):
                         yield glob, values, other, others
-                for other, others in below:
-                    if _meets_candidate(shape, glob, other):
-                        yield glob, values, other, others
-            stack.extend(node.children.values())
+                for other, others in _below(glob, shape, node, path):
+                    yield glob, values, other, others
+            stack.extend((child, (*path, seg)) for seg, child in node.children.items())
+
+
+def _below(
+    glob: str, shape: _Shape, node: _Node[T], path: tuple[str, ...]
+) -> Iterator[tuple[str, list[T]]]:
+    """Entries under ``node`` (at ``path``, where ``glob`` is) that overlap ``glob``.
+
+    A folder scope down there meets ``glob`` when the automaton is still live after
+    reading the folder's path (`_overlap`'s rule), so the states are carried down the
+    trie instead of recomputed per entry.
+    """
+    if shape.simple:
+        for other, others in _Node.subtree_items(node.children.values()):
+            if _meets_candidate(shape, glob, other):
+                yield other, others
+        return
+    nfa = _nfa_of(glob)
+    stack = [
+        (child, _step(nfa, _states_after(glob, path), seg)) for seg, child in node.children.items()
+    ]
+    while stack:
+        below, states = stack.pop()
+        live = any(nfa.live[q] for q in states)
+        for other, others in below.items.items():
+            found = _shape(other)
+            if found.simple:
+                if live and not found.null:
+                    yield other, others
+            elif globs_overlap(glob, other):
+                yield other, others
+        stack.extend((child, _step(nfa, states, seg)) for seg, child in below.children.items())
 
 
 def _meets_candidate(shape: _Shape, glob: str, other: str) -> bool:
