@@ -208,7 +208,9 @@ class Driver:
                     self._record_ended(self.scheduler.finish(task_id, outcome))
                 if self.ctx.budget_hit:
                     self._record_ended(self.scheduler.stop_starting(Outcome.CANCELLED))
-                await self.journal.sync()
+                # No commit here: nothing depends on these rows before the tasks now
+                # launched record their first attempt, and that commit holds them too
+                # (commits take every write queued before them, in order).
                 self._launch(group)
         return await self._end()
 

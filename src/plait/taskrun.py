@@ -312,7 +312,11 @@ async def _attempt(
     _finish_attempt(
         ctx, task, attempt, status, failure.error if failure else "", result, change.commit
     )
-    await ctx.journal.sync()
+    if failure is not None:
+        # A failed attempt's record decides whether its worktree is kept for inspection.
+        await ctx.journal.sync()
+    # A success needs no commit of its own: what depends on it (the "merging" row
+    # before a merge, or the dependants' attempt rows) is committed with or after it.
     return result, failure, change, ws
 
 
