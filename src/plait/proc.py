@@ -8,7 +8,8 @@ Every program plait starts (agents, checks) goes through `run_process`:
   never deadlocks against a full stdout pipe, and a child that never reads stdin is fine;
 - stdout and stderr streamed, interleaved, into a log file capped in size (past the cap
   output is still read and discarded, so the child never blocks); stdout is also
-  captured (capped) for the backend to parse, and handed line by line to `on_line`;
+  captured (capped) for the backend to parse, and handed line by line to `on_line`
+  (the pipes, the log and the capture are `plait.procio`);
 - timeout: SIGTERM to the group, `grace_s`, then SIGKILL to the group;
 - when the program ends, whatever is left of its group is killed, then processes that
   left the group (`setsid`) are found by the `PLAIT_MARKER` variable and killed too;
@@ -40,6 +41,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+
+from plait.procio import TAIL_BYTES, LogFile, Output, PipeReader, PipeWriter
 
 #: Variables copied from plait's own environment into every child's.
 ENV_ALLOWLIST: tuple[str, ...] = (
@@ -81,11 +84,7 @@ MARKER_VAR = "PLAIT_MARKER"
 
 DEFAULT_LOG_CAP = 16 * 1024 * 1024
 DEFAULT_STDOUT_CAP = 8 * 1024 * 1024
-_CHUNK = 65536  # one pipe buffer
-_TAIL_BYTES = 16384  # agent output kept in memory for `ProcResult.tail`
-_STDERR_TAIL_BYTES = 4096
 _ENVIRON_READ = 32768  # one read() takes a whole /proc/<pid>/environ, nearly always
-_LINE_MAX = 65536  # an `on_line` line longer than this is handed over in pieces
 _DRAIN_S = 2.0  # after the kills, how long to wait for the pipes to reach EOF
 _SWEEP_ROUNDS = 5
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -171,105 +170,6 @@ class ProcResult:
                 if line.strip():
                     return line.strip()
         return ""
-
-
-class _Log:
-    """The attempt's log file: capped agent output plus plait's own `[plait]` notes."""
-
-    def __init__(self, path: Path, cap: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Unbuffered, so `plait logs` and the board see output while the agent runs.
-        self._file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
-        self._cap = cap
-        self._written = 0
-        self.truncated = False
-        self.tail = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.tail += data
-        if len(self.tail) > 2 * _TAIL_BYTES:
-            del self.tail[:-_TAIL_BYTES]
-        if self.truncated:
-            return
-        room = self._cap - self._written
-        if len(data) > room:
-            self._file.write(data[:room])
-            self._written = self._cap
-            self.truncated = True
-            self.note(f"log truncated at {self._cap} bytes; further output discarded")
-            return
-        self._file.write(data)
-        self._written += len(data)
-
-    def note(self, text: str) -> None:
-        if not self._file.closed:
-            self._file.write(f"\n[plait] {text}\n".encode())
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class _Reader:
-    """Reads one pipe on the loop until EOF, handing each chunk to `sink`."""
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, fd: int, sink: Callable[[bytes], None]
-    ) -> None:
-        self._loop, self._fd, self._sink = loop, fd, sink
-        self.eof: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, self._readable)
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self._fd, _CHUNK)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            self._sink(data)
-        else:
-            self.close()
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            self._loop.remove_reader(self._fd)
-            os.close(self._fd)
-            self._fd = -1
-        if not self.eof.done():
-            self.eof.set_result(None)
-
-
-class _Writer:
-    """Feeds `data` into the child's stdin as the pipe drains, then closes it."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> None:
-        self._loop, self._fd = loop, fd
-        self._data = memoryview(data)
-        self._pos = 0
-        self._watching = False
-        self._writable()  # most prompts fit in the pipe buffer at once
-        if self._fd >= 0:
-            loop.add_writer(fd, self._writable)
-            self._watching = True
-
-    def _writable(self) -> None:
-        try:
-            while self._pos < len(self._data):
-                self._pos += os.write(self._fd, self._data[self._pos : self._pos + _CHUNK])
-        except BlockingIOError:
-            return
-        except OSError:  # EPIPE: the child exited or closed stdin without reading it all
-            pass
-        self.close()
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            if self._watching:
-                self._loop.remove_writer(self._fd)
-            os.close(self._fd)
-            self._fd = -1
-            self._data.release()
 
 
 def _spawn(
@@ -428,19 +328,12 @@ class _Child:
         proc: subprocess.Popen[bytes],
         pipes: tuple[int | None, int, int],
         stdin: bytes | None,
-        log: _Log,
-        stdout_cap: int,
-        on_line: Callable[[str], None] | None,
+        output: Output,
         marker: str | None,
     ) -> None:
-        self.proc, self.log, self.marker = proc, log, marker
+        self.proc, self.output, self.marker = proc, output, marker
         self.reaped = False
         self.escaped_killed = 0
-        self.stdout = bytearray()
-        self.stdout_truncated = False
-        self._stdout_cap = stdout_cap
-        self._on_line = on_line
-        self._partial = b""
         self.exited: asyncio.Future[None] = loop.create_future()
         self._loop = loop
         self._pidfd: int | None = None
@@ -454,48 +347,15 @@ class _Child:
         else:
             loop.add_reader(self._pidfd, self._on_exit)
         stdin_w, out_r, err_r = pipes
-        self.stderr_tail = bytearray()
-        self.out = _Reader(loop, out_r, self._stdout_data)
-        self.err = _Reader(loop, err_r, self._stderr_data)
-        self.writer = _Writer(loop, stdin_w, stdin or b"") if stdin_w is not None else None
+        self.out = PipeReader(loop, out_r, output.stdout_data)
+        self.err = PipeReader(loop, err_r, output.stderr_data)
+        self.writer = PipeWriter(loop, stdin_w, stdin or b"") if stdin_w is not None else None
 
     def _on_exit(self) -> None:
         # A pidfd stays readable once the process exited: stop watching at once.
         if self._pidfd is not None:
             self._loop.remove_reader(self._pidfd)
         _set_done(self.exited)
-
-    def _stderr_data(self, data: bytes) -> None:
-        self.log.write(data)
-        self.stderr_tail += data
-        del self.stderr_tail[:-_STDERR_TAIL_BYTES]
-
-    def _stdout_data(self, data: bytes) -> None:
-        self.log.write(data)
-        room = self._stdout_cap - len(self.stdout)
-        if len(data) > room:
-            self.stdout_truncated = True
-        if room > 0:
-            self.stdout += data[:room]
-        if self._on_line is not None:
-            self._lines(data)
-
-    def _lines(self, data: bytes, final: bool = False) -> None:
-        *lines, self._partial = (self._partial + data).split(b"\n")
-        if final and self._partial:
-            lines.append(self._partial)
-            self._partial = b""
-        while len(self._partial) > _LINE_MAX:  # a flood without newlines
-            lines.append(self._partial[:_LINE_MAX])
-            self._partial = self._partial[_LINE_MAX:]
-        for line in lines:
-            if self._on_line is None:
-                return
-            try:
-                self._on_line(line.decode("utf-8", "replace").rstrip("\r"))
-            except Exception as exc:  # a broken observer must not break the agent
-                self.log.note(f"on_line callback failed, no more lines sent: {exc!r}")
-                self._on_line = None
 
     def signal_group(self, sig: int) -> None:
         """Signal the whole group; only before reaping, so the pgid cannot be reused."""
@@ -538,8 +398,7 @@ class _Child:
         if pending:
             await asyncio.wait(pending, timeout=_DRAIN_S)
         drained = self.out.eof.done() and self.err.eof.done()
-        if self._on_line is not None:
-            self._lines(b"", final=True)
+        self.output.end_lines()
         return drained
 
     def close(self) -> None:
@@ -585,7 +444,7 @@ async def run_process(
     child_vars = dict(env)
     if marker is not None:
         child_vars[MARKER_VAR] = marker
-    log = _Log(log_path, log_cap_bytes)
+    log = LogFile(log_path, log_cap_bytes)
     opened: list[int] = []
 
     def pipe() -> tuple[int, int]:
@@ -610,13 +469,12 @@ async def run_process(
     for child_end in (in_r, out_w, err_w):  # the child holds its own copies now
         if child_end is not None:
             os.close(child_end)
-    parent_ends = [fd for fd in (in_w, out_r, err_r) if fd is not None]
-    for fd in parent_ends:
-        os.set_blocking(fd, False)
+    for parent_end in (in_w, out_r, err_r):
+        if parent_end is not None:
+            os.set_blocking(parent_end, False)
+    output = Output(log, stdout_cap_bytes, on_line)
     try:
-        child = _Child(
-            loop, proc, (in_w, out_r, err_r), stdin, log, stdout_cap_bytes, on_line, marker
-        )
+        child = _Child(loop, proc, (in_w, out_r, err_r), stdin, output, marker)
     except BaseException:  # could not watch it: do not leave it running unwatched
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -648,11 +506,11 @@ async def run_process(
         signal=-code if code < 0 else None,
         timed_out=timed_out,
         duration_s=duration,
-        stdout=bytes(child.stdout).decode("utf-8", "replace"),
-        stdout_truncated=child.stdout_truncated,
+        stdout=bytes(output.stdout).decode("utf-8", "replace"),
+        stdout_truncated=output.stdout_truncated,
         log_truncated=log.truncated,
         escaped_killed=child.escaped_killed,
         log_path=log_path,
-        log_tail=bytes(log.tail[-_TAIL_BYTES:]).decode("utf-8", "replace"),
-        stderr_tail=bytes(child.stderr_tail).decode("utf-8", "replace"),
+        log_tail=bytes(log.tail[-TAIL_BYTES:]).decode("utf-8", "replace"),
+        stderr_tail=bytes(output.stderr_tail).decode("utf-8", "replace"),
     )

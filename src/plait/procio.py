@@ -1,0 +1,201 @@
+"""What a running program prints: its pipes, the attempt's log, the captured output.
+
+`plait.proc.run_process` wires a child's three pipes to these, on the running loop:
+
+- `PipeWriter` feeds stdin from bytes as the pipe drains, then closes it, so a huge
+  prompt never deadlocks against a full stdout pipe and a child that never reads its
+  stdin is fine;
+- `PipeReader` reads one pipe until EOF and hands each chunk on;
+- `Output` takes the chunks: stdout and stderr, interleaved, into the `LogFile` (capped;
+  past the cap output is still read and discarded, so the child never blocks), stdout
+  also captured up to its own cap for the backend to parse and handed line by line to
+  `on_line`, and the tails of both kept in memory for notes;
+- `LogFile` is the attempt's log: that output plus plait's own ``[plait]`` notes.
+
+Plain file descriptors and `os.read`/`os.write` throughout: a run of quick agents
+opens thousands of these, and the buffered file objects cost more than the writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+CHUNK = 65536  # one pipe buffer
+TAIL_BYTES = 16384  # output kept in memory for `ProcResult.tail`
+STDERR_TAIL_BYTES = 4096
+LINE_MAX = 65536  # an `on_line` line longer than this is handed over in pieces
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+class LogFile:
+    """The attempt's log file: capped program output plus plait's `[plait]` notes.
+
+    Unbuffered, so `plait logs` and the board see output while the agent runs. The
+    folder is created if missing (one failed `open` costs less than a `mkdir` each time).
+    """
+
+    def __init__(self, path: Path | str, cap: int) -> None:
+        try:
+            self._fd = os.open(path, _LOG_FLAGS, 0o644)
+        except FileNotFoundError:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, _LOG_FLAGS, 0o644)
+        self._cap = cap
+        self._written = 0
+        self.truncated = False
+        self.tail = bytearray()
+
+    def write(self, data: bytes) -> None:
+        """Append program output (up to the cap) and keep its tail in memory."""
+        self.tail += data
+        if len(self.tail) > 2 * TAIL_BYTES:
+            del self.tail[:-TAIL_BYTES]
+        if self.truncated:
+            return
+        room = self._cap - self._written
+        if len(data) > room:
+            self._write_all(data[:room])
+            self._written = self._cap
+            self.truncated = True
+            self.note(f"log truncated at {self._cap} bytes; further output discarded")
+            return
+        self._write_all(data)
+        self._written += len(data)
+
+    def note(self, text: str) -> None:
+        """Append one of plait's own lines (not counted against the cap)."""
+        if self._fd >= 0:
+            self._write_all(f"\n[plait] {text}\n".encode())
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def close(self) -> None:
+        """Close the file; later notes are dropped. Safe to call twice."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class PipeReader:
+    """Reads one pipe on the loop until EOF, handing each chunk to `sink`."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, fd: int, sink: Callable[[bytes], None]
+    ) -> None:
+        self._loop, self._fd, self._sink = loop, fd, sink
+        self.eof: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._sink(data)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        """Stop reading and close the pipe (at EOF, or when giving up on it)."""
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+        if not self.eof.done():
+            self.eof.set_result(None)
+
+
+class PipeWriter:
+    """Feeds `data` into the child's stdin as the pipe drains, then closes it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> None:
+        self._loop, self._fd = loop, fd
+        self._data = memoryview(data)
+        self._pos = 0
+        self._watching = False
+        self._writable()  # most prompts fit in the pipe buffer at once
+        if self._fd >= 0:
+            loop.add_writer(fd, self._writable)
+            self._watching = True
+
+    def _writable(self) -> None:
+        try:
+            while self._pos < len(self._data):
+                self._pos += os.write(self._fd, self._data[self._pos : self._pos + CHUNK])
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE: the child exited or closed stdin without reading it all
+            pass
+        self.close()
+
+    def close(self) -> None:
+        """Stop feeding and close the pipe. Safe to call twice."""
+        if self._fd >= 0:
+            if self._watching:
+                self._loop.remove_writer(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            self._data.release()
+
+
+class Output:
+    """Where a child's stdout and stderr chunks go: the log, the capture, the lines."""
+
+    def __init__(
+        self, log: LogFile, stdout_cap: int, on_line: Callable[[str], None] | None
+    ) -> None:
+        self.log = log
+        self.stdout = bytearray()
+        self.stdout_truncated = False
+        self.stderr_tail = bytearray()
+        self._stdout_cap = stdout_cap
+        self._on_line = on_line
+        self._partial = b""
+
+    def stdout_data(self, data: bytes) -> None:
+        """A chunk of stdout: logged, captured up to the cap, split into lines."""
+        self.log.write(data)
+        room = self._stdout_cap - len(self.stdout)
+        if len(data) > room:
+            self.stdout_truncated = True
+        if room > 0:
+            self.stdout += data[:room]
+        if self._on_line is not None:
+            self._lines(data)
+
+    def stderr_data(self, data: bytes) -> None:
+        """A chunk of stderr: logged, and its tail kept for `last_line`."""
+        self.log.write(data)
+        self.stderr_tail += data
+        del self.stderr_tail[:-STDERR_TAIL_BYTES]
+
+    def end_lines(self) -> None:
+        """Hand over the last line even without its newline (call once, at EOF)."""
+        if self._on_line is not None:
+            self._lines(b"", final=True)
+
+    def _lines(self, data: bytes, final: bool = False) -> None:
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        if final and self._partial:
+            lines.append(self._partial)
+            self._partial = b""
+        while len(self._partial) > LINE_MAX:  # a flood without newlines
+            lines.append(self._partial[:LINE_MAX])
+            self._partial = self._partial[LINE_MAX:]
+        for line in lines:
+            if self._on_line is None:
+                return
+            try:
+                self._on_line(line.decode("utf-8", "replace").rstrip("\r"))
+            except Exception as exc:  # a broken observer must not break the agent
+                self.log.note(f"on_line callback failed, no more lines sent: {exc!r}")
+                self._on_line = None
