@@ -23,9 +23,12 @@ running loop (Linux >= 5.3): no thread, no global child-watcher policy to set. T
 fires while the child is still an unreaped zombie, so its process-group id cannot have
 been reused when we kill the group. Without pidfd, one thread per child waits with
 `waitid(WNOWAIT)` instead. Measured here (2 busy cores, 100-run rounds of `true`): best
-round 0.83 ms per process against 1.08 ms for `create_subprocess_exec`; the marker sweep
-reads every /proc/<pid>/environ (~0.5 ms for 100 processes) unless the kernel's last
-allocated pid shows the program started nothing (tests/test_proc.py prints the figures).
+round 0.83 ms per process against 1.08 ms for `create_subprocess_exec`.
+
+The marker sweep only looks at processes younger than the program (its descendants
+are): the kernel's last allocated pid bounds them, so a quick program costs a few
+failed opens of /proc/<pid>/environ instead of reading every process's environment
+(~0.5 ms for 100 processes), and nothing at all when it was the last process created.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ MARKER_VAR = "PLAIT_MARKER"
 DEFAULT_LOG_CAP = 16 * 1024 * 1024
 DEFAULT_STDOUT_CAP = 8 * 1024 * 1024
 _ENVIRON_READ = 32768  # one read() takes a whole /proc/<pid>/environ, nearly always
+_PROBE_MAX = 512  # pids allocated since a child beyond which /proc is listed instead
 _DRAIN_S = 2.0  # after the kills, how long to wait for the pipes to reach EOF
 _SWEEP_ROUNDS = 5
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -224,29 +228,83 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
-def _kill_marked(
-    needle: bytes, sig: int, exclude_pgid: int | None, born_after: int | None = None
-) -> set[int]:
-    """Signal processes whose environment holds `needle`.
+def _last_pid() -> int | None:
+    """The kernel's last allocated pid (in our pid namespace), None if unreadable.
 
-    `born_after`: only processes created after that pid can carry the marker (the
-    child's descendants are younger than the child), so only pids allocated since
-    are read; on a busy machine that is a handful instead of every process.
+    The file stays open: a `pread` costs a fraction of an open-read-close, and it
+    is read at the end of every program plait runs.
     """
-    me = os.getpid()
-    killed: set[int] = set()
+    global _last_pid_fd
+    if _last_pid_fd is None:
+        try:
+            _last_pid_fd = os.open("/proc/sys/kernel/ns_last_pid", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            _last_pid_fd = -1
+    if _last_pid_fd < 0:
+        return None
+    try:
+        return int(os.pread(_last_pid_fd, 32, 0))
+    except (OSError, ValueError):
+        return None
+
+
+_last_pid_fd: int | None = None
+#: Programs `run_process` started and has not reaped yet: never an escapee of another.
+_leaders: set[int] = set()
+
+
+def _candidates(born_after: int | None) -> Iterable[int]:
+    """The pids that may carry a marker set in a child with pid `born_after`.
+
+    Its descendants are younger than it: only pids allocated since can carry the
+    marker. Those few are probed directly (a missing /proc/<pid> costs one failed
+    open); when many were allocated, or the pids wrapped around, /proc is listed and
+    filtered instead. Without `born_after` (or ns_last_pid), every process is a
+    candidate.
+    """
+    last = _last_pid() if born_after is not None else None
+    if born_after is not None and last is not None:
+        if last == born_after:
+            return ()  # the child was the last process created: it started nothing
+        if born_after < last <= born_after + _PROBE_MAX:
+            return range(born_after + 1, last + 1)
     try:
         names = os.listdir("/proc")
     except OSError:
-        return killed
-    young = _younger_than(born_after) if born_after is not None else None
-    for name in names:
-        if not name.isdigit() or int(name) == me:
-            continue
-        if young is not None and not young(int(name)):
+        return ()
+    pids = [int(name) for name in names if name.isdigit()]
+    if born_after is None or last is None:
+        return pids
+    if last > born_after:
+        return [pid for pid in pids if born_after < pid <= last]
+    return [pid for pid in pids if pid > born_after or pid <= last]  # wrapped around
+
+
+def _thread_group(pid: int) -> int:
+    """The process a thread id belongs to (probing finds threads' ids too)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return pid
+
+
+def _kill_marked(
+    needle: bytes, sig: int, exclude_pgid: int | None, born_after: int | None = None
+) -> set[int]:
+    """Signal processes whose environment holds `needle`; see `_candidates`."""
+    me = os.getpid()
+    killed: set[int] = set()
+    # In a sweep after one program, the others plait runs are not its escapees.
+    spared = _leaders if born_after is not None else ()
+    for candidate in _candidates(born_after):
+        if candidate == me or candidate in spared:
             continue
         try:
-            fd = os.open(f"/proc/{name}/environ", os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(f"/proc/{candidate}/environ", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:  # gone, or another user's
             continue
         try:
@@ -259,7 +317,9 @@ def _kill_marked(
             os.close(fd)
         if needle not in data:
             continue
-        pid = int(name)
+        pid = _thread_group(candidate) if born_after is not None else candidate
+        if pid in killed or pid == me:
+            continue
         if exclude_pgid is not None and _pgid(pid) == exclude_pgid:
             continue  # a member of the group that was just killed, still dying
         try:
@@ -286,37 +346,6 @@ def kill_marked(
     """
     needle = f"\0{MARKER_VAR}={marker}" + ("" if prefix else "\0")
     return len(_kill_marked(needle.encode(), sig, exclude_pgid))
-
-
-def _last_pid() -> int | None:
-    try:
-        with open("/proc/sys/kernel/ns_last_pid", "rb") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return None
-
-
-def _younger_than(pid: int) -> Callable[[int], bool] | None:
-    """A test for "allocated after `pid`", pids wrapping around at pid_max."""
-    last = _last_pid()
-    if last is None:
-        return None
-    if last >= pid:
-        return lambda candidate: pid < candidate <= last
-    return lambda candidate: candidate > pid or candidate <= last
-
-
-def _processes_created_since(pid: int) -> bool:
-    """False only if no process or thread was created since `pid` (itself not yet reaped).
-
-    The kernel's last allocated pid equal to `pid` proves the program spawned nothing, so
-    the /proc sweep can be skipped; any doubt answers True.
-    """
-    try:
-        with open("/proc/sys/kernel/ns_last_pid", "rb") as f:
-            return int(f.read()) != pid
-    except (OSError, ValueError):
-        return True
 
 
 class _Child:
@@ -372,11 +401,12 @@ class _Child:
         if self.reaped:
             return self.proc.returncode if self.proc.returncode is not None else 0
         self.signal_group(signal.SIGKILL)
-        if self.marker is not None and _processes_created_since(self.proc.pid):
+        if self.marker is not None:
+            pid = self.proc.pid
             needle = f"\0{MARKER_VAR}={self.marker}\0".encode()
             seen: set[int] = set()
             for _ in range(_SWEEP_ROUNDS):  # again, in case one forked while being killed
-                new = _kill_marked(needle, signal.SIGKILL, self.proc.pid, self.proc.pid) - seen
+                new = _kill_marked(needle, signal.SIGKILL, pid, born_after=pid) - seen
                 if not new:
                     break
                 seen |= new
@@ -386,6 +416,7 @@ class _Child:
         except subprocess.TimeoutExpired:  # uninterruptible sleep: give up waiting
             code = -signal.SIGKILL
         self.reaped = True
+        _leaders.discard(self.proc.pid)
         if self._pidfd is not None:
             self._loop.remove_reader(self._pidfd)  # no-op if _on_exit already did
             os.close(self._pidfd)
@@ -466,6 +497,7 @@ async def run_process(
             log.note(str(exc))
         log.close()
         raise
+    _leaders.add(proc.pid)
     for child_end in (in_r, out_w, err_w):  # the child holds its own copies now
         if child_end is not None:
             os.close(child_end)
@@ -478,6 +510,7 @@ async def run_process(
     except BaseException:  # could not watch it: do not leave it running unwatched
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        _leaders.discard(proc.pid)
         log.close()
         raise
     try:
