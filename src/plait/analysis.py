@@ -26,8 +26,8 @@ from typing import Literal
 from plait.errors import PlanError, Problem
 from plait.globs import GlobIndex
 from plait.model import DEFAULT_ESTIMATE_S, Plan
+from plait.planrules import prompt_refs, template_problem
 from plait.scheduler import simulate
-from plait.templates import TemplateProblem, template_refs
 
 __all__ = [
     "Analysis",
@@ -190,8 +190,8 @@ def _explicit_edges(plan: Plan) -> _EdgeMap:
         if "{" not in task.prompt or "tasks" not in task.prompt:
             continue
         try:
-            refs = template_refs(task.prompt)
-        except TemplateProblem as exc:
+            refs = prompt_refs(task.prompt)
+        except template_problem() as exc:
             problems.append(Problem(f"tasks.{task.id}.prompt", str(exc), task.line))
             continue
         for ref, attrs in sorted(refs.items()):
