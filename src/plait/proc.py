@@ -105,7 +105,8 @@ class ProgramNotFound(SpawnError):
     """argv[0] does not exist, or is not executable."""
 
 
-def _scrubbed(name: str) -> bool:
+def scrubbed(name: str) -> bool:
+    """True for a variable `child_env` never passes on (git redirection, the marker)."""
     return name in GIT_SCRUBBED or name.startswith(_GIT_SCRUBBED_PREFIXES) or name == MARKER_VAR
 
 
@@ -133,11 +134,11 @@ def child_env(
             names.append(wanted)
     for name in names:
         value = source.get(name)
-        if value is not None and not _scrubbed(name):
+        if value is not None and not scrubbed(name):
             env[name] = value
     for mapping in (extra, plait_vars):
         for name, value in mapping.items():
-            if not _scrubbed(name):
+            if not scrubbed(name):
                 env[name] = value
     return env
 

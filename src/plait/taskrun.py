@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,10 @@ class RunContext:
     budget_hit: bool = False
     #: On resume: (retries, conflict re-runs) each task used before the interruption.
     tries_used: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: child_env() without the attempt's own variables, per (agent, backend, task env).
+    env_bases: dict[tuple[str, str, tuple[tuple[str, str], ...]], dict[str, str]] = field(
+        default_factory=dict
+    )
     #: Told the task's id when one of its attempts was rate limited, and when it succeeded.
     on_rate_limit: Callable[[str], None] = lambda task_id: None
     on_success: Callable[[str], None] = lambda task_id: None
@@ -123,9 +128,19 @@ def render_prompt(ctx: RunContext, task: Task, notes: list[str]) -> str:
 def agent_env(
     ctx: RunContext, task: Task, agent: Agent, backend: Backend, request_vars: Mapping[str, str]
 ) -> dict[str, str]:
-    passthrough: tuple[str, ...] = getattr(backend, "PASSTHROUGH_ENV", ())
-    extra = {**agent.env, **task.env}
-    return proc.child_env(request_vars, extra, passthrough=passthrough)
+    """The child's environment: `proc.child_env`, its part that is the same for every task
+    of an agent (allowlist, passthrough, plan env) built once per run."""
+    key = (agent.name, backend.name, tuple(task.env.items()) if task.env else ())
+    base = ctx.env_bases.get(key)
+    if base is None:
+        passthrough: tuple[str, ...] = getattr(backend, "PASSTHROUGH_ENV", ())
+        extra = {**agent.env, **task.env}
+        base = ctx.env_bases[key] = proc.child_env({}, extra, passthrough=passthrough)
+    env = dict(base)
+    for name, value in request_vars.items():  # as child_env: nothing overrides these
+        if not proc.scrubbed(name):
+            env[name] = value
+    return env
 
 
 def tries_used(attempts: Sequence[AttemptRow]) -> tuple[int, int]:
@@ -291,7 +306,8 @@ async def _attempt(
         early = AttemptFailure(Outcome.ERRORED, f"prompt template: {exc}", "")
         return None, await _end_early(ctx, task, attempt, early), None, ws
     request = _request(ctx, task, agent, backend, slot, attempt, ws, attempt_dir, prompt)
-    request.prompt_file.write_text(prompt, encoding="utf-8")
+    if not getattr(backend, "WRITES_PROMPT_FILE", False):
+        request.prompt_file.write_text(prompt, encoding="utf-8")
     result = await backend.run(request)
     _account(ctx, task, result)
     if result.status is AttemptStatus.RATE_LIMITED:
@@ -345,13 +361,14 @@ def _request(
         if line.strip():  # the board shows the agent's latest words, not a blank line
             view.last_line = line
 
+    folder = os.fspath(attempt_dir)
     plait_vars = {
         "PLAIT_RUN_ID": ctx.run_id,
         "PLAIT_TASK_ID": task.id,
         "PLAIT_ATTEMPT": str(attempt),
-        "PLAIT_WORKSPACE": str(ws.path),
-        "PLAIT_PROMPT_FILE": str(attempt_dir / "prompt.md"),
-        "PLAIT_OUTPUT_FILE": str(attempt_dir / "output.txt"),
+        "PLAIT_WORKSPACE": os.fspath(ws.path),
+        "PLAIT_PROMPT_FILE": os.path.join(folder, "prompt.md"),
+        "PLAIT_OUTPUT_FILE": os.path.join(folder, "output.txt"),
         "PLAIT_PORT_BASE": str(ctx.port_base + slot * PORTS_PER_SLOT),
     }
     return AgentRequest(

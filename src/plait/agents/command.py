@@ -20,12 +20,12 @@ executable → ERRORED.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
 import signal
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from plait import proc
@@ -43,9 +43,17 @@ def substitute(arg: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], arg)
 
 
+@functools.lru_cache(maxsize=64)
+def _templated(argv: tuple[str, ...]) -> bool:
+    return any(_PLACEHOLDER.search(arg) for arg in argv)
+
+
 def build_argv(request: AgentRequest) -> list[str]:
     """The argv of one attempt, placeholders filled in."""
     agent = request.agent
+    argv = (*(agent.command or ()), *agent.args)
+    if not _templated(argv):
+        return list(argv)
     values = {
         "task": request.task_id,
         "run": request.run_id,
@@ -54,7 +62,7 @@ def build_argv(request: AgentRequest) -> list[str]:
         "prompt_file": str(request.prompt_file),
         "output_file": str(request.output_file),
     }
-    return [substitute(arg, values) for arg in (*(agent.command or ()), *agent.args)]
+    return [substitute(arg, values) for arg in argv]
 
 
 def signal_name(number: int) -> str:
@@ -65,7 +73,23 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _read_output_file(path: Path) -> str | None:
+def _write_prompt(folder: str, path: str, prompt: bytes) -> None:
+    """Write the prompt file, making the attempt's folder only if it is missing."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
+    try:
+        view = memoryview(prompt)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _read_output_file(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
             data = f.read(OUTPUT_CAP_BYTES)
@@ -79,6 +103,8 @@ class CommandBackend:
 
     name = "command"
     PASSTHROUGH_ENV: tuple[str, ...] = ()
+    #: The runner need not write PLAIT_PROMPT_FILE for this backend: `run` does.
+    WRITES_PROMPT_FILE = True
 
     def __init__(self, grace_s: float = GRACE_S) -> None:
         self.grace_s = grace_s
@@ -113,11 +139,13 @@ class CommandBackend:
             )
         argv = build_argv(request)
         prompt = request.prompt.encode("utf-8")
+        # Plain strings and os calls: this runs once per attempt of every quick task.
+        folder = os.fspath(request.attempt_dir)
+        output_file = os.path.join(folder, "output.txt")
         try:
-            request.attempt_dir.mkdir(parents=True, exist_ok=True)
-            request.prompt_file.write_bytes(prompt)
+            _write_prompt(folder, os.path.join(folder, "prompt.md"), prompt)
             with contextlib.suppress(FileNotFoundError):
-                request.output_file.unlink()  # only what this attempt writes counts
+                os.unlink(output_file)  # only what this attempt writes counts
         except OSError as exc:
             return AgentResult(AttemptStatus.ERRORED, error=f"cannot prepare the attempt: {exc}")
         try:
@@ -135,7 +163,7 @@ class CommandBackend:
             )
         except OSError as exc:  # proc.ProgramNotFound / SpawnError, or the log unwritable
             return AgentResult(AttemptStatus.ERRORED, error=str(exc))
-        written = _read_output_file(request.output_file)
+        written = _read_output_file(output_file)
         output = (written if written is not None else done.stdout).strip()
         common: dict[str, Any] = {
             "output": output,
