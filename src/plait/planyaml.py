@@ -158,8 +158,7 @@ class _EventReader:
         self.next = self.loader.get_event
         self.first_line = first_line
         self.out = Located(None)
-        self.plain_tags: dict[str, str] = {}  # plain scalar → its implicit tag
-        self.constructed: dict[tuple[str, str], Any] = {}  # (tag, text) → number, bool, None
+        self.plain: dict[str, Any] = {}  # plain scalar text → its value, once per text
 
     def read(self) -> Located:
         try:
@@ -175,69 +174,102 @@ class _EventReader:
         finally:
             self.loader.dispose()
 
-    def scalar_tag(self, event: ScalarEvent) -> str:
-        """The tag the composer would give `event`: explicit ones are unusual."""
-        if event.tag is not None or event.anchor is not None:
-            raise _Unusual
-        if not event.implicit[0]:
-            return _STR  # quoted or block text
-        value = event.value
-        tag = self.plain_tags.get(value)
-        if tag is None:
-            tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
-            self.plain_tags[value] = tag
-        return tag
+    def resolve(self, text: str) -> Any:
+        """The value of a plain scalar, typed as the safe loader types it."""
+        tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+        if tag in (_STR, _TIMESTAMP):
+            value: Any = text  # a date-looking string stays the string it was
+        elif tag in _SCALAR_TAGS:
+            value = _SCALARS.yaml_constructors[tag](_SCALARS, yaml.ScalarNode(tag, text))
+        else:
+            raise _Unusual  # a merge key (<<) or the value key (=)
+        self.plain[text] = value
+        return value
 
     def node(self, event: Any, path: str, depth: int) -> Any:
         kind = type(event)
-        if depth > MAX_DEPTH or event.anchor is not None:  # an alias has an anchor too
-            raise _Unusual
+        if depth > MAX_DEPTH or event.anchor is not None or event.tag is not None:
+            raise _Unusual  # (an alias has an anchor too)
         mark = event.start_mark
         self.out.values[path] = (mark.line + self.first_line, mark.column + 1)
         if kind is ScalarEvent:
-            tag = self.scalar_tag(event)
-            if tag in (_STR, _TIMESTAMP):
-                return event.value  # a date-looking string stays the string it was
-            if tag not in _SCALAR_TAGS:
-                raise _Unusual
-            key = (tag, event.value)
-            if key not in self.constructed:
-                scalar = yaml.ScalarNode(tag, event.value)
-                self.constructed[key] = _SCALARS.yaml_constructors[tag](_SCALARS, scalar)
-            return self.constructed[key]
-        if event.tag is not None:
-            raise _Unusual
+            text = event.value
+            if not event.implicit[0]:
+                return text  # quoted or block text
+            return self.plain[text] if text in self.plain else self.resolve(text)
         if kind is MappingStartEvent:
             return self.mapping(path, depth)
         if kind is not SequenceStartEvent:
             raise _Unusual
+        return self.sequence(path, depth)
+
+    # The two loops below read scalar values in line (most values are scalars); what
+    # they do is what `node` does.
+
+    def sequence(self, path: str, depth: int) -> list[Any]:
         items: list[Any] = []
-        prefix = path + "["
+        values, first_line, plain, next_event = (
+            self.out.values,
+            self.first_line,
+            self.plain,
+            self.next,
+        )
+        inline = depth < MAX_DEPTH
         while True:
-            event = self.next()
-            if type(event) is SequenceEndEvent:
+            event = next_event()
+            kind = type(event)
+            sub = f"{path}[{len(items)}]"
+            if kind is ScalarEvent and inline and event.anchor is None and event.tag is None:
+                mark = event.start_mark
+                values[sub] = (mark.line + first_line, mark.column + 1)
+                text = event.value
+                if not event.implicit[0]:
+                    items.append(text)
+                else:
+                    items.append(plain[text] if text in plain else self.resolve(text))
+            elif kind is SequenceEndEvent:
                 return items
-            items.append(self.node(event, f"{prefix}{len(items)}]", depth + 1))
+            else:
+                items.append(self.node(event, sub, depth + 1))
 
     def mapping(self, path: str, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        keys, first_line = self.out.keys, self.first_line
+        keys, values, first_line, plain, next_event = (
+            self.out.keys,
+            self.out.values,
+            self.first_line,
+            self.plain,
+            self.next,
+        )
         prefix = path + "." if path else ""
+        inline = depth < MAX_DEPTH
         while True:
-            event: Any = self.next()
+            event: Any = next_event()
             if type(event) is not ScalarEvent:
                 if type(event) is MappingEndEvent:
                     return out
                 raise _Unusual  # a key that is not plain text
-            if self.scalar_tag(event) not in _SCALAR_TAGS:
-                raise _Unusual  # a merge key (<<) or the value key (=)
+            if event.anchor is not None or event.tag is not None:
+                raise _Unusual
             key = event.value
+            if event.implicit[0] and key not in plain:
+                self.resolve(key)  # only to refuse `<<` and `=`
             if key in out:
                 raise _Unusual  # a duplicate key
             sub = prefix + key
             mark: Any = event.start_mark
             keys[sub] = (mark.line + first_line, mark.column + 1)
-            out[key] = self.node(self.next(), sub, depth + 1)
+            event = next_event()
+            if type(event) is ScalarEvent and inline and event.anchor is None and event.tag is None:
+                mark = event.start_mark
+                values[sub] = (mark.line + first_line, mark.column + 1)
+                text = event.value
+                if not event.implicit[0]:
+                    out[key] = text
+                else:
+                    out[key] = plain[text] if text in plain else self.resolve(text)
+            else:
+                out[key] = self.node(event, sub, depth + 1)
 
 
 def read_yaml(text: str, *, file: str | None = None, first_line: int = 1) -> Located:
