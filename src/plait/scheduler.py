@@ -58,24 +58,31 @@ class Scheduler:
         self._check_jobs(jobs)
         self._jobs = jobs
         self._fail_fast = fail_fast
-        self._needs: dict[str, tuple[str, ...]] = {t: () for t in self._order}
+        self._needs: dict[str, tuple[str, ...]] = dict.fromkeys(self._order, ())
         self._dependants: dict[str, list[str]] = {t: [] for t in self._order}
+        # Membership is tested in line and the message built only for an unknown task:
+        # 10,000 tasks have tens of thousands of needs and exclusive partners.
+        dependants = self._dependants
         for task, task_needs in needs.items():
             _require_known(task, known, "needs")
             unique = tuple(dict.fromkeys(task_needs))
             for need in unique:
-                _require_known(need, known, f"needs[{task!r}]")
-                self._dependants[need].append(task)
+                if need not in known:
+                    _require_known(need, known, f"needs[{task!r}]")
+                dependants[need].append(task)
             self._needs[task] = unique
-        _topological_order(self._order, self._needs)  # raises ValueError on a cycle
+        _check_acyclic(self._order, self._needs, dependants)
         self._exclusive: dict[str, set[str]] = {t: set() for t in self._order}
+        excl = self._exclusive
         for task, partners in exclusive.items():
             _require_known(task, known, "exclusive")
+            own = excl[task]
             for partner in partners:
-                _require_known(partner, known, f"exclusive[{task!r}]")
+                if partner not in known:
+                    _require_known(partner, known, f"exclusive[{task!r}]")
                 if partner != task:  # a task cannot overlap with itself anyway
-                    self._exclusive[task].add(partner)
-                    self._exclusive[partner].add(task)
+                    own.add(partner)
+                    excl[partner].add(task)
         self._key: dict[str, tuple[float, str]] = {
             t: (-float(priority.get(t, 0.0)), t) for t in self._order
         }
@@ -97,10 +104,15 @@ class Scheduler:
         for task, outcome in recorded.items():
             _require_known(task, known, "done")
             self._end(task, Outcome(outcome))
-        self._remaining: dict[str, int] = {}
-        for task in self._order:
-            unmet = sum(1 for n in self._needs[task] if self._outcomes.get(n) != Outcome.SUCCEEDED)
-            self._remaining[task] = unmet
+        succeeded = Outcome.SUCCEEDED
+        self._remaining: dict[str, int] = (
+            {
+                t: sum(1 for n in self._needs[t] if self._outcomes.get(n) != succeeded)
+                for t in self._order
+            }
+            if self._outcomes
+            else {t: len(n) for t, n in self._needs.items()}  # a fresh run: every need unmet
+        )
         ended: list[str] = []
         for task in self._order:
             if task in recorded and not recorded[task].ok:
@@ -148,7 +160,7 @@ class Scheduler:
         skips its dependants, transitively (``make -k``). With ``fail_fast``, a failure
         that counts against the run also cancels every task not yet started.
         """
-        outcome = Outcome(outcome)
+        outcome = outcome if type(outcome) is Outcome else Outcome(outcome)
         if self._state[task] != _RUNNING:
             raise ValueError(f"task {task!r} is not running (it is {self.state(task)})")
         self._running.discard(task)
@@ -181,7 +193,7 @@ class Scheduler:
 
         For an exhausted budget or an interrupt. Running tasks go on until finished.
         """
-        outcome = Outcome(outcome)
+        outcome = outcome if type(outcome) is Outcome else Outcome(outcome)
         if outcome.ok:
             raise ValueError("tasks that never ran cannot have succeeded")
         return self._end_not_started(outcome)
@@ -283,6 +295,22 @@ class Scheduler:
 def _require_known(task: str, known: set[str], where: str) -> None:
     if task not in known:
         raise KeyError(f"unknown task {task!r} in {where}")
+
+
+def _check_acyclic(
+    order: list[str], needs: Mapping[str, tuple[str, ...]], dependants: Mapping[str, list[str]]
+) -> None:
+    """`_topological_order`'s check, on needs already deduplicated and known."""
+    indegree = {t: len(n) for t, n in needs.items()}
+    result = [t for t in order if not indegree[t]]
+    for task in result:  # grows while iterating
+        for dependant in dependants[task]:
+            indegree[dependant] -= 1
+            if not indegree[dependant]:
+                result.append(dependant)
+    if len(result) != len(order):
+        stuck = sorted(t for t in order if indegree[t])
+        raise ValueError(f"the needs form a cycle among: {', '.join(stuck)}")
 
 
 def _topological_order(tasks: Iterable[str], needs: Mapping[str, Collection[str]]) -> list[str]:
