@@ -126,7 +126,8 @@ def analyze(
 
     phase_of: dict[str, int] = {}
     for t in order:
-        phase_of[t] = 1 + max((phase_of[p] for p in preds[t]), default=-1)
+        before = preds[t]
+        phase_of[t] = 1 + max([phase_of[p] for p in before]) if before else 0
     phases: list[list[str]] = [[] for _ in range(max(phase_of.values(), default=-1) + 1)]
     for t in order:
         phases[phase_of[t]].append(t)
@@ -134,7 +135,8 @@ def analyze(
     durations, defaulted = _durations(plan, order, history or {})
     priority: dict[str, float] = {}
     for t in reversed(order):
-        priority[t] = durations[t] + max((priority[s] for s in succs[t]), default=0.0)
+        after = succs[t]
+        priority[t] = durations[t] + (max([priority[s] for s in after]) if after else 0.0)
     critical = _critical_path(order, succs, priority)
 
     frozen_needs = {t: frozenset(preds[t]) for t in ids}
@@ -346,23 +348,26 @@ def _exclusions(
     pairs: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for glob, tasks, other, others in writers.overlapping_pairs():
         for t in tasks:
+            rank_t = rank[t]
             for u in others:
                 # Each unordered pair once: keyed by its earlier task in `order`.
-                if rank[t] < rank[u]:
+                if rank_t < rank[u]:
                     pairs.setdefault((t, u), []).append((glob, other))
-                elif rank[u] < rank[t]:
+                elif rank[u] < rank_t:
                     pairs.setdefault((u, t), []).append((other, glob))
     if not pairs:
         return []
     ancestors, bit = _ancestor_bits(order, preds, {t for p in pairs for t in p})
-    out: list[Exclusion] = []
-    for (t, u), found in pairs.items():
+    found: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []
+    for (t, u), globs in pairs.items():
         if ancestors[u] & bit[t]:
             continue  # t comes before u: ordered, never at the same time anyway
-        a, b = sorted((t, u))
-        globs = sorted(set(found) if a == t else {(y, x) for x, y in found})
-        out.append(Exclusion(a, b, tuple(globs)))
-    return sorted(out, key=lambda e: (e.a, e.b))
+        if t < u:
+            found.append((t, u, tuple(sorted(set(globs)))))
+        else:
+            found.append((u, t, tuple(sorted({(y, x) for x, y in globs}))))
+    found.sort()  # by (a, b): each pair is there once
+    return [Exclusion(a, b, globs) for a, b, globs in found]
 
 
 # ------------------------------------------------------------------ estimates

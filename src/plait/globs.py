@@ -448,7 +448,10 @@ class GlobIndex(Generic[T]):
         """Index ``value`` under ``glob``."""
         node = self._root
         for seg in literal_prefix(glob):
-            node = node.children.setdefault(seg, _Node())
+            child = node.children.get(seg)
+            if child is None:  # (setdefault would build a node per call)
+                child = node.children[seg] = _Node()
+            node = child
         node.items.setdefault(glob, []).append(value)
 
     def entries(self) -> Iterator[tuple[str, list[T]]]:
@@ -501,8 +504,9 @@ class GlobIndex(Generic[T]):
                 for other, others in entries[i:]:
                     if _meets_candidate(shape, glob, other):
                         yield glob, values, other, others
-                for other, others in _below(glob, shape, node, path):
-                    yield glob, values, other, others
+                if node.children:
+                    for other, others in _below(glob, shape, node, path):
+                        yield glob, values, other, others
             stack.extend((child, (*path, seg)) for seg, child in node.children.items())
 
 
