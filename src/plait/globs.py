@@ -490,8 +490,9 @@ class GlobIndex(Generic[T]):
 
     def overlapping_pairs(self) -> Iterator[tuple[str, list[T], str, list[T]]]:
         """Every unordered pair of entries whose globs overlap, once, as (glob, values,
-        other glob, other values); an entry pairs with itself when its glob can match
-        anything. The same pairs as `overlapping` for each entry, at half the work."""
+        other glob, other values); an entry pairs with itself when it has two values or
+        more and its glob can match anything (one value has no other to meet). The same
+        pairs as `overlapping` for each entry, at half the work."""
         stack: list[tuple[_Node[T], tuple[str, ...]]] = [(self._root, ())]
         while stack:
             node, path = stack.pop()
@@ -501,7 +502,7 @@ class GlobIndex(Generic[T]):
                 shape = _shape(glob)
                 if shape.null:
                     continue
-                for other, others in entries[i:]:
+                for other, others in entries[i + (len(values) < 2) :]:
                     if _meets_candidate(shape, glob, other):
                         yield glob, values, other, others
                 if node.children:
