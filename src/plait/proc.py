@@ -17,9 +17,10 @@ Every program plait starts (agents, checks) goes through `run_process`:
 
 Why not `asyncio.create_subprocess_exec`: on 3.11 its `Process.wait()` only returns once
 every pipe is closed, so a grandchild holding stdout keeps plait waiting for it; and the
-default child watcher starts a thread per child. Instead the child is started with
-`subprocess.Popen` on pipes we own, and its exit is watched through a pidfd on the
-running loop (Linux >= 5.3): no thread, no global child-watcher policy to set. The pidfd
+default child watcher starts a thread per child. Instead the child is started on pipes
+we own (`plait.procspawn`: `posix_spawn` or `subprocess.Popen`), and its exit is watched
+through a pidfd on the running loop (Linux >= 5.3): no thread, no global child-watcher
+policy to set. The pidfd
 fires while the child is still an unreaped zombie, so its process-group id cannot have
 been reused when we kill the group. Without pidfd, one thread per child waits with
 `waitid(WNOWAIT)` instead. Measured here (2 busy cores, 100-run rounds of `true`): best
@@ -46,6 +47,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 from plait.procio import TAIL_BYTES, LogFile, Output, PipeReader, PipeWriter
+from plait.procspawn import ProgramNotFound as ProgramNotFound
+from plait.procspawn import SpawnError as SpawnError
+from plait.procspawn import Started, spawn
 
 #: Variables copied from plait's own environment into every child's.
 ENV_ALLOWLIST: tuple[str, ...] = (
@@ -92,17 +96,6 @@ _PROBE_MAX = 512  # pids allocated since a child beyond which /proc is listed in
 _DRAIN_S = 2.0  # after the kills, how long to wait for the pipes to reach EOF
 _SWEEP_ROUNDS = 5
 _EMPTY: Mapping[str, str] = MappingProxyType({})
-
-
-class SpawnError(OSError):
-    """The program could not be started (bad cwd, not executable, exec format error).
-
-    Backends catch this (or any OSError) and report the attempt as ERRORED.
-    """
-
-
-class ProgramNotFound(SpawnError):
-    """argv[0] does not exist, or is not executable."""
 
 
 def scrubbed(name: str) -> bool:
@@ -177,33 +170,8 @@ class ProcResult:
         return ""
 
 
-def _spawn(
-    argv: list[str], cwd: Path, env: Mapping[str, str], stdin_fd: int, out_fd: int, err_fd: int
-) -> subprocess.Popen[bytes]:
-    try:
-        return subprocess.Popen(  # noqa: S603 - an argv list, never a shell
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=stdin_fd,
-            stdout=out_fd,
-            stderr=err_fd,
-            close_fds=True,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        # Popen names the cwd in the error when chdir failed, else the program.
-        if exc.filename is not None and os.fspath(exc.filename) == os.fspath(cwd):
-            raise SpawnError(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from exc
-        if isinstance(exc, FileNotFoundError | PermissionError | NotADirectoryError):
-            raise ProgramNotFound(
-                f"program {argv[0]!r} not found or not executable ({exc.strerror})"
-            ) from exc
-        raise SpawnError(f"cannot start {argv[0]!r}: {exc}") from exc
-
-
 def _wait_without_reaping(
-    loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], exited: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop, proc: Started, exited: asyncio.Future[None]
 ) -> None:
     """Thread body for kernels without pidfd: wait for the exit, leave the zombie."""
     try:
@@ -355,7 +323,7 @@ class _Child:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        proc: subprocess.Popen[bytes],
+        proc: Started,
         pipes: tuple[int | None, int, int],
         stdin: bytes | None,
         output: Output,
@@ -397,7 +365,7 @@ class _Child:
     def end(self) -> int:
         """After the leader exited (or to cancel): kill the rest, sweep, reap.
 
-        Returns the Popen return code. Safe to call twice.
+        Returns the exit code, negative for a signal (as Popen's). Safe to call twice.
         """
         if self.reaped:
             return self.proc.returncode if self.proc.returncode is not None else 0
@@ -490,7 +458,7 @@ async def run_process(
         out_r, out_w = pipe()
         err_r, err_w = pipe()
         stdin_fd = in_r if in_r is not None else subprocess.DEVNULL
-        proc = _spawn(list(argv), cwd, child_vars, stdin_fd, out_w, err_w)
+        proc = spawn(list(argv), cwd, child_vars, stdin_fd, out_w, err_w)
     except BaseException as exc:
         for fd in opened:
             os.close(fd)

@@ -1,0 +1,180 @@
+"""Starting a program: `os.posix_spawn` when it can, `subprocess.Popen` otherwise.
+
+Both give the child its own session and process group (`setsid`), the three given
+file descriptors as stdin/stdout/stderr, SIGPIPE and SIGXFSZ back at their defaults,
+and nothing else open; neither goes through a shell. `Popen` handles every case;
+`posix_spawn` skips its Python-level work (about a third of what starting a quick
+program costs plait) but has no working-directory argument on Python 3.11, so it is
+used only when the child runs in plait's own directory (a run with `isolation: none`
+started from its root). Every failure to start, on either path, gives the errors
+`Popen` gives: the fast path falls back to it rather than guess at messages.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+
+class SpawnError(OSError):
+    """The program could not be started (bad cwd, not executable, exec format error).
+
+    Backends catch this (or any OSError) and report the attempt as ERRORED.
+    """
+
+
+class ProgramNotFound(SpawnError):
+    """argv[0] does not exist, or is not executable."""
+
+
+class Started(Protocol):
+    """A started program, as `subprocess.Popen` offers it."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class Spawned:
+    """A program started with `posix_spawn`: waited for like a `Popen`."""
+
+    def __init__(self, pid: int, argv: list[str]) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._argv = argv
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Reap the program and return its code (negative: the signal that ended it)."""
+        if self.returncode is not None:
+            return self.returncode
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            try:
+                pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: as Popen, call it a success
+                self.returncode = 0
+                return 0
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+                return self.returncode
+            assert deadline is not None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(self._argv, timeout or 0.0)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.05)
+
+
+_RESET_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name)
+)
+_found: dict[tuple[str, str], str] = {}  # (program, PATH) -> the executable it names
+_fds_clean: bool | None = None  # no inheritable descriptor above 2 (checked once)
+
+
+def _executable(program: str, env: Mapping[str, str]) -> str | None:
+    """The file `program` names, searched on the child's PATH as Popen does; None if
+    there is none (Popen then reports it)."""
+    if "/" in program:
+        return program
+    path = env.get("PATH", os.defpath)
+    key = (program, path)
+    found = _found.get(key)
+    if found is None:
+        for folder in path.split(os.pathsep):
+            candidate = os.path.join(folder or ".", program)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                found = _found[key] = candidate
+                break
+    return found
+
+
+def _no_inheritable_fds() -> bool:
+    """posix_spawn cannot close descriptors the way `close_fds` does: it relies on
+    every descriptor above 2 being close-on-exec, as Python makes all it opens (PEP
+    446). One that plait inherited open (a jobserver pipe, say) turns the fast path
+    off for the whole process."""
+    global _fds_clean
+    if _fds_clean is None:
+        try:
+            fds = [int(name) for name in os.listdir("/proc/self/fd")]
+        except OSError:
+            fds = []
+        clean = bool(fds)
+        for fd in fds:
+            if fd > 2:
+                try:
+                    clean = clean and not os.get_inheritable(fd)
+                except OSError:  # the listing's own descriptor, closed since
+                    continue
+        _fds_clean = clean
+    return _fds_clean
+
+
+def _fast(
+    argv: list[str], cwd: Path, env: Mapping[str, str], fds: tuple[int, int, int]
+) -> Spawned | None:
+    """posix_spawn when it behaves exactly as Popen would; None when it cannot."""
+    if not hasattr(os, "posix_spawn") or any(0 <= fd <= 2 for fd in fds):
+        return None  # dup2 onto itself would leave the descriptor close-on-exec
+    if os.fspath(cwd) != os.getcwd() or not _no_inheritable_fds():
+        return None
+    program = _executable(argv[0], env)
+    if program is None:
+        return None
+    stdin_fd, out_fd, err_fd = fds
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+        if stdin_fd == subprocess.DEVNULL
+        else (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
+        (os.POSIX_SPAWN_DUP2, out_fd, 1),
+        (os.POSIX_SPAWN_DUP2, err_fd, 2),
+    ]
+    try:
+        pid = os.posix_spawn(
+            program, argv, env, file_actions=actions, setsid=True, setsigdef=_RESET_SIGNALS
+        )
+    except OSError:
+        _found.pop((argv[0], env.get("PATH", os.defpath)), None)
+        return None  # Popen tries again and reports the failure in its own words
+    return Spawned(pid, argv)
+
+
+def spawn(
+    argv: list[str], cwd: Path, env: Mapping[str, str], stdin_fd: int, out_fd: int, err_fd: int
+) -> Started:
+    """Start `argv` in `cwd` with exactly `env`, in a new session; `stdin_fd` may be
+    `subprocess.DEVNULL`. Raises `ProgramNotFound` or `SpawnError`."""
+    started = _fast(argv, cwd, env, (stdin_fd, out_fd, err_fd))
+    if started is not None:
+        return started
+    try:
+        return subprocess.Popen(  # noqa: S603 - an argv list, never a shell
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=stdin_fd,
+            stdout=out_fd,
+            stderr=err_fd,
+            close_fds=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        # Popen names the cwd in the error when chdir failed, else the program.
+        if exc.filename is not None and os.fspath(exc.filename) == os.fspath(cwd):
+            raise SpawnError(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from exc
+        if isinstance(exc, FileNotFoundError | PermissionError | NotADirectoryError):
+            raise ProgramNotFound(
+                f"program {argv[0]!r} not found or not executable ({exc.strerror})"
+            ) from exc
+        raise SpawnError(f"cannot start {argv[0]!r}: {exc}") from exc
