@@ -161,6 +161,12 @@ def main() -> None:
     parser.add_argument("--only", help="run only the DAGs whose name starts with this")
     parser.add_argument("--jobs", type=int, nargs="+", default=[2, 8])
     parser.add_argument("--repeat", type=int, default=1, help="rounds; the median is kept")
+    parser.add_argument(
+        "--tmp",
+        type=Path,
+        help="make the runs' folders (plan, Makefile, PLAIT_HOME) here, e.g. /dev/shm to"
+        " take the file system out of the figures (default: the system's temp dir)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "engine.json")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
@@ -175,7 +181,7 @@ def main() -> None:
     compile_plait()
     rows = []
     for name, dag in dags.items():
-        with tempfile.TemporaryDirectory(prefix="plait-bench-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="plait-bench-", dir=args.tmp) as tmp:
             work = Path(tmp)
             (work / "plait.yaml").write_text(plan_yaml(dag))
             (work / "Makefile").write_text(makefile(dag))
