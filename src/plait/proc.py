@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from plait.procio import TAIL_BYTES, LogFile, Output, PipeReader, PipeWriter
+from plait.procio import TAIL_BYTES, LogFile, Output, PipeReader, PipeWriter, watcher
 from plait.procspawn import ProgramNotFound as ProgramNotFound
 from plait.procspawn import SpawnError as SpawnError
 from plait.procspawn import Started, spawn
@@ -333,7 +333,7 @@ class _Child:
         self.reaped = False
         self.escaped_killed = 0
         self.exited: asyncio.Future[None] = loop.create_future()
-        self._loop = loop
+        self._watch = watcher(loop)
         self._pidfd: int | None = None
         try:
             self._pidfd = os.pidfd_open(proc.pid)
@@ -343,16 +343,18 @@ class _Child:
             )
             waiter.start()
         else:
-            loop.add_reader(self._pidfd, self._on_exit)
+            self._watch.watch(self._pidfd, self._on_exit)
         stdin_w, out_r, err_r = pipes
-        self.out = PipeReader(loop, out_r, output.stdout_data)
-        self.err = PipeReader(loop, err_r, output.stderr_data)
-        self.writer = PipeWriter(loop, stdin_w, stdin or b"") if stdin_w is not None else None
+        self.out = PipeReader(self._watch, out_r, output.stdout_data)
+        self.err = PipeReader(self._watch, err_r, output.stderr_data)
+        self.writer = (
+            PipeWriter(self._watch, stdin_w, stdin or b"") if stdin_w is not None else None
+        )
 
     def _on_exit(self) -> None:
         # A pidfd stays readable once the process exited: stop watching at once.
         if self._pidfd is not None:
-            self._loop.remove_reader(self._pidfd)
+            self._watch.unwatch(self._pidfd)
         _set_done(self.exited)
 
     def signal_group(self, sig: int) -> None:
@@ -387,7 +389,7 @@ class _Child:
         self.reaped = True
         _leaders.discard(self.proc.pid)
         if self._pidfd is not None:
-            self._loop.remove_reader(self._pidfd)  # no-op if _on_exit already did
+            self._watch.unwatch(self._pidfd)  # no-op if _on_exit already did
             os.close(self._pidfd)
             self._pidfd = None
         return code

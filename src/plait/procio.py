@@ -2,6 +2,7 @@
 
 `plait.proc.run_process` wires a child's three pipes to these, on the running loop:
 
+- `Watcher` is the one epoll set they all register in, itself watched by the loop;
 - `PipeWriter` feeds stdin from bytes as the pipe drains, then closes it, so a huge
   prompt never deadlocks against a full stdout pipe and a child that never reads its
   stdin is fine;
@@ -19,7 +20,10 @@ opens thousands of these, and the buffered file objects cost more than the write
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import select
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,15 +86,71 @@ class LogFile:
             self._fd = -1
 
 
+class Watcher:
+    """One epoll set for the pipes and pidfds of every program running on one loop.
+
+    The loop watches this set's descriptor only, and it dispatches what is ready:
+    registering a descriptor costs one `epoll_ctl` instead of asyncio's selector
+    bookkeeping (the child's exit and its two pipes, added and removed, were a tenth
+    of what a quick task cost plait). Level-triggered, like the loop's own selector.
+    The set is closed when nothing is watched, so no descriptor outlives its use.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._epoll: select.epoll | None = None
+        self._callbacks: dict[int, Callable[[], None]] = {}
+
+    def watch(self, fd: int, callback: Callable[[], None], *, write: bool = False) -> None:
+        """Call `callback` on the loop while `fd` is readable (writable with `write`)."""
+        if self._epoll is None:
+            self._epoll = select.epoll()
+            self.loop.add_reader(self._epoll.fileno(), self._ready)
+        self._epoll.register(fd, select.EPOLLOUT if write else select.EPOLLIN)
+        self._callbacks[fd] = callback
+
+    def unwatch(self, fd: int) -> None:
+        """Stop watching `fd` (before closing it). Safe to call twice."""
+        if self._callbacks.pop(fd, None) is None or self._epoll is None:
+            return
+        with contextlib.suppress(OSError):
+            self._epoll.unregister(fd)
+        if not self._callbacks:
+            self.loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
+            self._epoll = None
+
+    def _ready(self) -> None:
+        if self._epoll is None:
+            return
+        for fd, _ in self._epoll.poll(0):
+            # Only run_process adds entries, never a callback: a descriptor closed by an
+            # earlier callback of this batch is gone from the table, not someone else's.
+            callback = self._callbacks.get(fd)
+            if callback is not None:
+                callback()
+
+
+_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watcher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def watcher(loop: asyncio.AbstractEventLoop) -> Watcher:
+    """The loop's `Watcher`."""
+    found = _watchers.get(loop)
+    if found is None:
+        found = _watchers[loop] = Watcher(loop)
+    return found
+
+
 class PipeReader:
     """Reads one pipe on the loop until EOF, handing each chunk to `sink`."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, fd: int, sink: Callable[[bytes], None]
-    ) -> None:
-        self._loop, self._fd, self._sink = loop, fd, sink
-        self.eof: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, self._readable)
+    def __init__(self, watch: Watcher, fd: int, sink: Callable[[bytes], None]) -> None:
+        self._watch, self._fd, self._sink = watch, fd, sink
+        self.eof: asyncio.Future[None] = watch.loop.create_future()
+        watch.watch(fd, self._readable)
 
     def _readable(self) -> None:
         try:
@@ -107,7 +167,7 @@ class PipeReader:
     def close(self) -> None:
         """Stop reading and close the pipe (at EOF, or when giving up on it)."""
         if self._fd >= 0:
-            self._loop.remove_reader(self._fd)
+            self._watch.unwatch(self._fd)
             os.close(self._fd)
             self._fd = -1
         if not self.eof.done():
@@ -117,15 +177,13 @@ class PipeReader:
 class PipeWriter:
     """Feeds `data` into the child's stdin as the pipe drains, then closes it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> None:
-        self._loop, self._fd = loop, fd
+    def __init__(self, watch: Watcher, fd: int, data: bytes) -> None:
+        self._watch, self._fd = watch, fd
         self._data = memoryview(data)
         self._pos = 0
-        self._watching = False
         self._writable()  # most prompts fit in the pipe buffer at once
         if self._fd >= 0:
-            loop.add_writer(fd, self._writable)
-            self._watching = True
+            watch.watch(fd, self._writable, write=True)
 
     def _writable(self) -> None:
         try:
@@ -140,8 +198,7 @@ class PipeWriter:
     def close(self) -> None:
         """Stop feeding and close the pipe. Safe to call twice."""
         if self._fd >= 0:
-            if self._watching:
-                self._loop.remove_writer(self._fd)
+            self._watch.unwatch(self._fd)
             os.close(self._fd)
             self._fd = -1
             self._data.release()
