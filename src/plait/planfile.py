@@ -4,7 +4,10 @@ Three layers, each reporting every problem it finds as a located `Problem`:
 
 1. `plait.planyaml.read_yaml` reads YAML safely and keeps every value's location.
 2. `plait.planspec` (pydantic) checks shapes and types; its errors are translated
-   into plain sentences at the right line.
+   into plain sentences at the right line. A plan whose every value has exactly
+   the expected type is read by the plain reader here instead, which builds the
+   same values without pydantic (its models take a tenth of a second to build);
+   anything else, right or wrong, goes to pydantic.
 3. `plait.planrules.check_plan` holds the rules about meaning, on the frozen
    dataclasses, so a plan built in Python is checked by the same code.
 
@@ -14,23 +17,23 @@ writes anywhere.
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from plait.errors import PlanError, Problem
 from plait.model import Fixer, Isolation, Plan, ScopePolicy, Task
-from plait.planrules import check_plan, describe
-from plait.planspec import (
-    DefaultsSpec,
-    PlanSpec,
+from plait.planrules import (
     agent_from_spec,
+    check_plan,
+    describe,
     parse_duration,
-    prune,
-    spec_problems,
+    to_command,
+    to_duration,
+    to_env_value,
+    to_list,
+    to_tools,
 )
 from plait.planyaml import MAX_PLAN_BYTES, Located, join, read_yaml
 
@@ -52,10 +55,11 @@ class _Built:
     inherited: dict[str, set[str]]  # task id → fields it took from `defaults`
 
 
-def _build(spec: PlanSpec, *, root: Path, path: Path | None, located: Located) -> _Built:
+def _build(spec: Any, *, root: Path, path: Path | None, located: Located) -> _Built:
+    """The Plan a spec describes: pydantic's PlanSpec, or the plain reader's `_Fields`."""
     problems: list[Problem] = []
-    defaults = spec.defaults or DefaultsSpec()
-    given = {f: getattr(defaults, f) for f in defaults.model_fields_set}
+    defaults = spec.defaults
+    given = {f: getattr(defaults, f) for f in defaults.model_fields_set} if defaults else {}
     given = {f: v for f, v in given.items() if v is not None}
     tasks: dict[str, Task] = {}
     inherited: dict[str, set[str]] = {}
@@ -106,7 +110,9 @@ def _build(spec: PlanSpec, *, root: Path, path: Path | None, located: Located) -
         verify=tuple(spec.verify) if spec.verify is not None else None,
         verify_each_merge=bool(spec.verify_each_merge),
         on_verify_failure=(
-            Fixer(agent=fixer.agent or defaults.agent or "", prompt=fixer.prompt) if fixer else None
+            Fixer(agent=fixer.agent or given.get("agent") or "", prompt=fixer.prompt)
+            if fixer
+            else None
         ),
         max_conflict_reruns=(
             spec.max_conflict_reruns
@@ -146,8 +152,13 @@ def _read_prompt(
 # ---------------------------------------------------------------- public API
 
 
+# plait.profiles.PROFILE_DIRS: importing that module builds its pydantic model, so a
+# plan without profile folders does not.
+_PROFILE_DIRS = (Path(".claude", "agents"), Path(".plait", "agents"))
+
+
 def _profile_names(root: Path | None) -> set[str]:
-    if root is None:
+    if root is None or not any((root / d).is_dir() for d in _PROFILE_DIRS):
         return set()
     # Imported here: profiles.py builds on this module's YAML reader and models.
     from plait.profiles import profile_names
@@ -184,17 +195,11 @@ def _parse(text: str, *, file: str | None, root: Path, path: Path | None) -> Pla
         message = f"a plan is a YAML mapping with `tasks:` at the top; this file holds {holds}"
         raise PlanError([Problem("", message, 1, 1)], file)
     problems: list[Problem] = []
-    spec, work = None, data
-    for _ in range(5):  # each round drops the fields pydantic rejected; one usually suffices
-        try:
-            spec = PlanSpec.model_validate(work)
-            break
-        except ValidationError as exc:
-            problems = problems or spec_problems(exc, located)
-            work = copy.deepcopy(data) if work is data else work  # `located` keeps the original
-            for err in exc.errors():
-                if err["loc"]:
-                    prune(work, err["loc"], err["type"])
+    spec: Any = _plain_spec(data)
+    if spec is None:
+        from plait.planspec import judge
+
+        spec, problems = judge(data, located)
     if spec is None:
         raise PlanError(problems, file)  # still malformed after pruning: shapes only
     built = _build(spec, root=root, path=path, located=located)
@@ -256,5 +261,187 @@ def validate_plan(plan: Plan) -> Plan:
 
 def plan_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a plan file, for editors and `plait schema`."""
+    from plait.planspec import PlanSpec
+
     schema = PlanSpec.model_json_schema(by_alias=True)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+# ---------------------------------------------------------------- the plain reader
+# Accepts a plan only when every value has exactly the type the strict pydantic model
+# takes without question (text is str, a whole number is int and not bool, a list is
+# a list of str...), and converts it with the same functions the models use; it
+# refuses everything else, which pydantic then judges. Its result is what PlanSpec
+# would hold.
+
+
+class _Refused(Exception):
+    """A value the plain reader leaves to pydantic."""
+
+
+class _Fields:
+    """A model's fields as the plain reader read them: an attribute per field (None
+    when absent, or the model's default) and the names given, as `_build` reads them."""
+
+    def __init__(self, defaults: dict[str, Any], given: dict[str, Any]) -> None:
+        self.__dict__.update(defaults)
+        self.__dict__.update(given)
+        self.model_fields_set = set(given)
+
+
+def _exactly(kind: type) -> Callable[[object], Any]:
+    """The value itself when its type is exactly `kind` (so a bool is no int here)."""
+
+    def read(value: object) -> Any:
+        if type(value) is kind:
+            return value
+        raise _Refused
+
+    return read
+
+
+_text, _whole, _flag, _real = _exactly(str), _exactly(int), _exactly(bool), _exactly(float)
+
+
+def _texts(value: object) -> list[str]:
+    if type(value) is list and all(type(item) is str for item in value):
+        return list(value)
+    raise _Refused
+
+
+def _converted(convert: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`then` of the model's own conversion; a ValueError there is pydantic's to word."""
+
+    def read(value: object) -> Any:
+        try:
+            converted = convert(value)
+        except ValueError:
+            raise _Refused from None
+        return then(converted)
+
+    return read
+
+
+def _argv(value: object) -> list[str]:
+    if type(value) is str:
+        raise _Refused  # pydantic explains why an agent's command is not a string
+    return _texts(value)
+
+
+def _env(value: object) -> dict[str, str]:
+    if type(value) is not dict:
+        raise _Refused
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        text = to_env_value(item)
+        if type(key) is not str or type(text) is not str:
+            raise _Refused
+        out[key] = text
+    return out
+
+
+def _choice(*choices: str) -> Callable[[object], str]:
+    def choose(value: object) -> str:
+        if type(value) is str and value in choices:
+            return value
+        raise _Refused
+
+    return choose
+
+
+_command = _converted(to_command, _texts)
+_duration = _converted(to_duration, _real)
+_Table = dict[str, Callable[[Any], Any]]
+_TASK: _Table = {
+    "agent": _text,
+    "prompt": _text,
+    "prompt_file": _text,
+    "needs": _converted(to_list, _texts),
+    "writes": _texts,
+    "reads": _texts,
+    "verify": _command,
+    "timeout": _duration,
+    "retries": _whole,
+    "estimate": _duration,
+    "env": _env,
+    "output": _text,
+    "continue_on_error": _flag,
+}
+_AGENT: _Table = {
+    "backend": _text,
+    "command": _argv,
+    "model": _text,
+    "instructions": _text,
+    "description": _text,
+    "permission": _choice("read", "edit", "full"),
+    "tools": _converted(to_tools, _texts),
+    "args": _texts,
+    "env": _env,
+}
+_TASK_NONE, _AGENT_NONE = dict.fromkeys(_TASK), dict.fromkeys(_AGENT)
+
+
+def _fields(data: object, table: _Table, defaults: dict[str, Any]) -> _Fields:
+    """A model whose fields all take None (TaskSpec, AgentSpec); unknown keys refused."""
+    if type(data) is not dict:
+        raise _Refused
+    given = {}
+    for key, value in data.items():
+        if key not in table:
+            raise _Refused  # pydantic names the unknown key and the valid ones
+        given[key] = None if value is None else table[key](value)
+    return _Fields(defaults, given)
+
+
+def _by_name(data: object, read: Callable[[object], Any]) -> dict[str, Any]:
+    if type(data) is not dict or not all(type(key) is str for key in data):
+        raise _Refused
+    return {key: read(value) for key, value in data.items()}
+
+
+_PLAN: _Table = {
+    "version": _whole,
+    "name": _text,
+    "base": _text,
+    "jobs": _whole,
+    "defaults": lambda v: _fields(v, _TASK, _TASK_NONE),
+    "setup": lambda v: [_command(c) for c in _texts_list(v)],
+    "copy": _texts,
+    "verify": _command,
+    "verify_each_merge": _flag,
+    "on_verify_failure": lambda v: _fixer(v),
+    "max_conflict_reruns": _whole,
+    "scope": _choice("enforce", "warn"),
+    "isolation": _choice("worktree", "none"),
+    "budget_usd": _real,
+    "agents": lambda v: _by_name(v, lambda a: _fields(a, _AGENT, _AGENT_NONE)),
+    "tasks": lambda v: _by_name(v, lambda t: _fields(t, _TASK, _TASK_NONE)),
+}
+_PLAN_NONE = {("copy_" if k == "copy" else k): None for k in _PLAN} | {"version": 1}
+
+
+def _texts_list(value: object) -> list[Any]:
+    if type(value) is list:
+        return value
+    raise _Refused
+
+
+def _fixer(value: object) -> _Fields:
+    if type(value) is not dict or type(value.get("prompt")) is not str:
+        raise _Refused  # FixerSpec requires its prompt
+    return _fields(value, {"agent": _text, "prompt": _text}, {"agent": None, "prompt": None})
+
+
+def _plain_spec(data: dict[str, Any]) -> _Fields | None:
+    """What PlanSpec would hold for `data`, or None when pydantic must judge it."""
+    try:
+        if data.get("tasks") is None or data.get("version", 0) is None:
+            raise _Refused  # both must be given as values: pydantic words the problem
+        given = {}
+        for key, value in data.items():
+            if key not in _PLAN:
+                raise _Refused
+            given["copy_" if key == "copy" else key] = None if value is None else _PLAN[key](value)
+        return _Fields(_PLAN_NONE, given)
+    except _Refused:
+        return None

@@ -1,5 +1,9 @@
 """The plan's shape as pydantic models: types, defaults, descriptions, the JSON Schema.
 
+`plait.planfile` reads the usual plan without these models (building them is a
+tenth of a second of start-up); they judge every plan it does not accept plainly,
+report its problems, and give the schema.
+
 Pydantic checks shapes only (is `needs` a list of text?). Bounds and references
 live in `plait.planrules`, so Python-built plans get them too; the bounds also
 appear here, in the schema, for editors. Pydantic's errors never reach the user
@@ -8,95 +12,40 @@ raw: `spec_problems` turns them into located sentences with a did-you-mean.
 
 from __future__ import annotations
 
-import re
+import copy
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from plait.errors import Problem
-from plait.model import Agent, Permission
 from plait.planrules import (
     JOBS_RANGE,
     RERUNS_MAX,
     RETRIES_MAX,
     TASK_ID_RE,
     TIMEOUT_RANGE,
+    agent_from_spec,
     describe,
     did_you_mean,
+    parse_duration,
+    to_argv,
+    to_command,
+    to_duration,
+    to_env_value,
+    to_list,
+    to_tools,
 )
 from plait.planyaml import Located, join
 
-_DURATION_RE = re.compile(
-    r"(?:(?P<d>\d+(?:\.\d+)?)d)?(?:(?P<h>\d+(?:\.\d+)?)h)?"
-    r"(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?"
-)
-_DURATION_HELP = "a duration like 90s, 30m, 2h or 1h30m, or a number of seconds"
-_UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-
-
-def parse_duration(value: str | float) -> float:
-    """Seconds in `value`: a number of seconds, or text like ``90s``, ``30m``, ``1h30m``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected {_DURATION_HELP}, got {describe(value)}")
-    if not isinstance(value, str):
-        return float(value)
-    text = value.strip().replace(" ", "")
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    match = _DURATION_RE.fullmatch(text)
-    if not text or match is None:
-        raise ValueError(f"expected {_DURATION_HELP}, got '{value}'")
-    return sum(float(n) * _UNIT_S[u] for u, n in match.groupdict().items() if n)
-
-
-def _to_duration(value: object) -> object:
-    return parse_duration(value) if value is not None else None  # type: ignore[arg-type]
-
-
-def _to_command(value: object) -> object:
-    if isinstance(value, str):
-        if not value.strip():
-            raise ValueError("is an empty command")
-        return ["/bin/sh", "-c", value]  # the user's own command line, run by the shell
-    return value
-
-
-def _to_argv(value: object) -> object:
-    if isinstance(value, str):
-        raise ValueError(
-            'must be an argv list such as ["python3", "agent.py"], not a string: '
-            "agents are never started through a shell"
-        )
-    return value
-
-
-def _to_list(value: object) -> object:
-    return [value] if isinstance(value, str) else value
-
-
-def _to_tools(value: object) -> object:
-    if isinstance(value, str):
-        return [t.strip() for t in value.split(",") if t.strip()]
-    return value
-
-
-def _to_env_value(value: object) -> object:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value) if isinstance(value, int | float) else value
-
-
-Duration = Annotated[float, BeforeValidator(_to_duration, json_schema_input_type=str | float)]
+Duration = Annotated[float, BeforeValidator(to_duration, json_schema_input_type=str | float)]
 CommandSpec = Annotated[
-    list[str], BeforeValidator(_to_command, json_schema_input_type=str | list[str])
+    list[str], BeforeValidator(to_command, json_schema_input_type=str | list[str])
 ]
-Argv = Annotated[list[str], BeforeValidator(_to_argv, json_schema_input_type=list[str])]
-OneOrMany = Annotated[list[str], BeforeValidator(_to_list, json_schema_input_type=str | list[str])]
-Tools = Annotated[list[str], BeforeValidator(_to_tools, json_schema_input_type=str | list[str])]
+Argv = Annotated[list[str], BeforeValidator(to_argv, json_schema_input_type=list[str])]
+OneOrMany = Annotated[list[str], BeforeValidator(to_list, json_schema_input_type=str | list[str])]
+Tools = Annotated[list[str], BeforeValidator(to_tools, json_schema_input_type=str | list[str])]
 EnvValue = Annotated[
-    str, BeforeValidator(_to_env_value, json_schema_input_type=str | int | float | bool)
+    str, BeforeValidator(to_env_value, json_schema_input_type=str | int | float | bool)
 ]
 
 
@@ -220,6 +169,19 @@ class PlanSpec(_Spec):
     """The tasks, by id (lowercase letters, digits, '-' and '_')."""
 
 
+__all__ = [
+    "AgentSpec",
+    "DefaultsSpec",
+    "FixerSpec",
+    "PlanSpec",
+    "TaskSpec",
+    "agent_from_spec",
+    "judge",
+    "parse_duration",
+    "prune",
+    "spec_problems",
+]
+
 _FIELDS_AT: dict[int, dict[str, type[_Spec]]] = {
     1: {"": PlanSpec},
     2: {"defaults": DefaultsSpec, "on_verify_failure": FixerSpec},
@@ -235,6 +197,26 @@ _EXPECTED = {
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
 }
+
+
+def judge(data: dict[str, Any], located: Located) -> tuple[PlanSpec | None, list[Problem]]:
+    """The PlanSpec of `data` (None if still malformed) and its shape problems.
+
+    Each round drops the fields pydantic rejected, so one problem does not hide
+    the next; one round usually suffices.
+    """
+    problems: list[Problem] = []
+    work = data
+    for _ in range(5):
+        try:
+            return PlanSpec.model_validate(work), problems
+        except ValidationError as exc:
+            problems = problems or spec_problems(exc, located)
+            work = copy.deepcopy(data) if work is data else work  # `located` keeps the original
+            for err in exc.errors():
+                if err["loc"]:
+                    prune(work, err["loc"], err["type"])
+    return None, problems
 
 
 def spec_problems(
@@ -289,20 +271,3 @@ def prune(data: dict[str, Any], loc: tuple[int | str, ...], kind: str) -> None:
             parent[target[-1]] = {}  # keep the id: other tasks may name it
         else:
             parent.pop(target[-1], None)
-
-
-def agent_from_spec(name: str, spec: AgentSpec, source: str = "plan") -> Agent:
-    """The `Agent` an `agents:` entry (or a profile's front matter) describes."""
-    return Agent(
-        name=name,
-        backend=spec.backend or ("command" if spec.command is not None else "claude"),
-        command=tuple(spec.command) if spec.command is not None else None,
-        model=spec.model,
-        instructions=spec.instructions,
-        permission=Permission(spec.permission or "edit"),
-        args=tuple(spec.args or ()),
-        env=dict(spec.env or {}),
-        tools=tuple(spec.tools or ()),
-        description=spec.description,
-        source=source,
-    )
