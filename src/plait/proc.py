@@ -396,8 +396,8 @@ class _Child:
 
     async def drain(self) -> bool:
         """Read what is left in the pipes; False if some process still holds them open."""
-        pending = [r.eof for r in (self.out, self.err) if not r.eof.done()]
-        if pending:
+        if not (self.out.eof.done() and self.err.eof.done()):
+            pending = [r.eof for r in (self.out, self.err) if not r.eof.done()]
             await asyncio.wait(pending, timeout=_DRAIN_S)
         drained = self.out.eof.done() and self.err.eof.done()
         self.output.end_lines()
@@ -411,9 +411,13 @@ class _Child:
 
 
 async def _wait_for(future: asyncio.Future[None], timeout: float | None) -> bool:
-    """Wait up to `timeout` seconds for `future` without cancelling it; True if done."""
+    """Wait up to `timeout` seconds for `future`; True if done. A timeout does not
+    cancel it (a cancelled caller does: nothing else waits for these futures)."""
     if not future.done():
-        await asyncio.wait([future], timeout=timeout)
+        if timeout is None:
+            await future
+        else:
+            await asyncio.wait([future], timeout=timeout)
     return future.done()
 
 

@@ -156,10 +156,10 @@ class Driver:
 
     def emit(self, kind: str, task: str | None = None, **data: Any) -> None:
         """Record an event (journalled with the next sync) and show it."""
-        event = {"t": round(time.time(), 3), "run": self.run_id, "kind": kind, "task": task, **data}
         self.journal.write(lambda: self.store.add_event(self.run_id, kind, task, **data))
         if self.sink is not None:
-            self.sink(event)
+            t = round(time.time(), 3)
+            self.sink({"t": t, "run": self.run_id, "kind": kind, "task": task, **data})
 
     # --- rate limits ----------------------------------------------------------
 

@@ -51,6 +51,7 @@ TASK_STATUSES = schema.TASK_STATUSES
 FINISHED_TASK_STATUSES = schema.FINISHED_TASK_STATUSES
 DB_FILE = "state.db"
 _EVENT_KEYS = frozenset({"t", "seq", "run", "kind", "task"})
+_EVENT_JSON = json.JSONEncoder(default=str)  # json.dumps(default=...) builds one per call
 
 
 def state_home(start: Path, env: Mapping[str, str] | None = None) -> Path:
@@ -116,6 +117,7 @@ class Store:
         self._seq: dict[str, int] = {}  # run id -> last event seq, once known
         self._pending = _Pending({}, {})
         self._event_files = EventFiles(home / "runs", fsync=fsync_events)
+        self._runs = os.fspath(home / "runs")
         #: Number of transactions committed by this Store (for tests and benchmarks).
         self.commits = 0
 
@@ -476,7 +478,7 @@ class Store:
         event: dict[str, Any] = {"t": time.time(), "seq": seq, "run": run_id, "kind": kind}
         event["task"] = task_id
         event.update(data)
-        line = json.dumps(event, default=str)
+        line = _EVENT_JSON.encode(event)
         self._exec(
             "INSERT INTO events (run_id, seq, t, kind, task_id, line) VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, seq, event["t"], kind, task_id, line),
@@ -570,13 +572,16 @@ class Store:
 
     def attempt_dir(self, run_id: str, task_id: str, attempt: int) -> Path:
         """``<home>/runs/<run>/<task>/<attempt>/``, created: prompt, log and output live here."""
-        path = self.run_dir(run_id, create=False) / _component(task_id) / str(int(attempt))
-        # One mkdir where a task's later attempts need it, two for its first: each costs
-        # ~50 us of kernel time here, and a run of quick tasks makes thousands.
+        task_dir = os.path.join(self._runs, _component(run_id), _component(task_id))
+        path = os.path.join(task_dir, str(int(attempt)))
+        # Plain strings, and one mkdir where a task's later attempts need it, two for its
+        # first: a run of quick tasks makes thousands, each 50-150 us of kernel time here.
         try:
             os.mkdir(path)
         except FileExistsError:
             pass
         except FileNotFoundError:
-            path.mkdir(parents=True, exist_ok=True)
-        return path
+            os.makedirs(task_dir, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+        return Path(path)

@@ -109,7 +109,7 @@ def _status(allowed: frozenset[str]) -> Callable[[Any], Any]:
 
 
 def _json_list(value: Any) -> str:
-    return json.dumps([str(v) for v in value])
+    return json.dumps([str(v) for v in value]) if value else "[]"
 
 
 def _json_text(value: Any) -> str | None:
