@@ -248,13 +248,15 @@ def check_plan(plan: Plan, profiles: Iterable[str] = ()) -> list[Problem]:
 
 
 def _check_task(key: str, task: Task, ids: set[str], known: set[str], add: Add) -> None:
+    # Field paths are built only for a problem: a 10,000-task plan has few or none.
     path = join("tasks", key)
     bad_id = _id_problem(key)
     if bad_id:
         add(path, bad_id)
     if task.id != key:
         add(path, f"is listed as '{key}' but its id is '{task.id}'")
-    _check_agent_ref(join(path, "agent"), task.agent, known, add)
+    if not task.agent or task.agent not in known:
+        _check_agent_ref(join(path, "agent"), task.agent, known, add)
     if not task.prompt and task.prompt_file is None:
         add(join(path, "prompt"), "a task needs a prompt: set `prompt` (text) or `prompt_file`")
     else:
@@ -267,7 +269,9 @@ def _check_task(key: str, task: Task, ids: set[str], known: set[str], add: Add) 
             add(join(join(path, "needs"), i), f"unknown task '{need}'{did_you_mean(need, ids)}")
     for name, globs in (("writes", task.writes), ("reads", task.reads)):
         for i, glob in enumerate(globs):
-            _check_glob(join(join(path, name), i), glob, add)
+            problem = glob_problem(glob)
+            if problem:
+                add(join(join(path, name), i), problem)
     if task.output_file is not None:
         _check_glob(join(path, "output"), task.output_file, add)
     if task.verify is not None:
@@ -275,10 +279,12 @@ def _check_task(key: str, task: Task, ids: set[str], known: set[str], add: Add) 
     low, high = TIMEOUT_RANGE
     if task.timeout_s is not None and not low <= task.timeout_s <= high:
         add(join(path, "timeout"), f"must be between 1s and 7d, got {task.timeout_s:g} seconds")
-    _int_in(join(path, "retries"), task.retries, 0, RETRIES_MAX, add)
+    if not (type(task.retries) is int and 0 <= task.retries <= RETRIES_MAX):
+        _int_in(join(path, "retries"), task.retries, 0, RETRIES_MAX, add)
     if task.estimate_s is not None and not 0 <= task.estimate_s < math.inf:
         add(join(path, "estimate"), f"must be a duration of 0s or more, got {task.estimate_s}")
-    _check_env(join(path, "env"), task.env, add)
+    if task.env:
+        _check_env(join(path, "env"), task.env, add)
 
 
 def _id_problem(task_id: str) -> str | None:
@@ -364,16 +370,20 @@ def _check_command(path: str, command: Command, add: Add) -> None:
         add(path, "contains a NUL byte")
 
 
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
+_SEPARATOR = re.compile(r"[\\/]")
+
+
 def glob_problem(glob: str) -> str | None:
     """Why `glob` is not a valid repository-relative glob, or None."""
     if not glob.strip():
         return "is empty"
     if "\x00" in glob:
         return "contains a NUL byte"
-    if glob.startswith(("/", "\\", "~")) or re.match(r"[A-Za-z]:[\\/]", glob):
+    if glob.startswith(("/", "\\", "~")) or _DRIVE.match(glob):
         relative = glob.lstrip("/\\~") or "**"
         return f"'{glob}' is absolute; write it from the repository root, e.g. '{relative}'"
-    parts = re.split(r"[\\/]", glob)
+    parts = _SEPARATOR.split(glob)
     if ".." in parts:
         return f"'{glob}' uses '..'; globs must stay inside the repository"
     if any(part.lower() == ".git" for part in parts):
