@@ -80,7 +80,7 @@ def _build(spec: Any, *, root: Path, path: Path | None, located: Located) -> _Bu
                 problems.append(Problem(fpath, message, *located.where(fpath)))
             else:
                 prompt = _read_prompt(own["prompt_file"], root, fpath, located, problems)
-        task_line = located.keys.get(join("tasks", tid))
+        task_line = located.top_key(join("tasks", tid))
         tasks[tid] = Task(
             id=tid,
             prompt=prompt or "",

@@ -15,7 +15,6 @@ and reports each problem, so every message stays the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -43,23 +42,59 @@ _SCALARS = yaml.constructor.SafeConstructor()
 _RESOLVER: Any = yaml.resolver.Resolver()  # the loaders' own implicit typing of plain scalars
 
 
-@dataclass
 class Located:
-    """Plain YAML data plus the 1-based (line, column) of every key and value by field path."""
+    """Plain YAML data plus the 1-based (line, column) of every key and value by field path.
 
-    data: Any
-    keys: dict[str, tuple[int, int]] = field(default_factory=dict)
-    values: dict[str, tuple[int, int]] = field(default_factory=dict)
+    A plan read without problems needs only its tasks' lines, so the fast reader
+    records the keys of the top two levels (`tasks.<id>`) and reads the rest of the
+    locations again only when they are first asked for (`keys`, `values`, `where`).
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        keys: dict[str, tuple[int, int]] | None = None,
+        values: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        self.data = data
+        self._keys = {} if keys is None else keys
+        self._values = {} if values is None else values
+        self._rest: tuple[str, int] | None = None  # (text, first line) still to locate
+
+    @property
+    def keys(self) -> dict[str, tuple[int, int]]:
+        """Where each key is, by field path."""
+        self._complete()
+        return self._keys
+
+    @property
+    def values(self) -> dict[str, tuple[int, int]]:
+        """Where each value is, by field path."""
+        self._complete()
+        return self._values
+
+    def top_key(self, path: str) -> tuple[int, int] | None:
+        """The location of a key of the top two levels (``tasks.api``), read or not."""
+        if self._rest is not None and path.count(".") + path.count("[") > 1:
+            self._complete()  # deeper: (a key with a dot in it looks deeper too)
+        return self._keys.get(path)
 
     def where(self, path: str) -> tuple[int | None, int | None]:
         """The location of `path`, else of its nearest located parent."""
+        keys, values = self.keys, self.values
         while True:
-            found = self.keys.get(path) or self.values.get(path)
+            found = keys.get(path) or values.get(path)
             if found:
                 return found
             if not path:
                 return None, None
             path = _parent(path)
+
+    def _complete(self) -> None:
+        if self._rest is not None:
+            text, first_line = self._rest
+            full = _EventReader(text, first_line, full=True).read()
+            self._keys, self._values, self._rest = full._keys, full._values, None
 
 
 def _parent(path: str) -> str:
@@ -153,12 +188,16 @@ class _EventReader:
     specially, so whatever this reader returns is what the careful one would.
     """
 
-    def __init__(self, text: str, first_line: int) -> None:
+    def __init__(self, text: str, first_line: int, *, full: bool) -> None:
         self.loader = _LOADER(text)
         self.next = self.loader.get_event
         self.first_line = first_line
+        self.full = full  # every location, or only the keys of the top two levels
         self.out = Located(None)
+        self.keys, self.values = self.out._keys, self.out._values
         self.plain: dict[str, Any] = {}  # plain scalar text → its value, once per text
+        if not full:
+            self.out._rest = (text, first_line)
 
     def read(self) -> Located:
         try:
@@ -190,8 +229,9 @@ class _EventReader:
         kind = type(event)
         if depth > MAX_DEPTH or event.anchor is not None or event.tag is not None:
             raise _Unusual  # (an alias has an anchor too)
-        mark = event.start_mark
-        self.out.values[path] = (mark.line + self.first_line, mark.column + 1)
+        if self.full:
+            mark = event.start_mark
+            self.values[path] = (mark.line + self.first_line, mark.column + 1)
         if kind is ScalarEvent:
             text = event.value
             if not event.implicit[0]:
@@ -208,20 +248,18 @@ class _EventReader:
 
     def sequence(self, path: str, depth: int) -> list[Any]:
         items: list[Any] = []
-        values, first_line, plain, next_event = (
-            self.out.values,
-            self.first_line,
-            self.plain,
-            self.next,
-        )
+        values, first_line, plain, next_event = self.values, self.first_line, self.plain, self.next
         inline = depth < MAX_DEPTH
+        full = self.full
+        located = full or depth < 2  # paths are needed only where something is recorded
         while True:
             event = next_event()
             kind = type(event)
-            sub = f"{path}[{len(items)}]"
+            sub = f"{path}[{len(items)}]" if located else ""
             if kind is ScalarEvent and inline and event.anchor is None and event.tag is None:
-                mark = event.start_mark
-                values[sub] = (mark.line + first_line, mark.column + 1)
+                if full:
+                    mark = event.start_mark
+                    values[sub] = (mark.line + first_line, mark.column + 1)
                 text = event.value
                 if not event.implicit[0]:
                     items.append(text)
@@ -235,14 +273,16 @@ class _EventReader:
     def mapping(self, path: str, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         keys, values, first_line, plain, next_event = (
-            self.out.keys,
-            self.out.values,
+            self.keys,
+            self.values,
             self.first_line,
             self.plain,
             self.next,
         )
         prefix = path + "." if path else ""
         inline = depth < MAX_DEPTH
+        full = self.full
+        located = full or depth < 2  # the keys of the top two levels are always recorded
         while True:
             event: Any = next_event()
             if type(event) is not ScalarEvent:
@@ -256,13 +296,15 @@ class _EventReader:
                 self.resolve(key)  # only to refuse `<<` and `=`
             if key in out:
                 raise _Unusual  # a duplicate key
-            sub = prefix + key
-            mark: Any = event.start_mark
-            keys[sub] = (mark.line + first_line, mark.column + 1)
+            sub = prefix + key if located else ""
+            if located:
+                mark: Any = event.start_mark
+                keys[sub] = (mark.line + first_line, mark.column + 1)
             event = next_event()
             if type(event) is ScalarEvent and inline and event.anchor is None and event.tag is None:
-                mark = event.start_mark
-                values[sub] = (mark.line + first_line, mark.column + 1)
+                if full:
+                    mark = event.start_mark
+                    values[sub] = (mark.line + first_line, mark.column + 1)
                 text = event.value
                 if not event.implicit[0]:
                     out[key] = text
@@ -284,7 +326,7 @@ def read_yaml(text: str, *, file: str | None = None, first_line: int = 1) -> Loc
         message = f"is {size:,} bytes; plan files are capped at {MAX_PLAN_BYTES:,} bytes"
         raise PlanError([Problem("", message, first_line, 1)], file)
     try:
-        return _EventReader(text, first_line).read()
+        return _EventReader(text, first_line, full=False).read()
     except (_Unusual, yaml.YAMLError, RecursionError):
         pass  # the careful reader below says what is wrong, exactly as it always has
     return _careful(text, file=file, first_line=first_line)
