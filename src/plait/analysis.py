@@ -181,13 +181,14 @@ def _explicit_edges(plan: Plan) -> _EdgeMap:
     problems: list[Problem] = []
     for task in plan.tasks.values():
         for i, need in enumerate(task.needs):
-            where = f"tasks.{task.id}.needs[{i}]"
             if need == task.id:
+                where = f"tasks.{task.id}.needs[{i}]"
                 problems.append(Problem(where, "a task cannot need itself", task.line))
             elif need not in plan.tasks:
+                where = f"tasks.{task.id}.needs[{i}]"
                 problems.append(Problem(where, f"unknown task {need!r}", task.line))
-            else:
-                edges.setdefault((need, task.id, "needs"), Edge(need, task.id, "needs"))
+            elif (need, task.id, "needs") not in edges:
+                edges[(need, task.id, "needs")] = Edge(need, task.id, "needs")
         # A reference needs both a `{` delimiter and the name: skip the parser otherwise.
         if "{" not in task.prompt or "tasks" not in task.prompt:
             continue

@@ -23,6 +23,7 @@ prefix is a prefix of the other; the index is a trie over those prefixes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,7 +45,7 @@ _MAX = 0x10FFFF
 _ANY: Charset = ((0, _MAX),)
 _NOT_SLASH: Charset = ((0, ord("/") - 1), (ord("/") + 1, _MAX))
 _SLASH: Charset = ((ord("/"), ord("/")),)
-_WILD = frozenset("*?[\\")
+_WILD = re.compile(r"[*?\[\\]")
 
 # Regex-like elements: ("c", set) one character, ("*", set) any number of them,
 # ("?", [elements]) an optional group.
@@ -217,7 +218,7 @@ def _shape(glob: str) -> _Shape:
     segs = norm[0] if norm else []
     prefix: list[str] = []
     for seg in segs:
-        if not seg or seg == "**" or _WILD.intersection(seg):
+        if not seg or seg == "**" or _WILD.search(seg):
             break
         prefix.append(seg)
     rest = segs[len(prefix) :]
@@ -236,6 +237,10 @@ class _Nfa:
     edges: tuple[tuple[tuple[Charset, int], ...], ...]
     accepting: tuple[bool, ...]
     live: tuple[bool, ...]  # an accepting state is reachable from here
+    live_states: frozenset[int]
+    # Live states that loop on every character: once one is reached, every longer
+    # input still reaches it, so every deeper folder stays live.
+    universal: frozenset[int]
     # Memoised (states, character) → states: a lazily built DFA for literal prefixes.
     steps: dict[tuple[frozenset[int], str], frozenset[int]] = field(
         default_factory=dict, compare=False, hash=False
@@ -304,7 +309,9 @@ def _nfa(glob: str) -> _Nfa | None:
             if not live[q]:
                 live[q] = True
                 stack.append(q)
-    return _Nfa(edges, accepting, tuple(live))
+    universal = frozenset(q for q in range(n) if live[q] and any(e == (_ANY, q) for e in edges[q]))
+    live_states = frozenset(q for q in range(n) if live[q])
+    return _Nfa(edges, accepting, tuple(live), live_states, universal)
 
 
 def _meets(a: Charset, b: Charset) -> bool:
@@ -531,15 +538,25 @@ def _below(
     ]
     while stack:
         below, states = stack.pop()
-        live = any(nfa.live[q] for q in states)
-        for other, others in below.items.items():
-            found = _shape(other)
-            if found.simple:
-                if live and not found.null:
+        if not nfa.universal.isdisjoint(states):
+            for other, others in _Node.subtree_items([below]):  # all live down there
+                if _deeper_meets(glob, other, True):
                     yield other, others
-            elif globs_overlap(glob, other):
+            continue
+        live = not nfa.live_states.isdisjoint(states)
+        for other, others in below.items.items():
+            if _deeper_meets(glob, other, live):
                 yield other, others
         stack.extend((child, _step(nfa, states, seg)) for seg, child in below.children.items())
+
+
+def _deeper_meets(glob: str, other: str, live: bool) -> bool:
+    """`globs_overlap` of a non-folder glob and one with a longer literal prefix, given
+    whether the first is still live after reading the other's prefix."""
+    found = _shape(other)
+    if found.simple:
+        return live and not found.null
+    return globs_overlap(glob, other)
 
 
 def _meets_candidate(shape: _Shape, glob: str, other: str) -> bool:
