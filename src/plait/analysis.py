@@ -271,23 +271,36 @@ def _ancestor_bits(
 
 
 def _toposort(ids: list[str], edges: _EdgeMap, plan: Plan, *, from_reads: bool) -> list[str]:
-    """Kahn's algorithm, plan order among ready tasks; PlanError naming a cycle."""
-    pos = {t: i for i, t in enumerate(ids)}
+    """Kahn's algorithm; PlanError naming a cycle.
+
+    The final order (``from_reads``) keeps plan order among ready tasks; the order of
+    needs and template edges alone only feeds reachability, so any order will do and
+    a plain queue is used.
+    """
     succs: dict[str, set[str]] = {t: set() for t in ids}
     indegree = dict.fromkeys(ids, 0)
     for source, target, _ in edges:
         if target not in succs[source]:
             succs[source].add(target)
             indegree[target] += 1
-    heap = [pos[t] for t in ids if not indegree[t]]
     order: list[str] = []
-    while heap:
-        t = ids[heapq.heappop(heap)]
-        order.append(t)
-        for s in succs[t]:
-            indegree[s] -= 1
-            if not indegree[s]:
-                heapq.heappush(heap, pos[s])
+    if from_reads:
+        pos = {t: i for i, t in enumerate(ids)}
+        heap = [pos[t] for t in ids if not indegree[t]]
+        while heap:
+            t = ids[heapq.heappop(heap)]
+            order.append(t)
+            for s in succs[t]:
+                indegree[s] -= 1
+                if not indegree[s]:
+                    heapq.heappush(heap, pos[s])
+    else:
+        order = [t for t in ids if not indegree[t]]
+        for t in order:  # grows while iterating
+            for s in succs[t]:
+                indegree[s] -= 1
+                if not indegree[s]:
+                    order.append(s)
     if len(order) < len(ids):
         raise _cycle_error(plan, edges, {t for t in ids if indegree[t]}, from_reads)
     return order

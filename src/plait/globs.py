@@ -77,6 +77,8 @@ def _segments(glob: str) -> tuple[list[str], bool] | None:
     is_dir = not segs[-1]
     if is_dir:
         segs[-1] = "**"
+    if segs.count("**") < 2:
+        return segs, is_dir  # nothing to collapse
     collapsed = [s for i, s in enumerate(segs) if not (s == "**" and i and segs[i - 1] == "**")]
     return collapsed, is_dir
 

@@ -64,7 +64,8 @@ class Scheduler:
         # 10,000 tasks have tens of thousands of needs and exclusive partners.
         dependants = self._dependants
         for task, task_needs in needs.items():
-            _require_known(task, known, "needs")
+            if task not in known:
+                _require_known(task, known, "needs")
             unique = tuple(dict.fromkeys(task_needs))
             for need in unique:
                 if need not in known:
@@ -75,7 +76,8 @@ class Scheduler:
         self._exclusive: dict[str, set[str]] = {t: set() for t in self._order}
         excl = self._exclusive
         for task, partners in exclusive.items():
-            _require_known(task, known, "exclusive")
+            if task not in known:
+                _require_known(task, known, "exclusive")
             own = excl[task]
             for partner in partners:
                 if partner not in known:
