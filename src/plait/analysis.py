@@ -222,7 +222,8 @@ def _reads_edges(
     the reader already runs before the writer by needs/template edges."""
     found: dict[tuple[str, str], str] = {}
     for reader in ids:
-        for glob in dict.fromkeys(plan.tasks[reader].reads):
+        reads = plan.tasks[reader].reads
+        for glob in dict.fromkeys(reads) if reads else ():
             for wglob, writers_of in writers.overlapping(glob):
                 for writer in writers_of:
                     if writer != reader and (writer, reader) not in found:
@@ -376,7 +377,10 @@ def _exclusions(
     for (t, u), globs in pairs.items():
         if ancestors[u] & bit[t]:
             continue  # t comes before u: ordered, never at the same time anyway
-        if t < u:
+        if len(globs) == 1:  # the usual case: one glob of each
+            (x, y) = globs[0]
+            found.append((t, u, ((x, y),)) if t < u else (u, t, ((y, x),)))
+        elif t < u:
             found.append((t, u, tuple(sorted(set(globs)))))
         else:
             found.append((u, t, tuple(sorted({(y, x) for x, y in globs}))))
