@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 __all__ = [
     "GlobIndex",
@@ -205,9 +205,8 @@ def literal_prefix(glob: str) -> tuple[str, ...]:
     return _shape(glob).prefix
 
 
-@dataclass(frozen=True)
-class _Shape:
-    """What can be told without an automaton."""
+class _Shape(NamedTuple):
+    """What can be told without an automaton (a tuple: one per distinct glob, made fast)."""
 
     prefix: tuple[str, ...]
     null: bool  # adds no path to a scope

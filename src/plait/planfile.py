@@ -58,14 +58,11 @@ class _Built:
 def _build(spec: Any, *, root: Path, path: Path | None, located: Located) -> _Built:
     """The Plan a spec describes: pydantic's PlanSpec, or the plain reader's `_Fields`."""
     problems: list[Problem] = []
-    defaults = spec.defaults
-    given = {f: getattr(defaults, f) for f in defaults.model_fields_set} if defaults else {}
-    given = {f: v for f, v in given.items() if v is not None}
+    given = _present(spec.defaults) if spec.defaults else {}
     tasks: dict[str, Task] = {}
     inherited: dict[str, set[str]] = {}
     for tid, tspec in spec.tasks.items():
-        own = {f: getattr(tspec, f) for f in tspec.model_fields_set}
-        own = {f: v for f, v in own.items() if v is not None}
+        own = _present(tspec)
         has_prompt = {"prompt", "prompt_file"} & own.keys()
         # prompt and prompt_file are one choice: a task that makes it takes neither default
         taken = {f for f in given if f not in own and not (has_prompt and f.startswith("prompt"))}
@@ -127,6 +124,13 @@ def _build(spec: Any, *, root: Path, path: Path | None, located: Located) -> _Bu
         root=root,
     )
     return _Built(plan, problems, inherited)
+
+
+def _present(spec: Any) -> dict[str, Any]:
+    """The fields a model was given a value (not null): the plain reader kept them."""
+    if isinstance(spec, _Fields):
+        return dict(spec.present)
+    return {f: v for f in spec.model_fields_set if (v := getattr(spec, f)) is not None}
 
 
 def _read_prompt(
@@ -283,10 +287,13 @@ class _Fields:
     """A model's fields as the plain reader read them: an attribute per field (None
     when absent, or the model's default) and the names given, as `_build` reads them."""
 
-    def __init__(self, defaults: dict[str, Any], given: dict[str, Any]) -> None:
+    def __init__(
+        self, defaults: dict[str, Any], given: dict[str, Any], present: dict[str, Any]
+    ) -> None:
         self.__dict__.update(defaults)
         self.__dict__.update(given)
         self.model_fields_set = set(given)
+        self.present = present  # the given fields that are not null
 
 
 def _exactly(kind: type) -> Callable[[object], Any]:
@@ -385,12 +392,15 @@ def _fields(data: object, table: _Table, defaults: dict[str, Any]) -> _Fields:
     """A model whose fields all take None (TaskSpec, AgentSpec); unknown keys refused."""
     if type(data) is not dict:
         raise _Refused
-    given = {}
+    given: dict[str, Any] = {}
+    present: dict[str, Any] = {}
     for key, value in data.items():
         if key not in table:
             raise _Refused  # pydantic names the unknown key and the valid ones
         given[key] = None if value is None else table[key](value)
-    return _Fields(defaults, given)
+        if value is not None:
+            present[key] = given[key]
+    return _Fields(defaults, given, present)
 
 
 def _by_name(data: object, read: Callable[[object], Any]) -> dict[str, Any]:
@@ -442,6 +452,6 @@ def _plain_spec(data: dict[str, Any]) -> _Fields | None:
             if key not in _PLAN:
                 raise _Refused
             given["copy_" if key == "copy" else key] = None if value is None else _PLAN[key](value)
-        return _Fields(_PLAN_NONE, given)
+        return _Fields(_PLAN_NONE, given, {k: v for k, v in given.items() if v is not None})
     except _Refused:
         return None
