@@ -4,10 +4,7 @@ Three layers, each reporting every problem it finds as a located `Problem`:
 
 1. `plait.planyaml.read_yaml` reads YAML safely and keeps every value's location.
 2. `plait.planspec` (pydantic) checks shapes and types; its errors are translated
-   into plain sentences at the right line. A plan whose every value has exactly
-   the expected type is read by the plain reader here instead, which builds the
-   same values without pydantic (its models take a tenth of a second to build);
-   anything else, right or wrong, goes to pydantic.
+   into plain sentences at the right line.
 3. `plait.planrules.check_plan` holds the rules about meaning, on the frozen
    dataclasses, so a plan built in Python is checked by the same code.
 
@@ -17,7 +14,6 @@ writes anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +25,6 @@ from plait.planrules import (
     check_plan,
     describe,
     parse_duration,
-    to_command,
-    to_duration,
-    to_env_value,
-    to_list,
-    to_tools,
 )
 from plait.planyaml import MAX_PLAN_BYTES, Located, join, read_yaml
 
@@ -56,7 +47,7 @@ class _Built:
 
 
 def _build(spec: Any, *, root: Path, path: Path | None, located: Located) -> _Built:
-    """The Plan a spec describes: pydantic's PlanSpec, or the plain reader's `_Fields`."""
+    """The Plan that pydantic's PlanSpec describes."""
     problems: list[Problem] = []
     given = _present(spec.defaults) if spec.defaults else {}
     tasks: dict[str, Task] = {}
@@ -127,9 +118,7 @@ def _build(spec: Any, *, root: Path, path: Path | None, located: Located) -> _Bu
 
 
 def _present(spec: Any) -> dict[str, Any]:
-    """The fields a model was given a value (not null): the plain reader kept them."""
-    if isinstance(spec, _Fields):
-        return dict(spec.present)
+    """The fields a model was given a value (not null)."""
     return {f: v for f in spec.model_fields_set if (v := getattr(spec, f)) is not None}
 
 
@@ -198,12 +187,9 @@ def _parse(text: str, *, file: str | None, root: Path, path: Path | None) -> Pla
         holds = "nothing" if data is None else describe(data)
         message = f"a plan is a YAML mapping with `tasks:` at the top; this file holds {holds}"
         raise PlanError([Problem("", message, 1, 1)], file)
-    problems: list[Problem] = []
-    spec: Any = _plain_spec(data)
-    if spec is None:
-        from plait.planspec import judge
+    from plait.planspec import judge  # pydantic, imported only when a plan is read
 
-        spec, problems = judge(data, located)
+    spec, problems = judge(data, located)
     if spec is None:
         raise PlanError(problems, file)  # still malformed after pruning: shapes only
     built = _build(spec, root=root, path=path, located=located)
@@ -277,181 +263,3 @@ def plan_json_schema() -> dict[str, Any]:
 # a list of str...), and converts it with the same functions the models use; it
 # refuses everything else, which pydantic then judges. Its result is what PlanSpec
 # would hold.
-
-
-class _Refused(Exception):
-    """A value the plain reader leaves to pydantic."""
-
-
-class _Fields:
-    """A model's fields as the plain reader read them: an attribute per field (None
-    when absent, or the model's default) and the names given, as `_build` reads them."""
-
-    def __init__(
-        self, defaults: dict[str, Any], given: dict[str, Any], present: dict[str, Any]
-    ) -> None:
-        self.__dict__.update(defaults)
-        self.__dict__.update(given)
-        self.model_fields_set = set(given)
-        self.present = present  # the given fields that are not null
-
-
-def _exactly(kind: type) -> Callable[[object], Any]:
-    """The value itself when its type is exactly `kind` (so a bool is no int here)."""
-
-    def read(value: object) -> Any:
-        if type(value) is kind:
-            return value
-        raise _Refused
-
-    return read
-
-
-_text, _whole, _flag, _real = _exactly(str), _exactly(int), _exactly(bool), _exactly(float)
-
-
-def _texts(value: object) -> list[str]:
-    if type(value) is list and all(type(item) is str for item in value):
-        return list(value)
-    raise _Refused
-
-
-def _converted(convert: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`then` of the model's own conversion; a ValueError there is pydantic's to word."""
-
-    def read(value: object) -> Any:
-        try:
-            converted = convert(value)
-        except ValueError:
-            raise _Refused from None
-        return then(converted)
-
-    return read
-
-
-def _argv(value: object) -> list[str]:
-    if type(value) is str:
-        raise _Refused  # pydantic explains why an agent's command is not a string
-    return _texts(value)
-
-
-def _env(value: object) -> dict[str, str]:
-    if type(value) is not dict:
-        raise _Refused
-    out: dict[str, str] = {}
-    for key, item in value.items():
-        text = to_env_value(item)
-        if type(key) is not str or type(text) is not str:
-            raise _Refused
-        out[key] = text
-    return out
-
-
-def _choice(*choices: str) -> Callable[[object], str]:
-    def choose(value: object) -> str:
-        if type(value) is str and value in choices:
-            return value
-        raise _Refused
-
-    return choose
-
-
-_command = _converted(to_command, _texts)
-_duration = _converted(to_duration, _real)
-_Table = dict[str, Callable[[Any], Any]]
-_TASK: _Table = {
-    "agent": _text,
-    "prompt": _text,
-    "prompt_file": _text,
-    "needs": _converted(to_list, _texts),
-    "writes": _texts,
-    "reads": _texts,
-    "verify": _command,
-    "timeout": _duration,
-    "retries": _whole,
-    "estimate": _duration,
-    "env": _env,
-    "output": _text,
-    "continue_on_error": _flag,
-}
-_AGENT: _Table = {
-    "backend": _text,
-    "command": _argv,
-    "model": _text,
-    "instructions": _text,
-    "description": _text,
-    "permission": _choice("read", "edit", "full"),
-    "tools": _converted(to_tools, _texts),
-    "args": _texts,
-    "env": _env,
-}
-_TASK_NONE, _AGENT_NONE = dict.fromkeys(_TASK), dict.fromkeys(_AGENT)
-
-
-def _fields(data: object, table: _Table, defaults: dict[str, Any]) -> _Fields:
-    """A model whose fields all take None (TaskSpec, AgentSpec); unknown keys refused."""
-    if type(data) is not dict:
-        raise _Refused
-    given: dict[str, Any] = {}
-    present: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in table:
-            raise _Refused  # pydantic names the unknown key and the valid ones
-        given[key] = None if value is None else table[key](value)
-        if value is not None:
-            present[key] = given[key]
-    return _Fields(defaults, given, present)
-
-
-def _by_name(data: object, read: Callable[[object], Any]) -> dict[str, Any]:
-    if type(data) is not dict or not all(type(key) is str for key in data):
-        raise _Refused
-    return {key: read(value) for key, value in data.items()}
-
-
-_PLAN: _Table = {
-    "version": _whole,
-    "name": _text,
-    "base": _text,
-    "jobs": _whole,
-    "defaults": lambda v: _fields(v, _TASK, _TASK_NONE),
-    "setup": lambda v: [_command(c) for c in _texts_list(v)],
-    "copy": _texts,
-    "verify": _command,
-    "verify_each_merge": _flag,
-    "on_verify_failure": lambda v: _fixer(v),
-    "max_conflict_reruns": _whole,
-    "scope": _choice("enforce", "warn"),
-    "isolation": _choice("worktree", "none"),
-    "budget_usd": _real,
-    "agents": lambda v: _by_name(v, lambda a: _fields(a, _AGENT, _AGENT_NONE)),
-    "tasks": lambda v: _by_name(v, lambda t: _fields(t, _TASK, _TASK_NONE)),
-}
-_PLAN_NONE = {("copy_" if k == "copy" else k): None for k in _PLAN} | {"version": 1}
-
-
-def _texts_list(value: object) -> list[Any]:
-    if type(value) is list:
-        return value
-    raise _Refused
-
-
-def _fixer(value: object) -> _Fields:
-    if type(value) is not dict or type(value.get("prompt")) is not str:
-        raise _Refused  # FixerSpec requires its prompt
-    return _fields(value, {"agent": _text, "prompt": _text}, {"agent": None, "prompt": None})
-
-
-def _plain_spec(data: dict[str, Any]) -> _Fields | None:
-    """What PlanSpec would hold for `data`, or None when pydantic must judge it."""
-    try:
-        if data.get("tasks") is None or data.get("version", 0) is None:
-            raise _Refused  # both must be given as values: pydantic words the problem
-        given = {}
-        for key, value in data.items():
-            if key not in _PLAN:
-                raise _Refused
-            given["copy_" if key == "copy" else key] = None if value is None else _PLAN[key](value)
-        return _Fields(_PLAN_NONE, given, {k: v for k, v in given.items() if v is not None})
-    except _Refused:
-        return None
