@@ -23,6 +23,11 @@ BACKENDS = ("command", "claude", "codex", "gemini", "aider", "cursor", "opencode
 #: In-process backends for tests of the library API; never valid in a plan file.
 INTERNAL_BACKENDS = ("fake",)
 
+#: What a prompt may read of another task: `{{ tasks.X.<attribute> }}`.
+TASK_ATTRIBUTES = ("output", "commit", "branch", "changed_files")
+#: Where agent profiles live, under the plan's root; the later folder wins a name.
+PROFILE_DIRS = (Path(".claude", "agents"), Path(".plait", "agents"))
+
 DEFAULT_JOBS = 4
 DEFAULT_MAX_CONFLICT_RERUNS = 2
 DEFAULT_ESTIMATE_S = 60.0  # "one unit" when a task has no estimate and no history

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from plait.errors import PlanError, Problem
-from plait.model import Fixer, Isolation, Plan, ScopePolicy, Task
+from plait.model import PROFILE_DIRS, Fixer, Isolation, Plan, ScopePolicy, Task
 from plait.planrules import (
     agent_from_spec,
     check_plan,
@@ -145,13 +145,8 @@ def _read_prompt(
 # ---------------------------------------------------------------- public API
 
 
-# plait.profiles.PROFILE_DIRS: importing that module builds its pydantic model, so a
-# plan without profile folders does not.
-_PROFILE_DIRS = (Path(".claude", "agents"), Path(".plait", "agents"))
-
-
 def _profile_names(root: Path | None) -> set[str]:
-    if root is None or not any((root / d).is_dir() for d in _PROFILE_DIRS):
+    if root is None or not any((root / d).is_dir() for d in PROFILE_DIRS):
         return set()
     # Imported here: profiles.py builds on this module's YAML reader and models.
     from plait.profiles import profile_names

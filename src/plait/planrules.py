@@ -15,7 +15,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from plait.errors import Problem
-from plait.model import BACKENDS, INTERNAL_BACKENDS, Agent, Command, Permission, Plan, Task
+from plait.model import (
+    BACKENDS,
+    INTERNAL_BACKENDS,
+    TASK_ATTRIBUTES,
+    Agent,
+    Command,
+    Permission,
+    Plan,
+    Task,
+)
 from plait.planyaml import join
 
 if TYPE_CHECKING:
@@ -49,9 +58,7 @@ _TASK_REF = re.compile(
     r"\{\{[ \t\r\n]*tasks\.([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)[ \t\r\n]*\}\}"
 )
 _TEMPLATE_START = re.compile(r"\{[{%#]")  # where Jinja's lexer leaves plain text
-# plait.templates.TASK_ATTRIBUTES, which imports Jinja; an attribute missing here only
-# sends its prompt to Jinja.
-_ATTRIBUTES = frozenset(("output", "commit", "branch", "changed_files"))
+_ATTRIBUTES = frozenset(TASK_ATTRIBUTES)
 
 
 def prompt_refs(prompt: str) -> dict[str, set[str]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from plait.errors import PlanError, Problem
-from plait.model import Agent, Plan
+from plait.model import PROFILE_DIRS, Agent, Plan
 from plait.planrules import check_agent
 from plait.planspec import AgentSpec, agent_from_spec, spec_problems
 from plait.planyaml import Located, read_yaml
@@ -24,7 +24,6 @@ from plait.planyaml import Located, read_yaml
 __all__ = ["PROFILE_DIRS", "load_profile", "profile_names", "resolve_agent"]
 
 #: Where profiles live under a plan's root, lowest precedence first.
-PROFILE_DIRS = (Path(".claude", "agents"), Path(".plait", "agents"))
 MAX_PROFILE_BYTES = 256 * 1024
 _CLAUDE_KEYS = ("name", "description", "model", "tools")
 _FENCE = re.compile(r"^---[ \t]*$", re.MULTILINE)

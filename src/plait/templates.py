@@ -14,8 +14,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-#: What `tasks.X.<attribute>` may name.
-TASK_ATTRIBUTES = ("output", "commit", "branch", "changed_files")
+from plait.model import TASK_ATTRIBUTES
 
 _env = ImmutableSandboxedEnvironment(
     undefined=StrictUndefined,
