@@ -15,7 +15,6 @@ template reference, and so a dependency:
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +89,8 @@ def run_plan(
     home: str | Path | None = None,
 ) -> RunResult:
     """Run a plan to its end and return how it went."""
+    import asyncio
+
     return asyncio.run(
         run_plan_async(plan, jobs=jobs, fail_fast=fail_fast, on_event=on_event, home=home)
     )

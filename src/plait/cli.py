@@ -7,14 +7,13 @@ process exits with it after a one-paragraph message on stderr.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -37,6 +36,8 @@ JobsOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
+T = TypeVar("T")
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -52,6 +53,17 @@ class Exit(Exception):
 #: json module indents in pure Python, which took 0.7 s for the 8 MB that `plait plan
 #: --json` prints for 10,000 tasks; its compact encoder is in C (0.08 s).
 JSON_INDENT_LIMIT = 1_000_000
+
+
+def _await(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one of the engine's coroutines to its end.
+
+    asyncio is imported here, not at the top: `plait plan` and `plait schema` never
+    need it and start faster without it.
+    """
+    import asyncio
+
+    return asyncio.run(coroutine)
 
 
 def _print_json(data: Any) -> None:
@@ -198,7 +210,7 @@ def run(
     root = (loaded.root or Path.cwd()).resolve()
     with open_display(as_json, out) as sink:
         settings = RunSettings(jobs=jobs, fail_fast=fail_fast, sink=sink)
-        outcome = asyncio.run(start_run(loaded, settings))
+        outcome = _await(start_run(loaded, settings))
     _finish(outcome.run_id, root, outcome.exit_code, outcome.messages, as_json, apply)
 
 
@@ -216,7 +228,7 @@ def resume(
 
     with open_display(as_json, out) as sink:
         settings = RunSettings(jobs=jobs, sink=sink)
-        outcome = asyncio.run(resume_run(run_id, settings, cwd=Path.cwd()))
+        outcome = _await(resume_run(run_id, settings, cwd=Path.cwd()))
     _finish(outcome.run_id, Path.cwd(), outcome.exit_code, outcome.messages, as_json, False)
 
 
@@ -230,7 +242,7 @@ def _finish(
     if apply and code == 0:
         from plait.apply import apply_run
 
-        message = asyncio.run(apply_run(root, run_id))
+        message = _await(apply_run(root, run_id))
         data["applied"] = True
         messages = [*messages, message]
     if as_json:
@@ -354,7 +366,7 @@ def apply_cmd(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
     """Merge a run's result into the current branch (only with a clean working tree)."""
     from plait.apply import apply_run
 
-    out.print(asyncio.run(apply_run(Path.cwd(), run_id)))
+    out.print(_await(apply_run(Path.cwd(), run_id)))
 
 
 @app.command()
@@ -369,7 +381,7 @@ def clean(
     """Remove plait's worktrees (and task branches) for one run or all runs."""
     from plait.apply import clean_runs
 
-    out.print(asyncio.run(clean_runs(Path.cwd(), run_id, branches=branches)))
+    out.print(_await(clean_runs(Path.cwd(), run_id, branches=branches)))
 
 
 @app.command()
