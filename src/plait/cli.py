@@ -224,7 +224,8 @@ def resume(
 ) -> None:
     """Continue an interrupted run where it stopped."""
     from plait.live import open_display
-    from plait.session import RunSettings, resume_run
+    from plait.resume import resume_run
+    from plait.session import RunSettings
 
     with open_display(as_json, out) as sink:
         settings = RunSettings(jobs=jobs, sink=sink)
