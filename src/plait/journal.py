@@ -2,82 +2,96 @@
 
 Every transition must be on disk before the step that depends on it, but a run of
 2,000 quick tasks must not pay 6,000 separate fsyncs, nor stop the event loop for
-each one. Coroutines `write()` their transitions and then `await sync()`. Commits
-happen on one writer thread: while one commit is being synced, new writes queue
-up, and the next commit takes all of them at once. Every waiter resumes once the
-commit holding its writes is on disk.
+each one. Coroutines `write()` their transitions and then `await sync()`.
+
+A write runs its SQL at once, on the loop, in a transaction left open for the writes
+that follow; `sync()` commits it. The commit itself does not wait for the disk: while
+the journal is open the connection runs with ``synchronous = NORMAL``, and durability
+comes from an fsync of the write-ahead log on a worker thread, which `sync()` awaits.
+One fsync covers every commit made before it started, so commits that pile up while
+one fsync runs are made durable together by the next. That is what ``synchronous =
+FULL`` guarantees (the WAL synced after the commit, before anything depends on it),
+without the loop waiting for the disk or the worker thread touching the connection:
+the only thing it does is the fsync, with the GIL released.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from plait.store import Store
 
 
 class Journal:
-    """Queues store writes and commits them in groups, off the event loop."""
+    """Writes to the store at once, commits on `sync()`, fsyncs off the loop."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._pending: list[Callable[[], object]] = []
-        self._waiter: asyncio.Future[None] | None = None  # resolves when _pending is durable
-        self._inflight: asyncio.Future[None] | None = None  # the commit being synced now
-        self._lock = threading.Lock()  # one user of the connection at a time
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plait-journal")
+        self._open = False  # a transaction holds writes not committed yet
+        self._committed = 0  # commits made
+        self._durable = 0  # commits known to be on disk
+        self._flushing: asyncio.Future[int] | None = None  # the fsync under way
+        self._fsync: ThreadPoolExecutor | None = None
+        self._closed = False
+        store.defer_sync(True)
 
     def write(self, op: Callable[[], object]) -> None:
-        """Queue one store write; it is durable after the next `sync()`."""
-        self._pending.append(op)
+        """Run one store write now; it is committed, and durable, after the next `sync()`."""
+        if not self._open and not self._closed:  # once closed, each write commits alone
+            self.store.begin()
+            self._open = True
+        op()
 
     async def sync(self) -> None:
         """Wait until everything written so far is committed to disk."""
-        if self._pending:
-            if self._waiter is None:
-                self._waiter = asyncio.get_running_loop().create_future()
-            waiter = self._waiter
-            if self._inflight is None:
-                self._start_commit()
-        elif self._inflight is not None:
-            waiter = self._inflight  # our writes may be in the commit under way
-        else:
-            return
-        await asyncio.shield(waiter)
+        self._commit()
+        target = self._committed
+        while self._durable < target:
+            flushing = self._flushing
+            if flushing is not None and flushing.done():  # finished; its waiters not run yet
+                if not flushing.cancelled() and flushing.exception() is None:
+                    self._durable = max(self._durable, flushing.result())
+                self._flushing = None
+                continue
+            if flushing is None:
+                flushing = self._flushing = self._start_fsync()
+            # Shielded: a waiter cancelled must not cancel the fsync others wait for.
+            covered = await asyncio.shield(flushing)
+            self._durable = max(self._durable, covered)
+            if self._flushing is flushing:
+                self._flushing = None
 
-    def _start_commit(self) -> None:
+    def _commit(self) -> None:
+        if self._open:
+            self._open = False
+            self.store.commit()  # rolls back and raises if it fails
+            self._committed += 1
+
+    def _start_fsync(self) -> asyncio.Future[int]:
+        """An fsync covering every commit made so far; it gives their count."""
+        if self._fsync is None:
+            self._fsync = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plait-fsync")
         loop = asyncio.get_running_loop()
-        ops, self._pending = self._pending, []
-        waiter, self._waiter = self._waiter or loop.create_future(), None
-        self._inflight = waiter
-        done = self._writer.submit(self._commit, ops)
+        return loop.run_in_executor(self._fsync, self._sync_wal, self._committed)
 
-        def finished(result: Future[None]) -> None:
-            loop.call_soon_threadsafe(self._committed, result, waiter)
-
-        done.add_done_callback(finished)
-
-    def _committed(self, result: Future[None], waiter: asyncio.Future[None]) -> None:
-        self._inflight = None
-        error = result.exception()
-        if not waiter.done():
-            if error is not None:
-                waiter.set_exception(error)
-            else:
-                waiter.set_result(None)
-        if self._pending and self._waiter is not None:
-            self._start_commit()  # what queued up during that commit goes next
-
-    def _commit(self, ops: list[Callable[[], object]]) -> None:
-        with self._lock, self.store.batch():
-            for op in ops:
-                op()
+    def _sync_wal(self, covered: int) -> int:
+        self.store.sync_wal()
+        return covered
 
     def close(self) -> None:
-        """Commit whatever is still queued, then stop the writer thread."""
-        self._writer.shutdown(wait=True)
-        ops, self._pending = self._pending, []
-        if ops:
-            self._commit(ops)
+        """Commit what is still open, make it durable, and go back to synced commits.
+
+        Safe to call twice; the store must not be used from the loop meanwhile.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._commit()
+        finally:
+            if self._fsync is not None:
+                self._fsync.shutdown(wait=True)
+            self.store.sync_wal()
+            self.store.defer_sync(False)

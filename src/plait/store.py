@@ -22,6 +22,7 @@ import secrets
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ RUN_STATUSES = schema.RUN_STATUSES
 TASK_STATUSES = schema.TASK_STATUSES
 FINISHED_TASK_STATUSES = schema.FINISHED_TASK_STATUSES
 DB_FILE = "state.db"
+WAL_FILE = DB_FILE + "-wal"
 _EVENT_KEYS = frozenset({"t", "seq", "run", "kind", "task"})
 _EVENT_JSON = json.JSONEncoder(default=str)  # json.dumps(default=...) builds one per call
 
@@ -88,6 +90,13 @@ def new_run_id(now: float | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
 def _component(name: str) -> str:
     """Refuse ids that would escape the runs directory."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
@@ -118,6 +127,9 @@ class Store:
         self._pending = _Pending({}, {})
         self._event_files = EventFiles(home / "runs", fsync=fsync_events)
         self._runs = os.fspath(home / "runs")
+        self._deferred = False
+        self._wal_fd: int | None = None
+        self._wal_lock = threading.Lock()
         #: Number of transactions committed by this Store (for tests and benchmarks).
         self.commits = 0
 
@@ -170,6 +182,9 @@ class Store:
             raise RuntimeError("Store.close() inside a batch")
         self._event_files.close()
         self._conn.close()
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
 
     def __enter__(self) -> Store:
         return self
@@ -221,23 +236,79 @@ class Store:
         if self._depth:
             yield
             return
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
+        self.begin()
         try:
             yield
+        except BaseException:
+            self._rollback()
+            raise
+        self.commit()
+        if self._deferred:
+            self.sync_wal()  # a commit on its own is durable when it returns, as always
+
+    def begin(self) -> None:
+        """Open a transaction: every write joins it until `commit()`."""
+        if self._depth:
+            raise RuntimeError("Store.begin() inside a transaction")
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+
+    def commit(self) -> None:
+        """Commit the transaction `begin()` opened and mirror its events to the files.
+
+        Durable when it returns, unless `defer_sync(True)`: then after `sync_wal()`.
+        If the commit fails, everything in the transaction is rolled back.
+        """
+        try:
             self._conn.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
-            for run, before in self._pending.seq_before.items():
-                self._seq[run] = before
-            self._pending = _Pending({}, {})
+            self._rollback()
             raise
-        finally:
-            self._depth = 0
+        self._depth = 0
         self.commits += 1
         pending, self._pending = self._pending, _Pending({}, {})
         self._flush_events(pending.lines)
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("ROLLBACK")
+        for run, before in self._pending.seq_before.items():
+            self._seq[run] = before
+        self._pending = _Pending({}, {})
+        self._depth = 0
+
+    def defer_sync(self, deferred: bool) -> None:
+        """Commit without waiting for the disk (``synchronous = NORMAL``), or not (FULL).
+
+        Deferred, a commit is durable once `sync_wal()` has returned after it: the
+        run's journal commits on the loop and fsyncs on a thread. Commits that are
+        not the journal's are still synced before they return.
+        """
+        self._conn.execute(f"PRAGMA synchronous = {'NORMAL' if deferred else 'FULL'}")
+        self._deferred = deferred
+
+    def sync_wal(self) -> None:
+        """fsync the write-ahead log: every commit made before the call is on disk after.
+
+        Safe from any thread (it never touches the connection). The first call also
+        syncs the folder, which holds the log's directory entry (a new log each run).
+        """
+        with self._wal_lock:
+            wal = self.home / WAL_FILE
+            if self._wal_fd is not None and os.fstat(self._wal_fd).st_ino != _inode(wal):
+                os.close(self._wal_fd)  # the log was replaced since: sync the new one
+                self._wal_fd = None
+            if self._wal_fd is None:
+                try:
+                    self._wal_fd = os.open(wal, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    return  # no log: every commit is in the database file, synced by SQLite
+                dir_fd = os.open(self.home, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+            os.fsync(self._wal_fd)
 
     def _write(self, sql: str, params: Sequence[Any]) -> int:
         """Run one write statement in the open batch, or committed on its own; rowcount."""
