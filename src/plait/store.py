@@ -6,11 +6,13 @@ SQLite in WAL mode with ``synchronous=FULL``: a write is on disk when the call
 that made it returns (or, inside ``batch()``, when the batch ends), so resume
 after ``kill -9`` sees every transition that a later step could depend on.
 
-Transitions that arrive together are committed together: the runner wraps each
-scheduler step in ``batch()``, so a thousand tasks cost one sync per step rather
-than one per transition. Events are mirrored to ``runs/<run>/events.jsonl``
-after the database commit; the database is the truth, and a file that a crash
-left behind is repaired from it the next time the run writes an event.
+Transitions that arrive together are committed together: during a run, the
+journal (`plait.journal`) keeps a transaction open for the writes of many tasks,
+commits it when one of them needs it on disk, and fsyncs the write-ahead log for
+every commit made meanwhile at once (`defer_sync`, `sync_wal`). Events are
+mirrored to ``runs/<run>/events.jsonl`` after the database commit; the database is
+the truth, and a file that a crash left behind is repaired from it the next time
+the run writes an event.
 """
 
 from __future__ import annotations
@@ -148,8 +150,8 @@ class Store:
 
         `fsync_events=False` skips the fsync of events.jsonl at each commit (the
         database is still synced; the file is rebuilt from it if a crash cut it
-        short), halving the syncs per batch. `any_thread=True` lets the run's
-        journal commit from its writer thread (one thread at a time, never two).
+        short), halving the syncs per batch. `any_thread=True` lets another thread
+        use the connection (one thread at a time, never two).
         """
         home = Path(home)
         home.mkdir(parents=True, exist_ok=True)
