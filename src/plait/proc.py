@@ -12,7 +12,8 @@ Every program plait starts (agents, checks) goes through `run_process`:
   (the pipes, the log and the capture are `plait.procio`);
 - timeout: SIGTERM to the group, `grace_s`, then SIGKILL to the group;
 - when the program ends, whatever is left of its group is killed, then processes that
-  left the group (`setsid`) are found by the `PLAIT_MARKER` variable and killed too;
+  left the group (`setsid`) are found by the `PLAIT_MARKER` variable and killed too
+  (`plait.procsweep`);
 - cancellation (plait interrupted) kills the group before the CancelledError propagates.
 
 Why not `asyncio.create_subprocess_exec`: on 3.11 its `Process.wait()` only returns once
@@ -20,16 +21,11 @@ every pipe is closed, so a grandchild holding stdout keeps plait waiting for it;
 default child watcher starts a thread per child. Instead the child is started on pipes
 we own (`plait.procspawn`: `posix_spawn` or `subprocess.Popen`), and its exit is watched
 through a pidfd on the running loop (Linux >= 5.3): no thread, no global child-watcher
-policy to set. The pidfd
-fires while the child is still an unreaped zombie, so its process-group id cannot have
-been reused when we kill the group. Without pidfd, one thread per child waits with
-`waitid(WNOWAIT)` instead. Measured here (2 busy cores, 100-run rounds of `true`): best
-round 0.83 ms per process against 1.08 ms for `create_subprocess_exec`.
-
-The marker sweep only looks at processes younger than the program (its descendants
-are): the kernel's last allocated pid bounds them, so a quick program costs a few
-failed opens of /proc/<pid>/environ instead of reading every process's environment
-(~0.5 ms for 100 processes), and nothing at all when it was the last process created.
+policy to set. The pidfd fires while the child is still an unreaped zombie, so its
+process-group id cannot have been reused when we kill the group. Without pidfd, one
+thread per child waits with `waitid(WNOWAIT)` instead. Measured here (2 busy cores,
+100-run rounds of `true`): best round 0.83 ms per process against 1.08 ms for
+`create_subprocess_exec`.
 """
 
 from __future__ import annotations
@@ -46,10 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from plait import procsweep
 from plait.procio import TAIL_BYTES, LogFile, Output, PipeReader, PipeWriter, watcher
 from plait.procspawn import ProgramNotFound as ProgramNotFound
 from plait.procspawn import SpawnError as SpawnError
 from plait.procspawn import Started, spawn
+from plait.procsweep import MARKER_VAR as MARKER_VAR
+from plait.procsweep import kill_marked as kill_marked
 
 #: Variables copied from plait's own environment into every child's.
 ENV_ALLOWLIST: tuple[str, ...] = (
@@ -87,14 +86,10 @@ GIT_SCRUBBED: frozenset[str] = frozenset(
 _GIT_SCRUBBED_PREFIXES = ("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")
 
 #: The variable `run_process` sets to its `marker`, to find processes that escaped.
-MARKER_VAR = "PLAIT_MARKER"
 
 DEFAULT_LOG_CAP = 16 * 1024 * 1024
 DEFAULT_STDOUT_CAP = 8 * 1024 * 1024
-_ENVIRON_READ = 32768  # one read() takes a whole /proc/<pid>/environ, nearly always
-_PROBE_MAX = 512  # pids allocated since a child beyond which /proc is listed instead
 _DRAIN_S = 2.0  # after the kills, how long to wait for the pipes to reach EOF
-_SWEEP_ROUNDS = 5
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -190,133 +185,6 @@ def _set_done(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
-def _last_pid() -> int | None:
-    """The kernel's last allocated pid (in our pid namespace), None if unreadable.
-
-    The file stays open: a `pread` costs a fraction of an open-read-close, and it
-    is read at the end of every program plait runs.
-    """
-    global _last_pid_fd
-    if _last_pid_fd is None:
-        try:
-            _last_pid_fd = os.open("/proc/sys/kernel/ns_last_pid", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            _last_pid_fd = -1
-    if _last_pid_fd < 0:
-        return None
-    try:
-        return int(os.pread(_last_pid_fd, 32, 0))
-    except (OSError, ValueError):
-        return None
-
-
-_last_pid_fd: int | None = None
-#: Programs `run_process` started and has not reaped yet: never an escapee of another.
-_leaders: set[int] = set()
-
-
-def _candidates(born_after: int | None) -> Iterable[int]:
-    """The pids that may carry a marker set in a child with pid `born_after`.
-
-    Its descendants are younger than it: only pids allocated since can carry the
-    marker. Those few are probed directly (a missing /proc/<pid> costs one failed
-    open); when many were allocated, or the pids wrapped around, /proc is listed and
-    filtered instead. Without `born_after` (or ns_last_pid), every process is a
-    candidate.
-    """
-    last = _last_pid() if born_after is not None else None
-    if born_after is not None and last is not None:
-        if last == born_after:
-            return ()  # the child was the last process created: it started nothing
-        if born_after < last <= born_after + _PROBE_MAX:
-            return range(born_after + 1, last + 1)
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return ()
-    pids = [int(name) for name in names if name.isdigit()]
-    if born_after is None or last is None:
-        return pids
-    if last > born_after:
-        return [pid for pid in pids if born_after < pid <= last]
-    return [pid for pid in pids if pid > born_after or pid <= last]  # wrapped around
-
-
-def _thread_group(pid: int) -> int:
-    """The process a thread id belongs to (probing finds threads' ids too)."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Tgid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return pid
-
-
-def _kill_marked(
-    needle: bytes, sig: int, exclude_pgid: int | None, born_after: int | None = None
-) -> set[int]:
-    """Signal processes whose environment holds `needle`; see `_candidates`."""
-    me = os.getpid()
-    killed: set[int] = set()
-    # In a sweep after one program, the others plait runs are not its escapees.
-    spared = _leaders if born_after is not None else ()
-    for candidate in _candidates(born_after):
-        if candidate == me or candidate in spared:
-            continue
-        try:
-            fd = os.open(f"/proc/{candidate}/environ", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:  # gone, or another user's
-            continue
-        try:
-            data = b"\0" + os.read(fd, _ENVIRON_READ)
-            while len(data) > _ENVIRON_READ and (more := os.read(fd, _ENVIRON_READ)):
-                data += more  # a rare environment larger than one read
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-        if needle not in data:
-            continue
-        pid = _thread_group(candidate) if born_after is not None else candidate
-        if pid in killed or pid == me:
-            continue
-        if exclude_pgid is not None and _pgid(pid) == exclude_pgid:
-            continue  # a member of the group that was just killed, still dying
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            continue
-        killed.add(pid)
-    return killed
-
-
-def kill_marked(
-    marker: str,
-    sig: int = signal.SIGKILL,
-    *,
-    prefix: bool = False,
-    exclude_pgid: int | None = None,
-) -> int:
-    """Send `sig` to every process whose environment holds `PLAIT_MARKER=<marker>`.
-
-    With `prefix`, any marker starting with `marker` matches: ``kill_marked(f"{run}/",
-    prefix=True)`` ends whatever a run killed with SIGKILL left behind (for resume).
-    Scans `/proc/*/environ` (Linux; elsewhere finds nothing). Never signals plait
-    itself, nor members of process group `exclude_pgid`. Returns how many were signalled.
-    """
-    needle = f"\0{MARKER_VAR}={marker}" + ("" if prefix else "\0")
-    return len(_kill_marked(needle.encode(), sig, exclude_pgid))
-
-
 class _Child:
     """One started program and the loop callbacks serving it."""
 
@@ -373,21 +241,13 @@ class _Child:
             return self.proc.returncode if self.proc.returncode is not None else 0
         self.signal_group(signal.SIGKILL)
         if self.marker is not None:
-            pid = self.proc.pid
-            needle = f"\0{MARKER_VAR}={self.marker}\0".encode()
-            seen: set[int] = set()
-            for _ in range(_SWEEP_ROUNDS):  # again, in case one forked while being killed
-                new = _kill_marked(needle, signal.SIGKILL, pid, born_after=pid) - seen
-                if not new:
-                    break
-                seen |= new
-            self.escaped_killed = len(seen)
+            self.escaped_killed = procsweep.sweep(self.marker, self.proc.pid)
         try:
             code = self.proc.wait(timeout=_DRAIN_S)
         except subprocess.TimeoutExpired:  # uninterruptible sleep: give up waiting
             code = -signal.SIGKILL
         self.reaped = True
-        _leaders.discard(self.proc.pid)
+        procsweep.leaders.discard(self.proc.pid)
         if self._pidfd is not None:
             self._watch.unwatch(self._pidfd)  # no-op if _on_exit already did
             os.close(self._pidfd)
@@ -472,7 +332,7 @@ async def run_process(
             log.note(str(exc))
         log.close()
         raise
-    _leaders.add(proc.pid)
+    procsweep.leaders.add(proc.pid)
     for child_end in (in_r, out_w, err_w):  # the child holds its own copies now
         if child_end is not None:
             os.close(child_end)
@@ -485,7 +345,7 @@ async def run_process(
     except BaseException:  # could not watch it: do not leave it running unwatched
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        _leaders.discard(proc.pid)
+        procsweep.leaders.discard(proc.pid)
         log.close()
         raise
     try:
