@@ -653,8 +653,13 @@ class Store:
             os.mkdir(path)
         except FileExistsError:
             pass
-        except FileNotFoundError:
-            os.makedirs(task_dir, exist_ok=True)
+        except FileNotFoundError:  # the task's first attempt
+            try:
+                os.mkdir(task_dir)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:  # the run's first task
+                os.makedirs(task_dir, exist_ok=True)
             with contextlib.suppress(FileExistsError):
                 os.mkdir(path)
         return Path(path)
