@@ -290,7 +290,7 @@ class Store:
         self._deferred = deferred
 
     def sync_wal(self) -> None:
-        """fsync the write-ahead log: every commit made before the call is on disk after.
+        """Sync the write-ahead log: every commit made before the call is on disk after.
 
         Safe from any thread (it never touches the connection). The first call also
         syncs the folder, which holds the log's directory entry (a new log each run).
@@ -310,7 +310,7 @@ class Store:
                     os.fsync(dir_fd)
                 finally:
                     os.close(dir_fd)
-            os.fsync(self._wal_fd)
+            os.fdatasync(self._wal_fd)  # as SQLite syncs it: data and size
 
     def _write(self, sql: str, params: Sequence[Any]) -> int:
         """Run one write statement in the open batch, or committed on its own; rowcount."""
