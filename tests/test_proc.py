@@ -120,12 +120,27 @@ def test_child_sees_exactly_the_environment_given(tmp_path: Path) -> None:
 # --- output, log, stdin --------------------------------------------------------------
 
 
+def test_stdout_and_stderr_never_share_a_line_in_the_log(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "sys.stdout.write('partial'); sys.stdout.flush(); time.sleep(0.3)\n"
+        "print('complaint', file=sys.stderr, flush=True)\n"
+    )
+    res = run([PY, "-c", script], tmp_path)
+    assert res.returncode == 0
+    log = (tmp_path / "agent.log").read_text()
+    assert "partial\ncomplaint\n" in log
+
+
 def test_output_is_captured_logged_and_streamed_by_line(tmp_path: Path) -> None:
     lines: list[str] = []
+    # The pause lets plait read stderr before stdout goes on: two pipes have no
+    # order of their own.
     script = (
-        "import sys\n"
+        "import sys, time\n"
         "print('one', flush=True)\n"
         "print('oops', file=sys.stderr, flush=True)\n"
+        "time.sleep(0.3)\n"
         "sys.stdout.write('two\\r\\nthree')\n"
     )
     res = run([PY, "-c", script], tmp_path, on_line=lines.append)

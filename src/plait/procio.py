@@ -51,9 +51,21 @@ class LogFile:
         self._written = 0
         self.truncated = False
         self.tail = bytearray()
+        self._last: tuple[str, bool] = ("", True)  # (stream, ended with a newline)
 
-    def write(self, data: bytes) -> None:
-        """Append program output (up to the cap) and keep its tail in memory."""
+    def write(self, data: bytes, stream: str = "stdout") -> None:
+        """Append program output (up to the cap) and keep its tail in memory.
+
+        Chunks of stdout and stderr arrive in whatever order the pipes are read; a
+        line one stream left open is closed before the other stream's chunk, so
+        the two never run together on one line.
+        """
+        if not data:
+            return
+        last_stream, ended = self._last
+        if not ended and last_stream != stream:
+            data = b"\n" + data
+        self._last = (stream, data.endswith(b"\n"))
         self.tail += data
         if len(self.tail) > 2 * TAIL_BYTES:
             del self.tail[:-TAIL_BYTES]
@@ -231,7 +243,7 @@ class Output:
 
     def stderr_data(self, data: bytes) -> None:
         """A chunk of stderr: logged, and its tail kept for `last_line`."""
-        self.log.write(data)
+        self.log.write(data, "stderr")
         self.stderr_tail += data
         del self.stderr_tail[:-STDERR_TAIL_BYTES]
 
