@@ -20,7 +20,7 @@ import logging
 import re
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,6 +268,18 @@ class CliBackend(ABC):
 
     def permission_flags(self, agent: Agent) -> tuple[str, ...]:
         return self.PERMISSIONS[agent.permission]
+
+    def piped_invocation(
+        self, request: AgentRequest, base: Sequence[str], *, model_flag: str = "--model"
+    ) -> Invocation:
+        """The common shape: `base`, the permission flags, the model, the plan's
+        `args`; the role's instructions and the prompt on standard input."""
+        agent = request.agent
+        argv = [*base, *self.permission_flags(agent)]
+        if agent.model:
+            argv += [model_flag, agent.model]
+        argv += agent.args
+        return Invocation(tuple(argv), with_instructions(agent, request.prompt).encode("utf-8"))
 
     @abstractmethod
     def invocation(self, request: AgentRequest) -> Invocation:

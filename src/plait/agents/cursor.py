@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from plait.agents.base import AgentRequest
 from plait.agents.claude import StreamJsonParser
-from plait.agents.cli_agent import CliBackend, Invocation, with_instructions
+from plait.agents.cli_agent import CliBackend, Invocation
 from plait.agents.ratelimit import compile_patterns
 from plait.model import Permission
 
@@ -56,14 +56,9 @@ class CursorBackend(CliBackend):
     result_hint = 'a {"type":"result"} line'
 
     def invocation(self, request: AgentRequest) -> Invocation:
-        agent = request.agent
-        argv = ["cursor-agent", "-p", "--output-format", "stream-json"]
-        argv += self.permission_flags(agent)
-        if agent.model:
-            argv += ["--model", agent.model]
-        argv += agent.args
-        message = with_instructions(agent, request.prompt)
-        return Invocation(tuple(argv), message.encode("utf-8"))
+        return self.piped_invocation(
+            request, ("cursor-agent", "-p", "--output-format", "stream-json")
+        )
 
     def parser(self, request: AgentRequest) -> StreamJsonParser:
         return StreamJsonParser()

@@ -36,7 +36,6 @@ from plait.agents.cli_agent import (
     Parser,
     as_int,
     as_text,
-    with_instructions,
 )
 from plait.agents.ratelimit import compile_patterns
 from plait.model import Permission
@@ -169,14 +168,7 @@ class GeminiBackend(CliBackend):
     result_hint = "a JSON object with `response`"
 
     def invocation(self, request: AgentRequest) -> Invocation:
-        agent = request.agent
-        argv = ["gemini", "--output-format", "json"]
-        argv += self.permission_flags(agent)
-        if agent.model:
-            argv += ["--model", agent.model]
-        argv += agent.args
-        message = with_instructions(agent, request.prompt)
-        return Invocation(tuple(argv), message.encode("utf-8"))
+        return self.piped_invocation(request, ("gemini", "--output-format", "json"))
 
     def parser(self, request: AgentRequest) -> GeminiParser:
         return GeminiParser()

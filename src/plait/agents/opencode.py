@@ -32,7 +32,6 @@ from plait.agents.cli_agent import (
     as_float,
     as_int,
     as_text,
-    with_instructions,
 )
 from plait.agents.ratelimit import compile_patterns
 from plait.model import Permission
@@ -136,14 +135,7 @@ class OpencodeBackend(CliBackend):
     result_hint = "a step_finish event"
 
     def invocation(self, request: AgentRequest) -> Invocation:
-        agent = request.agent
-        argv = ["opencode", "run", "--format", "json"]
-        argv += self.permission_flags(agent)
-        if agent.model:
-            argv += ["--model", agent.model]
-        argv += agent.args
-        message = with_instructions(agent, request.prompt)
-        return Invocation(tuple(argv), message.encode("utf-8"))
+        return self.piped_invocation(request, ("opencode", "run", "--format", "json"))
 
     def parser(self, request: AgentRequest) -> OpencodeParser:
         return OpencodeParser()
