@@ -24,6 +24,7 @@ from plait.proc import kill_marked
 from plait.runlock import RunLock
 from plait.runner import RunOutcome
 from plait.session import (
+    RunPlace,
     RunSettings,
     check_backends,
     discover,
@@ -74,23 +75,11 @@ async def resume_run(
         if isolation is Isolation.WORKTREE and git is not None:
             await _close_left_open(git, store, run_id, home)
         store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
-        return await drive(
-            plan,
-            analysis,
-            store,
-            run_id,
-            git,
-            isolation,
-            home,
-            root,
-            row.base or "",
-            row.branch,
-            jobs,
-            settings,
-            done,
-            attempts,
-            results,
-        )
+        place = RunPlace(
+            plan, analysis, store, run_id, git, isolation, home, root, row.base or "",
+            row.branch, jobs,
+        )  # fmt: skip
+        return await drive(place, settings, done, attempts, results)
 
 
 async def _reconcile(

@@ -159,39 +159,40 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
             task_ids=list(plan.tasks),
         )
         store.update_run(run_id, status="running", pid=os.getpid())
-        return await drive(
-            plan,
-            analysis,
-            store,
-            run_id,
-            git,
-            isolation,
-            home,
-            root,
-            base_commit,
-            branch,
-            jobs,
-            settings,
+        place = RunPlace(
+            plan, analysis, store, run_id, git, isolation, home, root, base_commit, branch, jobs
         )
+        return await drive(place, settings)
+
+
+@dataclass(frozen=True)
+class RunPlace:
+    """Where and on what a run works: what `start_run` and `resume_run` set up."""
+
+    plan: Plan
+    analysis: Analysis
+    store: Store
+    run_id: str
+    git: Git | None
+    isolation: Isolation
+    home: Path
+    root: Path
+    base_commit: str
+    branch: str | None
+    jobs: int
 
 
 async def drive(
-    plan: Plan,
-    analysis: Analysis,
-    store: Store,
-    run_id: str,
-    git: Git | None,
-    isolation: Isolation,
-    home: Path,
-    root: Path,
-    base_commit: str,
-    branch: str | None,
-    jobs: int,
+    place: RunPlace,
     settings: RunSettings,
     done: Mapping[str, Outcome] | None = None,
     attempts: Mapping[str, int] | None = None,
     results: Mapping[str, dict[str, Any]] | None = None,
 ) -> RunOutcome:
+    """Run the plan's tasks (those not already `done`) to their outcomes."""
+    plan, analysis, store, run_id = place.plan, place.analysis, place.store, place.run_id
+    git, isolation, home, root = place.git, place.isolation, place.home, place.root
+    base_commit, branch, jobs = place.base_commit, place.branch, place.jobs
     provider: WorkspaceProvider
     merge: MergeQueue | None = None
     pool: WorktreePool | None = None
