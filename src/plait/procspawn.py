@@ -6,7 +6,8 @@ and nothing else open; neither goes through a shell. `Popen` handles every case;
 `posix_spawn` skips its Python-level work (about a third of what starting a quick
 program costs plait) but has no working-directory argument on Python 3.11, so it is
 used only when the child runs in plait's own directory (a run with `isolation: none`
-started from its root). Every failure to start, on either path, gives the errors
+started from its root). Descriptors plait inherited open are closed in the child on
+both paths. Every failure to start, on either path, gives the errors
 `Popen` gives: the fast path falls back to it rather than guess at messages.
 """
 
@@ -79,7 +80,7 @@ _RESET_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name)
 )
 _found: dict[tuple[str, str], str] = {}  # (program, PATH) -> the executable it names
-_fds_clean: bool | None = None  # no inheritable descriptor above 2 (checked once)
+_inherited: tuple[int, ...] | None = None  # see _inherited_fds()
 
 
 def _executable(program: str, env: Mapping[str, str]) -> str | None:
@@ -99,26 +100,31 @@ def _executable(program: str, env: Mapping[str, str]) -> str | None:
     return found
 
 
-def _no_inheritable_fds() -> bool:
-    """posix_spawn cannot close descriptors the way `close_fds` does: it relies on
-    every descriptor above 2 being close-on-exec, as Python makes all it opens (PEP
-    446). One that plait inherited open (a jobserver pipe, say) turns the fast path
-    off for the whole process."""
-    global _fds_clean
-    if _fds_clean is None:
+def _inherited_fds() -> tuple[int, ...] | None:
+    """Descriptors above 2 that a child would inherit, to close in it; None if unknown.
+
+    posix_spawn cannot close descriptors the way `close_fds` does, and every one plait
+    opens is close-on-exec (PEP 446); what is left is what plait itself inherited open
+    (a jobserver pipe, a terminal's spare descriptor). Listed once: plait opens no
+    inheritable descriptor later, and one of these closed meanwhile makes the spawn
+    fail, which falls back to Popen.
+    """
+    global _inherited
+    if _inherited is None:
         try:
-            fds = [int(name) for name in os.listdir("/proc/self/fd")]
+            names = os.listdir("/proc/self/fd")
         except OSError:
-            fds = []
-        clean = bool(fds)
-        for fd in fds:
+            return None
+        fds = []
+        for fd in map(int, names):
             if fd > 2:
                 try:
-                    clean = clean and not os.get_inheritable(fd)
+                    if os.get_inheritable(fd):
+                        fds.append(fd)
                 except OSError:  # the listing's own descriptor, closed since
                     continue
-        _fds_clean = clean
-    return _fds_clean
+        _inherited = tuple(fds)
+    return _inherited
 
 
 def _fast(
@@ -127,7 +133,8 @@ def _fast(
     """posix_spawn when it behaves exactly as Popen would; None when it cannot."""
     if not hasattr(os, "posix_spawn") or any(0 <= fd <= 2 for fd in fds):
         return None  # dup2 onto itself would leave the descriptor close-on-exec
-    if os.fspath(cwd) != os.getcwd() or not _no_inheritable_fds():
+    inherited = _inherited_fds()
+    if os.fspath(cwd) != os.getcwd() or inherited is None:
         return None
     program = _executable(argv[0], env)
     if program is None:
@@ -139,6 +146,7 @@ def _fast(
         else (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
         (os.POSIX_SPAWN_DUP2, out_fd, 1),
         (os.POSIX_SPAWN_DUP2, err_fd, 2),
+        *((os.POSIX_SPAWN_CLOSE, fd) for fd in inherited),
     ]
     try:
         pid = os.posix_spawn(
