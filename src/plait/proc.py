@@ -4,8 +4,9 @@ Every program plait starts (agents, checks) goes through `run_process`:
 
 - argv list, never a shell; its own session and process group (`start_new_session`);
   no `preexec_fn`, so CPython keeps its vfork fast path;
-- the prompt fed on stdin from bytes, written as the pipe drains, so a huge prompt
-  never deadlocks against a full stdout pipe, and a child that never reads stdin is fine;
+- the prompt fed on stdin from bytes: what fits in the pipe before the child starts, the
+  rest as the pipe drains, so a huge prompt never deadlocks against a full stdout pipe,
+  and a child that never reads stdin is fine;
 - stdout and stderr streamed, interleaved, into a log file capped in size (past the cap
   output is still read and discarded, so the child never blocks); stdout is also
   captured (capped) for the backend to parse, and handed line by line to `on_line`
@@ -43,7 +44,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from plait import procsweep
-from plait.procio import TAIL_BYTES, LogFile, Output, PipeReader, PipeWriter, watcher
+from plait.procio import CHUNK, TAIL_BYTES, LogFile, Output, PipeReader, PipeWriter, watcher
 from plait.procspawn import ProgramNotFound as ProgramNotFound
 from plait.procspawn import SpawnError as SpawnError
 from plait.procspawn import Started, spawn
@@ -281,6 +282,21 @@ async def _wait_for(future: asyncio.Future[None], timeout: float | None) -> bool
     return future.done()
 
 
+def _prefill(fd: int, data: bytes) -> bytes:
+    """Write what fits of `data` into an empty pipe before the child starts; the rest.
+
+    Most prompts fit in the pipe's buffer (64 KiB), and then nothing needs feeding
+    while the child runs."""
+    os.set_blocking(fd, False)
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view[:CHUNK]) :]
+    except BlockingIOError:
+        pass
+    return bytes(view)
+
+
 async def run_process(
     argv: Sequence[str],
     *,
@@ -321,6 +337,12 @@ async def run_process(
     started = time.monotonic()
     try:
         in_r, in_w = pipe() if stdin is not None else (None, None)
+        if in_w is not None and stdin is not None:
+            stdin = _prefill(in_w, stdin)
+            if not stdin:  # all of it is in the pipe already: the child sees EOF after it
+                os.close(in_w)
+                opened.remove(in_w)
+                in_w = None
         out_r, out_w = pipe()
         err_r, err_w = pipe()
         stdin_fd = in_r if in_r is not None else subprocess.DEVNULL

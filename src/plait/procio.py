@@ -11,7 +11,8 @@
   past the cap output is still read and discarded, so the child never blocks), stdout
   also captured up to its own cap for the backend to parse and handed line by line to
   `on_line`, and the tails of both kept in memory for notes;
-- `LogFile` is the attempt's log: that output plus plait's own ``[plait]`` notes.
+- `LogFile` is the attempt's log: that output plus plait's own ``[plait]`` notes,
+  created with its first byte.
 
 Plain file descriptors and `os.read`/`os.write` throughout: a run of quick agents
 opens thousands of these, and the buffered file objects cost more than the writes.
@@ -38,15 +39,14 @@ class LogFile:
     """The attempt's log file: capped program output plus plait's `[plait]` notes.
 
     Unbuffered, so `plait logs` and the board see output while the agent runs. The
-    folder is created if missing (one failed `open` costs less than a `mkdir` each time).
+    file is created with the first byte written: a program that prints nothing leaves
+    no log (a run of quick tasks would otherwise create thousands of empty files, each
+    a creation the file system pays for), and its folder is made if missing.
     """
 
     def __init__(self, path: Path | str, cap: int) -> None:
-        try:
-            self._fd = os.open(path, _LOG_FLAGS, 0o644)
-        except FileNotFoundError:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, _LOG_FLAGS, 0o644)
+        self.path = path
+        self._fd: int | None = None  # not opened yet; -1 once closed
         self._cap = cap
         self._written = 0
         self.truncated = False
@@ -83,19 +83,30 @@ class LogFile:
 
     def note(self, text: str) -> None:
         """Append one of plait's own lines (not counted against the cap)."""
-        if self._fd >= 0:
-            self._write_all(f"\n[plait] {text}\n".encode())
+        self._write_all(f"\n[plait] {text}\n".encode())
 
     def _write_all(self, data: bytes) -> None:
+        fd = self._fd
+        if fd is None:
+            fd = self._fd = self._open()
+        if fd < 0:  # closed: later notes are dropped
+            return
         view = memoryview(data)
         while view:
-            view = view[os.write(self._fd, view) :]
+            view = view[os.write(fd, view) :]
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, _LOG_FLAGS, 0o644)
+        except FileNotFoundError:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, _LOG_FLAGS, 0o644)
 
     def close(self) -> None:
         """Close the file; later notes are dropped. Safe to call twice."""
-        if self._fd >= 0:
+        if self._fd is not None and self._fd >= 0:
             os.close(self._fd)
-            self._fd = -1
+        self._fd = -1
 
 
 class Watcher:

@@ -383,10 +383,8 @@ class CliBackend(ABC):
         elif parsed.is_error:
             error = f"{self.name} reported an error: {reason or 'no detail given'}"
         else:
-            error = (
-                f"{self.name} exited 0 but printed no result (expected {self.result_hint}); "
-                f"see {request.log_file}"
-            )
+            error = f"{self.name} exited 0 but printed no result (expected {self.result_hint})"
+            error += f"; see {request.log_file}" if done.log_tail else " and nothing else"
         return AgentResult(AttemptStatus.FAILED, error=error[:2000], **common)
 
 
