@@ -98,6 +98,55 @@ def test_sync_waits_for_an_fsync_started_after_its_commit(
     assert store.task("r1", "t0").status == "running"
 
 
+def test_writes_synced_in_the_same_turn_share_one_commit(store: Store) -> None:
+    """Tasks started together record their starts in one commit, not one each."""
+    journal = Journal(store)
+    seen: list[str] = []
+
+    async def task(name: str) -> None:
+        journal.write(lambda: store.update_task("r1", name, status="running"))
+        await journal.sync()
+        seen.append(other_connection_statuses(store)[name])
+
+    async def main() -> int:
+        before = store.commits
+        async with asyncio.TaskGroup() as group:
+            for name in TASKS[:10]:
+                group.create_task(task(name))
+        return store.commits - before
+
+    assert asyncio.run(main()) == 1
+    journal.close()
+    assert seen == ["running"] * 10  # each was committed before its sync returned
+
+
+def test_a_failed_commit_reaches_every_waiter(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(store)
+    real_commit = store.commit
+
+    def failing() -> None:
+        real_commit()
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def task(name: str) -> str:
+        journal.write(lambda: store.update_task("r1", name, status="running"))
+        try:
+            await journal.sync()
+        except sqlite3.OperationalError as exc:
+            return str(exc)
+        return "synced"
+
+    async def main() -> list[str]:
+        monkeypatch.setattr(store, "commit", failing)
+        return list(await asyncio.gather(task("t0"), task("t1")))
+
+    assert asyncio.run(main()) == ["disk I/O error", "disk I/O error"]
+    monkeypatch.setattr(store, "commit", real_commit)
+    journal.close()
+
+
 def test_each_sync_is_covered_by_a_later_fsync(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,14 +5,16 @@ Every transition must be on disk before the step that depends on it, but a run o
 each one. Coroutines `write()` their transitions and then `await sync()`.
 
 A write runs its SQL at once, on the loop, in a transaction left open for the writes
-that follow; `sync()` commits it. The commit itself does not wait for the disk: while
-the journal is open the connection runs with ``synchronous = NORMAL``, and durability
-comes from an fsync of the write-ahead log on a worker thread, which `sync()` awaits.
-One fsync covers every commit made before it started, so commits that pile up while
-one fsync runs are made durable together by the next. That is what ``synchronous =
-FULL`` guarantees (the WAL synced after the commit, before anything depends on it),
-without the loop waiting for the disk or the worker thread touching the connection:
-the only thing it does is the fsync, with the GIL released.
+that follow; `sync()` commits it, once the loop has run what else was ready, so that
+transitions written in the same turn share the commit. The commit itself does not
+wait for the disk: while the journal is open the connection runs with ``synchronous =
+NORMAL``, and durability comes from an fsync of the write-ahead log on a worker
+thread, which `sync()` awaits. One fsync covers every commit made before it started,
+so commits that pile up while one fsync runs are made durable together by the next.
+That is what ``synchronous = FULL`` guarantees (the WAL synced after the commit,
+before anything depends on it), without the loop waiting for the disk or the worker
+thread touching the connection: the only thing it does is the fsync, with the GIL
+released.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Journal:
         self._open = False  # a transaction holds writes not committed yet
         self._committed = 0  # commits made
         self._durable = 0  # commits known to be on disk
+        self._committing: asyncio.Future[None] | None = None  # the commit asked for
         self._flushing: asyncio.Future[int] | None = None  # the fsync under way
         self._fsync: ThreadPoolExecutor | None = None
         self._closed = False
@@ -45,8 +48,22 @@ class Journal:
         op()
 
     async def sync(self) -> None:
-        """Wait until everything written so far is committed to disk."""
-        self._commit()
+        """Wait until everything written so far is committed to disk.
+
+        The commit waits for the loop to run what else is ready first: coroutines that
+        write and sync in the same turn of the loop (tasks started together, a task
+        ending as another starts) share one commit instead of one each.
+        """
+        if self._open:
+            committing = self._committing
+            if committing is None:
+                loop = asyncio.get_running_loop()
+                committing = self._committing = loop.create_future()
+                # Retrieved here so that a failure all waiters stopped waiting for is quiet.
+                committing.add_done_callback(lambda f: f.cancelled() or f.exception())
+                loop.call_soon(self._commit_now, committing)
+            # Shielded: a waiter cancelled must not cancel the commit others wait for.
+            await asyncio.shield(committing)
         target = self._committed
         while self._durable < target:
             flushing = self._flushing
@@ -62,6 +79,15 @@ class Journal:
             self._durable = max(self._durable, covered)
             if self._flushing is flushing:
                 self._flushing = None
+
+    def _commit_now(self, committing: asyncio.Future[None]) -> None:
+        self._committing = None
+        try:
+            self._commit()
+        except Exception as exc:  # the waiters raise it; the loop goes on
+            committing.set_exception(exc)
+        else:
+            committing.set_result(None)
 
     def _commit(self) -> None:
         if self._open:
