@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import jinja2
-
 from plait import proc
 from plait.agents.base import AgentRequest, AgentResult, AttemptStatus, Backend
 from plait.errors import GitError
 from plait.model import Agent, Outcome, ScopePolicy, Task
 from plait.scope import check_scope
-from plait.templates import render
+from plait.templates import TemplateProblem, render
 from plait.workspace import Change, SetupFailed, Workspace
 
 if TYPE_CHECKING:
@@ -125,7 +123,7 @@ async def run_attempt(
 
     try:
         prompt = render_prompt(ctx, task, notes)
-    except jinja2.TemplateError as exc:
+    except TemplateProblem as exc:
         early = AttemptFailure(Outcome.ERRORED, f"prompt template: {exc}", "")
         return None, await _end_early(ctx, task, attempt, early), None, ws
     request = _request(ctx, task, agent, backend, slot, attempt, ws, attempt_dir, prompt)

@@ -9,22 +9,31 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
-
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from plait.model import TASK_ATTRIBUTES
 
-_env = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,
-)
+if TYPE_CHECKING:
+    from jinja2 import Template, nodes
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+@functools.cache
+def _env() -> ImmutableSandboxedEnvironment:
+    # Jinja is imported on the first templated prompt: most plans have none.
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
 
 
 class TemplateProblem(ValueError):
-    """A prompt is not a valid template. `line` is 1-based within the prompt."""
+    """A prompt is not a valid template, or does not render (an undefined name, a
+    sandbox refusal). `line` is 1-based within the prompt, when known."""
 
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
@@ -33,14 +42,19 @@ class TemplateProblem(ValueError):
 
 def _refs(tree: nodes.Template) -> list[tuple[str, str | None]]:
     """(task id, attribute or None) for every `tasks.X` / `tasks['X']` in the tree."""
+    from jinja2 import nodes  # already loaded: the tree came from Jinja
+
     found: list[tuple[str, str | None]] = []
 
+    def is_tasks(node: nodes.Node) -> bool:
+        return isinstance(node, nodes.Name) and node.name == "tasks"
+
     def task_of(node: nodes.Node) -> str | None:
-        if isinstance(node, nodes.Getattr) and _is_tasks(node.node):
+        if isinstance(node, nodes.Getattr) and is_tasks(node.node):
             return node.attr
         if (
             isinstance(node, nodes.Getitem)
-            and _is_tasks(node.node)
+            and is_tasks(node.node)
             and isinstance(node.arg, nodes.Const)
             and isinstance(node.arg.value, str)
         ):
@@ -62,13 +76,11 @@ def _refs(tree: nodes.Template) -> list[tuple[str, str | None]]:
     return found
 
 
-def _is_tasks(node: nodes.Node) -> bool:
-    return isinstance(node, nodes.Name) and node.name == "tasks"
-
-
 def parse(prompt: str) -> nodes.Template:
+    from jinja2 import TemplateSyntaxError  # only a templated prompt gets here
+
     try:
-        return _env.parse(prompt)
+        return _env().parse(prompt)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from exc
 
@@ -100,11 +112,20 @@ def _cached_refs(prompt: str) -> dict[str, frozenset[str]]:
 
 
 def render(prompt: str, context: Mapping[str, Any]) -> str:
-    """Render a prompt in the sandbox; an undefined name is an error, not ''."""
-    return _compiled(prompt).render(context)
+    """Render a prompt in the sandbox; an undefined name is an error, not ''.
+
+    Raises TemplateProblem, with Jinja's own message, for any of Jinja's errors.
+    """
+    from jinja2 import TemplateError, TemplateSyntaxError  # only a templated prompt gets here
+
+    try:
+        return _compiled(prompt).render(context)
+    except TemplateError as exc:
+        line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
+        raise TemplateProblem(str(exc), line) from exc
 
 
 @functools.lru_cache(maxsize=1024)
 def _compiled(prompt: str) -> Template:
     # Retries and re-runs render the same prompt again: compile it once.
-    return _env.from_string(prompt)
+    return _env().from_string(prompt)
