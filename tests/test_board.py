@@ -17,9 +17,9 @@ from plait.board import (
     BoardRow,
     BoardSnapshot,
     LiveBoard,
-    format_event_line,
     render_board,
 )
+from plait.eventline import format_event_line
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("PLAIT_UPDATE_SNAPSHOTS") == "1"

@@ -3,18 +3,14 @@
 The runner hands `LiveBoard.update` a frozen `BoardSnapshot` (storing a reference is
 all it costs); rich's own refresh thread calls back for the renderable a few times a
 second. Drawing therefore never runs on the run's event loop. Without a terminal
-the runner prints `format_event_line` for each event instead.
+the runner prints `plait.eventline.format_event_line` for each event instead.
 """
 
 from __future__ import annotations
 
-import re
-import time
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 from rich.cells import cell_len, set_cell_size
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -23,6 +19,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
+from plait.eventline import clean_line
 from plait.report import fmt_cost, fmt_duration
 
 
@@ -82,12 +79,6 @@ _RANK = {s: 0 if s in ACTIVE else i for i, s in enumerate(STATES)}
 _HIDE_FIRST = {"waiting": 0, "ready": 1, "skipped": 2, "cancelled": 3}
 
 BAR_WIDTH = 24
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07?|[\x00-\x08\x0a-\x1f\x7f]")
-
-
-def clean_line(line: str) -> str:
-    """An agent's output line made safe for one board cell: no escapes, no controls."""
-    return _ANSI.sub("", line).replace("\t", " ").strip()
 
 
 def order_rows(rows: tuple[BoardRow, ...] | list[BoardRow]) -> list[BoardRow]:
@@ -269,71 +260,3 @@ class LiveBoard:
     ) -> None:
         # stop() draws one last frame, so the final state stays on screen
         self._live.stop()
-
-
-def _one_line(value: object, limit: int = 160) -> str:
-    text = " ".join(clean_line(str(value).replace("\n", " ").replace("\r", " ")).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _files(value: Any) -> str:
-    files = [str(f) for f in value] if isinstance(value, list | tuple) else [str(value)]
-    shown = ", ".join(files[:5]) + (f" (+{len(files) - 5})" if len(files) > 5 else "")
-    return _one_line(shown)
-
-
-def _message(e: Mapping[str, Any]) -> str:
-    kind = str(e.get("kind", "?"))
-    n = e.get("attempt")
-    took = f" in {fmt_duration(float(e['duration_s']))}" if e.get("duration_s") is not None else ""
-    err = f": {_one_line(e['error'])}" if e.get("error") else ""
-    status = str(e.get("status") or e.get("outcome") or "")
-    match kind:
-        case "run_started":
-            extra = "".join(f" · {k} {e[k]}" for k in ("tasks", "jobs") if e.get(k) is not None)
-            return f"run {e.get('run', '')} started{extra}"
-        case "run_finished":
-            wall = e.get("wall_s", e.get("duration_s"))
-            took = f" in {fmt_duration(float(wall))}" if wall is not None else ""
-            return f"run finished: {status or 'done'}{took}{err}"
-        case "task_started":
-            return "started"
-        case "attempt_started":
-            why = e.get("reason") or e.get("attempt_kind") or ""
-            why = f" ({why})" if why and why != "first" else ""
-            return f"started attempt {n}{why}" if n is not None else f"started attempt{why}"
-        case "attempt_finished":
-            return f"attempt {n} {status or 'finished'}{took}{err}"
-        case "task_finished":
-            return f"{status or 'finished'}{took}{err}"
-        case "merged":
-            commit = str(e.get("commit") or "")[:10]
-            files = e.get("files")
-            count = f" ({len(files)} files)" if isinstance(files, list | tuple) else ""
-            return f"merged {commit}{count}".rstrip()
-        case "conflict":
-            where = f" in {_files(e['files'])}" if e.get("files") else ""
-            return f"merge conflict{where}, re-running on the new tip"
-        case "verify_started":
-            return "verify started"
-        case "verify_finished":
-            return f"verify {status or ('passed' if e.get('ok') else 'failed')}{took}{err}"
-        case "retry":
-            return f"retrying as attempt {n}{err}" if n is not None else f"retrying{err}"
-        case "skipped":
-            why = e.get("reason") or e.get("error") or ""
-            return f"skipped: {_one_line(why)}" if why else "skipped"
-        case "rate_limited":
-            wait = e.get("wait_s")
-            return "rate-limited" + (f", retrying in {fmt_duration(float(wait))}" if wait else "")
-    skip = {"t", "seq", "run", "kind", "task"}
-    extra = " ".join(f"{k}={_one_line(v, 60)}" for k, v in e.items() if k not in skip)
-    return f"{kind.replace('_', ' ')} {extra}".rstrip()
-
-
-def format_event_line(event: Mapping[str, Any]) -> str:
-    """One plain line per event for logs and pipes: '12:03:04 api        started attempt 1'."""
-    t = event.get("t")
-    clock = time.strftime("%H:%M:%S", time.localtime(float(t))) if t is not None else "--:--:--"
-    who = event.get("task") or "run"
-    return f"{clock} {clean_line(str(who)):<10} {_message(event)}"

@@ -8,18 +8,21 @@ process exits with it after a one-paragraph message on stderr.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import sys
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from plait import errors
 from plait.model import Plan
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="plait",
@@ -38,8 +41,21 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 
 T = TypeVar("T")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+@functools.cache
+def out() -> Console:
+    """rich's console on stdout, made when something is first printed with it."""
+    from rich.console import Console  # lazily: `plait run --json` never prints with rich
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def err() -> Console:
+    """rich's console on stderr, made when something is first printed with it."""
+    from rich.console import Console  # lazily: `plait run --json` never prints with rich
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Exit(Exception):
@@ -126,13 +142,13 @@ def init(
         raise errors.UsageError(f"--backend {backend!r} is not a backend; use one of {names}")
     plan = Path("plait.yaml")
     if plan.exists() and not force:
-        err.print("plait.yaml exists; kept it (use --force to overwrite)")
+        err().print("plait.yaml exists; kept it (use --force to overwrite)")
     else:
         plan.write_text(STARTER_PLAN, encoding="utf-8")
-        out.print(f"wrote {plan}")
+        out().print(f"wrote {plan}")
     for path in write_profiles(Path.cwd(), backend, force=force):
-        out.print(f"wrote {path.relative_to(Path.cwd())}")
-    out.print("next: edit plait.yaml, then `plait plan` to see what would run in parallel")
+        out().print(f"wrote {path.relative_to(Path.cwd())}")
+    out().print("next: edit plait.yaml, then `plait plan` to see what would run in parallel")
 
 
 @app.command()
@@ -160,12 +176,12 @@ def plan(
     elif as_json:
         _print_json(planview.to_json(result))
     else:
-        out.print(planview.render_text(result))
+        out().print(planview.render_text(result))
     if html is not None:
         from plait.reports import predicted_html
 
         html.write_text(predicted_html(result), encoding="utf-8")
-        err.print(f"wrote {html}")
+        err().print(f"wrote {html}")
 
 
 def _history(loaded: Plan) -> dict[str, list[float]]:
@@ -208,7 +224,7 @@ def run(
 
     loaded = _load(path)
     root = (loaded.root or Path.cwd()).resolve()
-    with open_display(as_json, out) as sink:
+    with open_display(as_json, None if as_json else out()) as sink:
         settings = RunSettings(jobs=jobs, fail_fast=fail_fast, sink=sink)
         outcome = _await(start_run(loaded, settings))
     _finish(outcome.run_id, root, outcome.exit_code, outcome.messages, as_json, apply)
@@ -227,7 +243,7 @@ def resume(
     from plait.resume import resume_run
     from plait.session import RunSettings
 
-    with open_display(as_json, out) as sink:
+    with open_display(as_json, None if as_json else out()) as sink:
         settings = RunSettings(jobs=jobs, sink=sink)
         outcome = _await(resume_run(run_id, settings, cwd=Path.cwd()))
     _finish(outcome.run_id, Path.cwd(), outcome.exit_code, outcome.messages, as_json, False)
@@ -249,9 +265,9 @@ def _finish(
     if as_json:
         _print_json(data)
     else:
-        out.print(summary_text(data))
+        out().print(summary_text(data))
     for message in messages:
-        err.print(message)
+        err().print(message)
     raise Exit(code)
 
 
@@ -298,7 +314,7 @@ def status(
     if as_json:
         _print_json(data)
     else:
-        out.print(status_text(data))
+        out().print(status_text(data))
 
 
 @app.command()
@@ -311,7 +327,7 @@ def runs(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(data)
     else:
-        out.print(runs_text(data))
+        out().print(runs_text(data))
 
 
 @app.command()
@@ -355,11 +371,11 @@ def report(
         timeline = timeline_from_store(store, _pick_run(store, run_id))
     if html is not None:
         html.write_text(render_html(timeline), encoding="utf-8")
-        err.print(f"wrote {html}")
+        err().print(f"wrote {html}")
     if as_json:
         _print_json(rendering.to_json(timeline))
     elif html is None:
-        out.print(rendering.render_text(timeline))
+        out().print(rendering.render_text(timeline))
 
 
 @app.command("apply")
@@ -367,7 +383,7 @@ def apply_cmd(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
     """Merge a run's result into the current branch (only with a clean working tree)."""
     from plait.apply import apply_run
 
-    out.print(_await(apply_run(Path.cwd(), run_id)))
+    out().print(_await(apply_run(Path.cwd(), run_id)))
 
 
 @app.command()
@@ -382,7 +398,7 @@ def clean(
     """Remove plait's worktrees (and task branches) for one run or all runs."""
     from plait.apply import clean_runs
 
-    out.print(_await(clean_runs(Path.cwd(), run_id, branches=branches)))
+    out().print(_await(clean_runs(Path.cwd(), run_id, branches=branches)))
 
 
 @app.command()
@@ -394,7 +410,7 @@ def agents(path: PlanArg = Path("plait.yaml"), as_json: JsonOpt = False) -> None
     if as_json:
         _print_json(rows)
     else:
-        out.print(inventory_text(rows))
+        out().print(inventory_text(rows))
     if any(not r["ok"] for r in rows):
         raise Exit(3)
 
@@ -407,7 +423,7 @@ def demo(
     """A throwaway repository and a plan of scripted agents, run end to end."""
     from plait.demo import run_demo
 
-    raise Exit(run_demo(keep, jobs or 4, out))
+    raise Exit(run_demo(keep, jobs or 4, out()))
 
 
 # --- entry --------------------------------------------------------------------
@@ -420,12 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exit as exc:
         return exc.code
     except errors.Error as exc:
-        err.print(exc.message, markup=False)
+        err().print(exc.message, markup=False)
         return exc.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        err.print("interrupted")
+        err().print("interrupted")
         return 130
     except Exception as exc:
         # Usage errors from the argument parser (click's, or typer's own copy of it).

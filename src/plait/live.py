@@ -13,11 +13,12 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from plait.board import BoardRow, BoardSnapshot, LiveBoard, format_event_line
+from plait.eventline import format_event_line
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from plait.board import BoardSnapshot
     from plait.runner import Driver
 
 SNAPSHOT_INTERVAL_S = 0.1
@@ -27,6 +28,8 @@ class LiveView:
     """Feeds the board from a running driver."""
 
     def __init__(self, console: Console) -> None:
+        from plait.board import LiveBoard  # rich: only a terminal shows the board
+
         self.board = LiveBoard(console)
         self.driver: Driver | None = None
         self._last = 0.0
@@ -54,6 +57,8 @@ class LiveView:
 
 def snapshot(driver: Driver) -> BoardSnapshot:
     """The board's view of a driver at this moment."""
+    from plait.board import BoardRow, BoardSnapshot  # rich, like the board that shows it
+
     now = time.monotonic()
     rows = []
     done = 0
@@ -106,9 +111,10 @@ FINISHED = {"succeeded", "merged", "failed", "errored", "conflicted", "skipped",
 
 
 @contextlib.contextmanager
-def open_display(as_json: bool, console: Console) -> Iterator[Any]:
-    """A sink for the driver's events: board on a terminal, lines otherwise."""
-    if as_json:
+def open_display(as_json: bool, console: Console | None) -> Iterator[Any]:
+    """A sink for the driver's events: board on a terminal, lines otherwise, none for
+    --json (or without a console: `run --json` never loads rich to make one)."""
+    if as_json or console is None:
         yield None
         return
     if console.is_terminal:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from plait.board import format_event_line
+from plait.eventline import format_event_line
 from plait.runlock import pid_alive
 from plait.store import Store
 from plait.storeschema import RunRow
