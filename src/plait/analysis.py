@@ -17,7 +17,6 @@ bitsets (Python ints) over just those tasks, never a full transitive closure.
 from __future__ import annotations
 
 import heapq
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -402,6 +401,8 @@ def _durations(
         if task.estimate_s is not None:
             durations[t] = float(task.estimate_s)
         elif past:
+            import statistics  # imported here: only run history needs it (and its imports)
+
             durations[t] = float(statistics.median(past))
         else:
             durations[t] = DEFAULT_ESTIMATE_S

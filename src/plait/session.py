@@ -28,7 +28,6 @@ from plait.merge import MergeQueue
 from plait.model import Isolation, Outcome, Plan
 from plait.planfile import validate_plan
 from plait.pool import POOL_DIR, WorktreePool, pool_size
-from plait.profiles import resolve_agent
 from plait.runlock import RunLock
 from plait.runner import Driver, EventSink, RunOutcome
 from plait.store import Store, new_run_id, state_home
@@ -52,8 +51,13 @@ def with_agents(plan: Plan) -> Plan:
     if plan.on_verify_failure is not None:
         used.add(plan.on_verify_failure.agent)
     agents = dict(plan.agents)
-    for name in sorted(used - agents.keys()):
-        agents[name] = resolve_agent(plan, name)
+    if missing := sorted(used - agents.keys()):
+        # Imported here: profiles are read with the pydantic models, which a plan
+        # built in Python does not otherwise need.
+        from plait.profiles import resolve_agent
+
+        for name in missing:
+            agents[name] = resolve_agent(plan, name)
     return dataclasses.replace(plan, agents=agents)
 
 
