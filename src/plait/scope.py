@@ -92,6 +92,8 @@ def outside_symlinks(root: Path, changed: Sequence[str]) -> list[str]:
     (relative to the link's folder, through other links); a dangling link is
     judged by where it points.
     """
+    if not changed:  # the common case, and resolving `root` walks every folder above it
+        return []
     base = os.path.realpath(root)
     flagged: list[str] = []
     for rel in changed:
