@@ -1,8 +1,9 @@
 """The plan's shape as pydantic models: types, defaults, descriptions, the JSON Schema.
 
-`plait.planfile` reads the usual plan without these models (building them is a
-tenth of a second of start-up); they judge every plan it does not accept plainly,
-report its problems, and give the schema.
+`plait.planfile` judges every plan with these models; they also report its
+problems and give the schema. Each field's description is given to `Field`, not
+written as an attribute docstring: pydantic would read those from this file's
+source on every start-up (~15 ms, more than half of building the models).
 
 Pydantic checks shapes only (is `needs` a list of text?). Bounds and references
 live in `plait.planrules`, so Python-built plans get them too; the bounds also
@@ -49,70 +50,119 @@ EnvValue = Annotated[
 ]
 
 
-def _bounds(low: float, high: float | None = None) -> Any:
+def _bounds(low: float, high: float | None = None, *, description: str) -> Any:
     extra: dict[str, float] = {"minimum": low}
     if high is not None:
         extra["maximum"] = high
-    return Field(default=None, json_schema_extra=extra)  # type: ignore[arg-type]
+    return Field(default=None, json_schema_extra=extra, description=description)  # type: ignore[arg-type]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class AgentSpec(_Spec):
     """An agent role: instructions plus the backend that runs it."""
 
-    backend: str | None = None
-    """How the agent runs: command, claude, codex, gemini, aider, cursor, opencode or amp.
-    Default: `command` when `command` is given, else `claude`."""
-    command: Argv | None = None
-    """For the command backend: the argv to start (the prompt arrives on standard input)."""
-    model: str | None = None
-    """The model the backend should use, in its own naming (e.g. opus, gpt-5)."""
-    instructions: str | None = None
-    """The role's standing instructions, given to the agent before the task's prompt."""
-    description: str | None = None
-    """One line saying what this role is for."""
-    permission: Literal["read", "edit", "full"] | None = None
-    """What the agent may do: read, edit (files only; the default) or full."""
-    tools: Tools | None = None
-    """Claude Code tool names the agent may use (a list, or one comma-separated string)."""
-    args: list[str] | None = None
-    """Extra arguments appended to the backend's own command line."""
-    env: dict[str, EnvValue] | None = None
-    """Extra environment variables for this agent."""
+    backend: str | None = Field(
+        default=None,
+        description=(
+            "How the agent runs: command, claude, codex, gemini, aider, cursor, opencode or amp.\n"
+            "Default: `command` when `command` is given, else `claude`."
+        ),
+    )
+    command: Argv | None = Field(
+        default=None,
+        description=(
+            "For the command backend: the argv to start (the prompt arrives on standard input)."
+        ),
+    )
+    model: str | None = Field(
+        default=None,
+        description="The model the backend should use, in its own naming (e.g. opus, gpt-5).",
+    )
+    instructions: str | None = Field(
+        default=None,
+        description=(
+            "The role's standing instructions, given to the agent before the task's prompt."
+        ),
+    )
+    description: str | None = Field(
+        default=None, description="One line saying what this role is for."
+    )
+    permission: Literal["read", "edit", "full"] | None = Field(
+        default=None,
+        description="What the agent may do: read, edit (files only; the default) or full.",
+    )
+    tools: Tools | None = Field(
+        default=None,
+        description=(
+            "Claude Code tool names the agent may use (a list, or one comma-separated string)."
+        ),
+    )
+    args: list[str] | None = Field(
+        default=None, description="Extra arguments appended to the backend's own command line."
+    )
+    env: dict[str, EnvValue] | None = Field(
+        default=None, description="Extra environment variables for this agent."
+    )
 
 
 class TaskSpec(_Spec):
     """One unit of agent work."""
 
-    agent: str | None = None
-    """The agent role that does the task: a name under `agents:` or a profile file."""
-    prompt: str | None = None
-    """What to do. May use {{ tasks.<id>.output }} (also .commit, .branch, .changed_files)."""
-    prompt_file: str | None = None
-    """A file holding the prompt, relative to the plan file (instead of `prompt`)."""
-    needs: OneOrMany | None = None
-    """Task ids that must succeed and be merged before this task starts."""
-    writes: list[str] | None = None
-    """Globs, from the repository root, of the files this task may change."""
-    reads: list[str] | None = None
-    """Globs of files this task reads: it runs after any task that writes them."""
-    verify: CommandSpec | None = None
-    """A check run in the task's workspace before its merge (argv list, or a shell line)."""
-    timeout: Duration | None = _bounds(*TIMEOUT_RANGE)
-    """How long the agent may run: 90s, 30m, 2h, 1h30m or seconds (1s to 7d)."""
-    retries: int | None = _bounds(0, RETRIES_MAX)
-    """Extra attempts after a failure (0 to 10)."""
-    estimate: Duration | None = _bounds(0)
-    """Expected duration, for planning before any run history exists."""
-    env: dict[str, EnvValue] | None = None
-    """Extra environment variables for the agent."""
-    output: str | None = None
-    """A path in the workspace whose content becomes the task's output."""
-    continue_on_error: bool | None = None
-    """A failure does not fail the run (tasks that need this one are still skipped)."""
+    agent: str | None = Field(
+        default=None,
+        description="The agent role that does the task: a name under `agents:` or a profile file.",
+    )
+    prompt: str | None = Field(
+        default=None,
+        description=(
+            "What to do. May use {{ tasks.<id>.output }} (also .commit, .branch, .changed_files)."
+        ),
+    )
+    prompt_file: str | None = Field(
+        default=None,
+        description="A file holding the prompt, relative to the plan file (instead of `prompt`).",
+    )
+    needs: OneOrMany | None = Field(
+        default=None,
+        description="Task ids that must succeed and be merged before this task starts.",
+    )
+    writes: list[str] | None = Field(
+        default=None,
+        description="Globs, from the repository root, of the files this task may change.",
+    )
+    reads: list[str] | None = Field(
+        default=None,
+        description="Globs of files this task reads: it runs after any task that writes them.",
+    )
+    verify: CommandSpec | None = Field(
+        default=None,
+        description=(
+            "A check run in the task's workspace before its merge (argv list, or a shell line)."
+        ),
+    )
+    timeout: Duration | None = _bounds(
+        *TIMEOUT_RANGE,
+        description="How long the agent may run: 90s, 30m, 2h, 1h30m or seconds (1s to 7d).",
+    )
+    retries: int | None = _bounds(
+        0, RETRIES_MAX, description="Extra attempts after a failure (0 to 10)."
+    )
+    estimate: Duration | None = _bounds(
+        0, description="Expected duration, for planning before any run history exists."
+    )
+    env: dict[str, EnvValue] | None = Field(
+        default=None, description="Extra environment variables for the agent."
+    )
+    output: str | None = Field(
+        default=None, description="A path in the workspace whose content becomes the task's output."
+    )
+    continue_on_error: bool | None = Field(
+        default=None,
+        description="A failure does not fail the run (tasks that need this one are still skipped).",
+    )
 
 
 class DefaultsSpec(TaskSpec):
@@ -122,10 +172,10 @@ class DefaultsSpec(TaskSpec):
 class FixerSpec(_Spec):
     """The task started when the plan's verify fails; it gets the failure output."""
 
-    agent: str | None = None
-    """The agent that fixes the failure (default: defaults.agent)."""
-    prompt: str
-    """What the fixer should do."""
+    agent: str | None = Field(
+        default=None, description="The agent that fixes the failure (default: defaults.agent)."
+    )
+    prompt: str = Field(description="What the fixer should do.")
 
 
 class PlanSpec(_Spec):
@@ -133,40 +183,76 @@ class PlanSpec(_Spec):
 
     model_config = ConfigDict(title="plait plan")
 
-    version: int = Field(default=1, json_schema_extra={"const": 1})
-    """The plan format version: 1."""
-    name: str | None = None
-    """The plan's name, used to find earlier runs of it (default: the file name)."""
-    base: str | None = None
-    """The git ref every run starts from (default: HEAD)."""
-    jobs: int | None = _bounds(*JOBS_RANGE)
-    """How many agents run at once (default 4; `plait run -j` overrides)."""
-    defaults: DefaultsSpec | None = None
-    """Any task field, applied to every task that does not set it."""
-    setup: list[CommandSpec] | None = None
-    """Commands run in every new workspace before its agent."""
-    copy_: list[str] | None = Field(default=None, alias="copy")
-    """Untracked files copied from the main checkout into each workspace (globs)."""
-    verify: CommandSpec | None = None
-    """A check run on the integration branch after the last merge."""
-    verify_each_merge: bool | None = None
-    """Also run `verify` on every merge result, and refuse merges that fail it."""
-    on_verify_failure: FixerSpec | None = None
-    """A fixer task ({agent, prompt}) started with the output of a failing `verify`."""
-    max_conflict_reruns: int | None = _bounds(0, RERUNS_MAX)
-    """How often a task is re-run on top of the new tip after a merge conflict (default 2)."""
-    scope: Literal["enforce", "warn"] | None = None
-    """What a change outside a task's `writes` does: fail the task (enforce) or warn."""
-    isolation: Literal["worktree", "none"] | None = None
-    """worktree: each task in its own git worktree; none: all in the checkout itself."""
-    budget_usd: float | None = Field(default=None, json_schema_extra={"exclusiveMinimum": 0})
-    """Stop starting tasks once the agents report spending this much."""
-    agents: dict[str, AgentSpec] | None = None
-    """Agent roles by name (profiles in .plait/agents/ and .claude/agents/ also count)."""
-    tasks: dict[str, TaskSpec] = Field(
-        json_schema_extra={"propertyNames": {"pattern": f"^{TASK_ID_RE.pattern}$"}}
+    version: int = Field(
+        default=1, json_schema_extra={"const": 1}, description="The plan format version: 1."
     )
-    """The tasks, by id (lowercase letters, digits, '-' and '_')."""
+    name: str | None = Field(
+        default=None,
+        description="The plan's name, used to find earlier runs of it (default: the file name).",
+    )
+    base: str | None = Field(
+        default=None, description="The git ref every run starts from (default: HEAD)."
+    )
+    jobs: int | None = _bounds(
+        *JOBS_RANGE,
+        description="How many agents run at once (default 4; `plait run -j` overrides).",
+    )
+    defaults: DefaultsSpec | None = Field(
+        default=None, description="Any task field, applied to every task that does not set it."
+    )
+    setup: list[CommandSpec] | None = Field(
+        default=None, description="Commands run in every new workspace before its agent."
+    )
+    copy_: list[str] | None = Field(
+        default=None,
+        alias="copy",
+        description="Untracked files copied from the main checkout into each workspace (globs).",
+    )
+    verify: CommandSpec | None = Field(
+        default=None, description="A check run on the integration branch after the last merge."
+    )
+    verify_each_merge: bool | None = Field(
+        default=None,
+        description="Also run `verify` on every merge result, and refuse merges that fail it.",
+    )
+    on_verify_failure: FixerSpec | None = Field(
+        default=None,
+        description="A fixer task ({agent, prompt}) started with the output of a failing `verify`.",
+    )
+    max_conflict_reruns: int | None = _bounds(
+        0,
+        RERUNS_MAX,
+        description=(
+            "How often a task is re-run on top of the new tip after a merge conflict (default 2)."
+        ),
+    )
+    scope: Literal["enforce", "warn"] | None = Field(
+        default=None,
+        description=(
+            "What a change outside a task's `writes` does: fail the task (enforce) or warn."
+        ),
+    )
+    isolation: Literal["worktree", "none"] | None = Field(
+        default=None,
+        description=(
+            "worktree: each task in its own git worktree; none: all in the checkout itself."
+        ),
+    )
+    budget_usd: float | None = Field(
+        default=None,
+        json_schema_extra={"exclusiveMinimum": 0},
+        description="Stop starting tasks once the agents report spending this much.",
+    )
+    agents: dict[str, AgentSpec] | None = Field(
+        default=None,
+        description=(
+            "Agent roles by name (profiles in .plait/agents/ and .claude/agents/ also count)."
+        ),
+    )
+    tasks: dict[str, TaskSpec] = Field(
+        json_schema_extra={"propertyNames": {"pattern": f"^{TASK_ID_RE.pattern}$"}},
+        description="The tasks, by id (lowercase letters, digits, '-' and '_').",
+    )
 
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from plait.errors import PlanError, Problem
 from plait.model import PROFILE_DIRS, Agent, Plan
@@ -32,8 +32,10 @@ _FENCE = re.compile(r"^---[ \t]*$", re.MULTILINE)
 class ProfileSpec(AgentSpec):
     """Front matter of a `.plait/agents/<name>.md` profile."""
 
-    name: str | None = None
-    """The agent's name; plait refers to a profile by its file name."""
+    name: str | None = Field(
+        default=None,
+        description="The agent's name; plait refers to a profile by its file name.",
+    )
 
 
 def profile_names(root: Path) -> dict[str, Path]:
