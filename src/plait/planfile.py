@@ -250,11 +250,3 @@ def plan_json_schema() -> dict[str, Any]:
 
     schema = PlanSpec.model_json_schema(by_alias=True)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
-
-
-# ---------------------------------------------------------------- the plain reader
-# Accepts a plan only when every value has exactly the type the strict pydantic model
-# takes without question (text is str, a whole number is int and not bool, a list is
-# a list of str...), and converts it with the same functions the models use; it
-# refuses everything else, which pydantic then judges. Its result is what PlanSpec
-# would hold.
