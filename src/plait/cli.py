@@ -5,8 +5,8 @@ raises on purpose carries its exit code (2 plan or usage, 3 environment); the
 process exits with it after a one-paragraph message on stderr.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads every command's
+# annotations when it parses, and evaluating them from strings took ~5 ms per start.
 import contextlib
 import functools
 import gc
@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 
 @functools.cache
-def out() -> Console:
+def out() -> "Console":
     """rich's console on stdout, made when something is first printed with it."""
     from rich.console import Console  # lazily: `plait run --json` never prints with rich
 
@@ -51,7 +51,7 @@ def out() -> Console:
 
 
 @functools.cache
-def err() -> Console:
+def err() -> "Console":
     """rich's console on stderr, made when something is first printed with it."""
     from rich.console import Console  # lazily: `plait run --json` never prints with rich
 
