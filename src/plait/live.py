@@ -13,8 +13,6 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from plait.eventline import format_event_line
-
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -121,6 +119,8 @@ def open_display(as_json: bool, console: Console | None) -> Iterator[Any]:
         with LiveView(console) as view:
             yield view
         return
+
+    from plait.eventline import format_event_line  # imported here: --json prints no events
 
     def line(event: Mapping[str, Any]) -> None:
         sys.stdout.write(format_event_line(event) + "\n")

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from plait.eventline import format_event_line
 from plait.runlock import pid_alive
 from plait.store import Store
 from plait.storeschema import RunRow
@@ -142,6 +141,8 @@ def follow_events(
     poll_s: float = FOLLOW_POLL_S,
 ) -> None:
     """Print a run's events as they arrive, until the run is no longer running."""
+    from plait.eventline import format_event_line  # imported here: only --follow prints events
+
     seq = 0
     while True:
         for event in store.events(run_id, after_seq=seq):
