@@ -221,13 +221,15 @@ def run(
     """Run a plan: every agent in its own worktree, results merged through a queue."""
     from plait.live import open_display
     from plait.session import RunSettings, start_run
+    from plait.store import state_home
 
     loaded = _load(path)
     root = (loaded.root or Path.cwd()).resolve()
+    home = state_home(root)  # found once (a git call) for the run and its summary
     with open_display(as_json, None if as_json else out()) as sink:
         settings = RunSettings(jobs=jobs, fail_fast=fail_fast, sink=sink)
-        outcome = _await(start_run(loaded, settings))
-    _finish(outcome.run_id, root, outcome.exit_code, outcome.messages, as_json, apply)
+        outcome = _await(start_run(loaded, settings, home=home))
+    _finish(outcome.run_id, root, outcome.exit_code, outcome.messages, as_json, apply, home)
 
 
 @app.command()
@@ -250,11 +252,17 @@ def resume(
 
 
 def _finish(
-    run_id: str, root: Path, code: int, messages: list[str], as_json: bool, apply: bool
+    run_id: str,
+    root: Path,
+    code: int,
+    messages: list[str],
+    as_json: bool,
+    apply: bool,
+    home: Path | None = None,
 ) -> None:
     from plait.status import run_json, summary_text
 
-    with _store(root) as store:
+    with _store(root, home) as store:
         data = run_json(store, run_id)
     if apply and code == 0:
         from plait.apply import apply_run
@@ -271,10 +279,10 @@ def _finish(
     raise Exit(code)
 
 
-def _store(root: Path) -> Any:
+def _store(root: Path, home: Path | None = None) -> Any:
     from plait.store import Store, state_home
 
-    home = state_home(root.resolve())
+    home = home or state_home(root.resolve())
     if not (home / "state.db").exists():
         raise errors.RunNotFound(
             f"no plait runs in {root.resolve()} yet; start one with `plait run`"
