@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import random
@@ -21,6 +22,7 @@ from plait.analysis import (
     Exclusion,
     analyze,
     format_duration,
+    reestimate,
 )
 from plait.errors import PlanError
 from plait.globs import scopes_overlap
@@ -525,3 +527,28 @@ def test_text_view_survives_a_narrow_terminal() -> None:
     console.print(render_text(a))
     text = console.export_text()
     assert "docs/api.md" in text and "a → b" in text and "b ↔ e" in text
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    small_plans(),
+    st.sets(st.integers(0, 8)),
+    st.dictionaries(
+        st.sampled_from([f"t{i}" for i in range(10)]),
+        st.lists(st.sampled_from([0.5, 3.0, 7.0, 40.0]), max_size=3),
+    ),
+)
+def test_reestimate_is_analyze_with_history(
+    plan: Plan, unestimated: set[int], history: dict[str, list[float]]
+) -> None:
+    """A run analyses once, then again with its history: the second needs no new graph."""
+    tasks = [
+        dataclasses.replace(t, estimate_s=None) if i in unestimated else t
+        for i, t in enumerate(plan.tasks.values())
+    ]
+    plan = Plan(tasks=tasks, jobs=plan.jobs)
+    try:
+        first = analyze(plan)
+    except PlanError:
+        return  # read scopes made a cycle: nothing to estimate
+    assert reestimate(first, history) == analyze(plan, history=history)

@@ -16,8 +16,9 @@ bitsets (Python ints) over just those tasks, never a full transitive closure.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
@@ -35,6 +36,7 @@ __all__ = [
     "Exclusion",
     "analyze",
     "format_duration",
+    "reestimate",
 ]
 
 Reason = Literal["needs", "template", "reads"]
@@ -131,23 +133,10 @@ def analyze(
     for t in order:
         phases[phase_of[t]].append(t)
 
-    durations, defaulted = _durations(plan, order, history or {})
-    priority: dict[str, float] = {}
-    for t in reversed(order):
-        after = succs[t]
-        priority[t] = durations[t] + (max([priority[s] for s in after]) if after else 0.0)
-    critical = _critical_path(order, succs, priority)
-
     frozen_needs = {t: frozenset(preds[t]) for t in ids}
     frozen_excl = {t: frozenset(exclusive[t]) for t in ids}
-    schedule = simulate(durations, frozen_needs, frozen_excl, priority, jobs)
-    sequential = sum(durations.values())
-    estimate = Estimate(
-        sequential_s=sequential,
-        parallel_s=schedule.makespan,
-        jobs=jobs,
-        saving_s=sequential - schedule.makespan,
-        defaulted=tuple(defaulted),
+    durations, priority, critical, estimate = _estimates(
+        plan, order, frozen_needs, succs, frozen_excl, history or {}, jobs
     )
     ordered_edges = sorted(
         edges.values(), key=lambda e: (pos[e.target], pos[e.source], _RANK[e.reason])
@@ -167,6 +156,56 @@ def analyze(
         critical_path=critical,
         estimate=estimate,
     )
+
+
+def reestimate(analysis: Analysis, history: Mapping[str, Sequence[float]]) -> Analysis:
+    """`analysis` with its estimates taken from run history: what `analyze` returns for
+    the same plan, jobs and history, without building the graph again."""
+    durations, priority, critical, estimate = _estimates(
+        analysis.plan,
+        analysis.order,
+        analysis.needs,
+        analysis.dependants,
+        analysis.exclusive,
+        history,
+        analysis.estimate.jobs,
+    )
+    return dataclasses.replace(
+        analysis,
+        durations=MappingProxyType(durations),
+        priority=MappingProxyType(priority),
+        critical_path=critical,
+        estimate=estimate,
+    )
+
+
+def _estimates(
+    plan: Plan,
+    order: Sequence[str],
+    needs: Mapping[str, frozenset[str]],
+    succs: Mapping[str, Collection[str]],
+    exclusive: Mapping[str, frozenset[str]],
+    history: Mapping[str, Sequence[float]],
+    jobs: int,
+) -> tuple[dict[str, float], dict[str, float], tuple[str, ...], Estimate]:
+    """Durations, priorities (remaining critical path), the critical path and the
+    simulated makespan of a built graph."""
+    durations, defaulted = _durations(plan, order, history)
+    priority: dict[str, float] = {}
+    for t in reversed(order):
+        after = succs[t]
+        priority[t] = durations[t] + (max([priority[s] for s in after]) if after else 0.0)
+    critical = _critical_path(order, succs, priority)
+    schedule = simulate(durations, needs, exclusive, priority, jobs)
+    sequential = sum(durations.values())
+    estimate = Estimate(
+        sequential_s=sequential,
+        parallel_s=schedule.makespan,
+        jobs=jobs,
+        saving_s=sequential - schedule.makespan,
+        defaulted=tuple(defaulted),
+    )
+    return durations, priority, critical, estimate
 
 
 # ------------------------------------------------------------------ edges
@@ -391,7 +430,7 @@ def _exclusions(
 
 
 def _durations(
-    plan: Plan, order: list[str], history: Mapping[str, Sequence[float]]
+    plan: Plan, order: Sequence[str], history: Mapping[str, Sequence[float]]
 ) -> tuple[dict[str, float], list[str]]:
     durations: dict[str, float] = {}
     defaulted: list[str] = []
@@ -411,7 +450,7 @@ def _durations(
 
 
 def _critical_path(
-    order: list[str], succs: Mapping[str, set[str]], priority: Mapping[str, float]
+    order: Sequence[str], succs: Mapping[str, Collection[str]], priority: Mapping[str, float]
 ) -> tuple[str, ...]:
     """Follow the highest remaining critical path from the highest start (ties by id)."""
     if not order:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from plait.agents import get_backend
-from plait.analysis import Analysis, analyze
+from plait.analysis import Analysis, analyze, reestimate
 from plait.errors import BackendMissing, NotARepository
 from plait.git import Git
 from plait.merge import MergeQueue
@@ -143,7 +143,7 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
         lock.acquire(run_id)
         history = store.durations(plan.name)
         if history:  # earlier runs make better estimates, and so better priorities
-            analysis = analyze(plan, jobs=jobs, history=history)
+            analysis = reestimate(analysis, history)
         base_commit, branch = "", None
         if git is not None:
             base_commit = await git.rev_parse_commit(plan.base or "HEAD")
