@@ -50,7 +50,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from plait.git import Git  # noqa: E402
 from plait.merge import MergeQueue  # noqa: E402
 from plait.pool import POOL_DIR, WorktreePool  # noqa: E402
-from plait.workspace import WorktreeProvider  # noqa: E402
+from plait.worktrees import WorktreeProvider  # noqa: E402
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "bench",

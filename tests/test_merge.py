@@ -10,7 +10,7 @@ import pytest
 from gitrepo import GitRepo, git_identity
 from plait.git import Git
 from plait.merge import MergeQueue
-from plait.workspace import WorktreeProvider
+from plait.worktrees import WorktreeProvider
 
 BRANCH = "plait/run1"
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from gitrepo import ISOLATION, GitRepo, git_identity
+from plait.branches import integration_branch, task_branch
 from plait.git import Git
 from plait.merge import MergeQueue
 from plait.pool import POOL_DIR, WorktreePool
-from plait.workspace import Workspace, WorktreeProvider, integration_branch, task_branch
+from plait.workspace import Workspace
+from plait.worktrees import WorktreeProvider
 
 RUN = "20261127-120000-ab12"
 FILES = {

@@ -12,18 +12,13 @@ from pathlib import Path
 import pytest
 
 from gitrepo import ISOLATION, GitRepo, git_identity
+from plait.branches import integration_branch, snapshot_ref, task_branch
 from plait.git import Git
+from plait.inplace import InPlaceProvider
 from plait.merge import MergeQueue
 from plait.model import ScopePolicy
-from plait.workspace import (
-    InPlaceProvider,
-    SetupFailed,
-    Workspace,
-    WorktreeProvider,
-    integration_branch,
-    snapshot_ref,
-    task_branch,
-)
+from plait.workspace import SetupFailed, Workspace
+from plait.worktrees import WorktreeProvider
 
 RUN = "20261127-120000-ab12"
 

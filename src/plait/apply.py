@@ -50,7 +50,7 @@ async def apply_run(cwd: Path, run_id: str) -> str:
 
 async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -> str:
     """Remove plait's worktrees and task branches (and result branches if asked)."""
-    from plait.workspace import WorktreeProvider
+    from plait.worktrees import WorktreeProvider
 
     git = await Git.discover(cwd)
     home = state_home(git.toplevel)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from plait.analysis import analyze
+from plait.branches import task_branch
 from plait.errors import RunNotFound
 from plait.git import Git
 from plait.model import Isolation, Outcome, Plan
@@ -34,7 +35,8 @@ from plait.session import (
 )
 from plait.store import AttemptRow, Store, state_home
 from plait.taskrun import tries_used
-from plait.workspace import Workspace, WorktreeProvider, task_branch
+from plait.workspace import Workspace
+from plait.worktrees import WorktreeProvider
 
 FINAL_STATES = {o.value for o in Outcome}
 #: Attempt statuses whose worktree a run keeps for inspection.

@@ -1,0 +1,106 @@
+"""`plait clean`: remove what runs left in the repository, keeping their work as refs.
+
+Worktrees (pooled ones too) are removed after their uncommitted work is
+snapshotted, and task branches are deleted after an unmerged one is kept as a
+snapshot ref. With `result_branches`, a run's integration branch and snapshot
+refs go as well. Refs checked out somewhere, and worktrees or branches plait did
+not make, are never touched.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from plait.branches import RUN_ID, integration_branch, snapshot_ref, task_branch
+from plait.git import Git
+from plait.pool import POOL_DIR, WorktreePool
+from plait.worktreegit import found_workspace, remove_worktree, snapshot
+
+__all__ = ["CleanReport", "clean_runs"]
+
+
+@dataclass(frozen=True)
+class CleanReport:
+    """What `clean` removed, and what it kept as refs."""
+
+    worktrees: tuple[Path, ...] = ()
+    branches: tuple[str, ...] = ()
+    snapshots: tuple[str, ...] = ()  # refs holding work that would otherwise be lost
+
+
+async def clean_runs(
+    git: Git,
+    worktrees_dir: Path,
+    pool: WorktreePool | None,
+    run_id: str | None = None,
+    *,
+    result_branches: bool = False,
+) -> CleanReport:
+    """Remove the worktrees and task branches of one run (or all runs).
+
+    A task branch that is not merged into its run's integration branch is
+    kept as a snapshot ref first. With `result_branches`, the integration
+    branch `plait/<run>` and the snapshot refs go too. Refs checked out
+    somewhere are never deleted. The pool of finished worktrees is emptied too.
+    """
+    root = worktrees_dir / run_id if run_id else worktrees_dir
+    pool = pool or WorktreePool(git, worktrees_dir / POOL_DIR, 0)
+    removed: list[Path] = await pool.drain()
+    saved: list[str] = []
+    checked_out: set[str] = set()
+    for info in await git.worktree_list():
+        inside = info.path == root or root in info.path.parents
+        if not inside:
+            if info.branch:
+                checked_out.add(info.branch)
+            continue
+        run = info.path.relative_to(worktrees_dir).parts[0]
+        ws = found_workspace(git, info.path, info.head)
+        ref = await snapshot(git, ws, run) if info.head else True
+        if isinstance(ref, str):
+            saved.append(ref)
+        async with git.write_lock:
+            await remove_worktree(git, info.path)
+        removed.append(info.path)
+    if root.exists():
+        shutil.rmtree(root)
+    await git.worktree_prune()
+    tasks_prefix = f"refs/heads/{task_branch(run_id, '')}" if run_id else "refs/heads/plait/tasks/"
+    doomed: list[str] = []
+    for ref, oid in (await git.list_refs(tasks_prefix)).items():
+        if ref in checked_out:
+            continue
+        run, _, task = ref.removeprefix("refs/heads/plait/tasks/").partition("/")
+        tip = await git.rev_parse(f"refs/heads/{integration_branch(run)}")
+        merged = tip is not None and await git.is_ancestor(oid, tip)
+        if not merged and not result_branches:
+            backup = snapshot_ref(run, task, "branch")
+            await git.update_ref(backup, oid, message="plait clean: unmerged task branch")
+            saved.append(backup)
+        doomed.append(ref)
+    if result_branches:
+        runs = [run_id] if run_id else sorted(await _run_ids(git))
+        for run in runs:
+            ref = f"refs/heads/{integration_branch(run)}"
+            if ref not in checked_out and await git.rev_parse(ref) is not None:
+                doomed.append(ref)
+            doomed.extend(await git.list_refs(f"refs/plait/snapshots/{run}/"))
+        saved = [ref for ref in saved if ref not in doomed]
+    await git.delete_refs(doomed)
+    branches = tuple(r.removeprefix("refs/heads/") for r in doomed if r.startswith("refs/heads/"))
+    return CleanReport(tuple(removed), branches, tuple(saved))
+
+
+async def _run_ids(git: Git) -> set[str]:
+    """Runs that have task branches, or an integration branch named like a run id.
+
+    A branch `plait/<name>` that does not look like a run id is the user's own.
+    """
+    runs = {r.split("/")[4] for r in await git.list_refs("refs/heads/plait/tasks/")}
+    for ref in await git.list_refs("refs/heads/plait/"):
+        name = ref.removeprefix("refs/heads/plait/")
+        if RUN_ID.fullmatch(name):
+            runs.add(name)
+    return runs

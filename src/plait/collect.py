@@ -1,0 +1,139 @@
+"""What an attempt left in its worktree: committed, and checked for every way out.
+
+`collect_worktree` commits what the agent left, keeps the agent's own commits, and
+checks everything an agent could have done to escape: moving HEAD, rewriting
+history below its start, replacing the worktree's `.git` file, editing
+`.git/config` or hooks (`GitGuard`), writing next to its worktree (`StrayWatch`),
+symlinks out of the tree, writes outside its scope. The result is a `Change`;
+whether it may be merged is the `Change`'s to say.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from plait.errors import GitError
+from plait.git import Git
+from plait.model import ScopePolicy
+from plait.scope import GitGuard, check_scope, outside_symlinks, protected_violations
+from plait.workspace import Change, Workspace
+from plait.worktreegit import commit, run_git
+
+__all__ = ["StrayWatch", "collect_worktree"]
+
+
+class StrayWatch:
+    """Writes beside the workspaces (an agent's `../x`), in the run's worktree folder.
+
+    Like a change to the shared git dir, a file written next to the workspaces
+    cannot be pinned on one of the attempts running at once: each new one is
+    reported by every attempt open when it is found.
+    """
+
+    def __init__(self) -> None:
+        # What the run's folder held before the first attempt, the worktrees opened
+        # since, and for each open workspace the strays it has yet to report.
+        self._seen: set[str] | None = None
+        self._opened: set[str] = set()
+        self._open: dict[Path, set[str]] = {}
+
+    def expect(self, path: Path) -> None:
+        """A worktree is about to be made at `path` (before it exists: a parallel
+        check must not flag it)."""
+        self._opened.add(path.name)
+
+    def watch(self, path: Path) -> None:
+        """Start collecting strays for the workspace at `path` (it exists now)."""
+        if self._seen is None:  # leftovers of earlier processes are not this run's
+            self._seen = {e.name for e in path.parent.iterdir()} - self._opened
+        self._open[path] = set()
+
+    def forget(self, path: Path) -> None:
+        """Stop collecting strays for `path` (it is closed)."""
+        self._open.pop(path, None)
+
+    def strays(self, path: Path) -> list[str]:
+        """Entries of the run's folder that plait did not make, for `path` to report."""
+        seen = self._seen
+        try:
+            names = {entry.name for entry in path.parent.iterdir()}
+        except OSError:
+            return []
+        if seen is not None:
+            strays = {name for name in names - seen if not self._made_by_plait(name)}
+            seen |= strays
+            for pending in self._open.values():
+                pending |= strays
+        found = self._open.get(path, set())
+        reported = sorted(found)
+        found.clear()
+        return reported
+
+    def _made_by_plait(self, name: str) -> bool:
+        """A worktree of this run, or a file plait keeps beside one (logs, moved-out git)."""
+        stem, dot, rest = name.partition(".")
+        return stem in self._opened and (
+            not dot or re.fullmatch(r"setup-\d+\.log|agent-git-\d+|stale-\d+", rest) is not None
+        )
+
+
+async def collect_worktree(
+    git: Git,
+    ws: Workspace,
+    *,
+    guard: GitGuard,
+    beside: StrayWatch,
+    writes: Sequence[str],
+    message: str,
+    policy: ScopePolicy,
+) -> Change:
+    """Commit what the agent left and check everything it changed."""
+    problems: list[str] = []
+    protected: list[str] = []
+    for violation, reason in guard.check(ws.path):
+        protected.append(violation)
+        problems.append(reason)
+    for name in beside.strays(ws.path):
+        protected.append(f"../{name}")
+        problems.append(f"wrote outside its workspace: ../{name}, left there for inspection")
+    head_ref = await run_git(git, ws, "symbolic-ref", "-q", "HEAD", check=False, readonly=True)
+    on_branch = head_ref.ok and head_ref.stdout.strip() == f"refs/heads/{ws.branch}"
+    if not on_branch:
+        where = head_ref.stdout.strip() or "a detached commit"
+        protected.append("HEAD")
+        problems.append(f"HEAD was moved from {ws.branch} to {where}")
+    else:
+        try:
+            await commit(git, ws, message)
+        except GitError as exc:  # the agent left something git cannot commit
+            protected.append("(commit failed)")
+            problems.append(f"plait could not commit the workspace: {exc.stderr.strip()}")
+    tip = await git.rev_parse(f"refs/heads/{ws.branch}") or ws.start_commit
+    changed = set(await git.changed_paths(ws.start_commit, tip))
+    if not on_branch:  # report what the agent did wherever it went
+        moved = await git.rev_parse("HEAD", cwd=ws.path)
+        if moved is not None:
+            changed |= set(await git.changed_paths(ws.start_commit, moved))
+    if not await git.is_ancestor(ws.start_commit, tip):
+        protected.append("history")
+        problems.append(f"{ws.branch} no longer contains its start commit {ws.start_commit[:12]}")
+    files = sorted(changed)
+    forbidden = protected_violations(files)
+    if forbidden:
+        problems.append(f"changed protected paths: {', '.join(forbidden)}")
+    links = outside_symlinks(ws.path, files)
+    if links:
+        problems.append(f"symlinks pointing outside the workspace: {', '.join(links)}")
+    outside = check_scope(files, writes)
+    if outside:
+        problems.append(f"changed files outside its writes: {', '.join(outside)}")
+    return Change(
+        commit=tip if tip != ws.start_commit else None,
+        changed_files=tuple(files),
+        scope_violations=tuple(outside),
+        protected_violations=tuple(dict.fromkeys([*protected, *forbidden, *links])),
+        problems=tuple(problems),
+        policy=policy,
+    )
