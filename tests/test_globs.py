@@ -9,7 +9,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from plait.globs import GlobIndex, anchor, globs_overlap, literal_prefix, scopes_overlap
+from plait.globindex import GlobIndex
+from plait.globs import globs_overlap, scopes_overlap
+from plait.globsyntax import anchor, literal_prefix
 
 
 def matches(glob: str, path: str) -> bool:
