@@ -180,6 +180,18 @@ def test_runs_logs_and_status_after_a_run(repo: GitRepo, cli: Cli, tmp_path: Pat
     assert bad_usage.code == 2
 
 
+def test_logs_of_an_attempt_that_printed_nothing(repo: GitRepo, cli: Cli) -> None:
+    """No log file is made for a silent program; `plait logs` says so and succeeds."""
+    tasks = "  quiet:\n    agent: quiet\n    prompt: say nothing\n"
+    write_plan(repo.path / "plait.yaml", plan_with({"quiet": ["true"]}, tasks))
+    repo.commit("plan")
+    assert cli("run", cwd=repo.path).code == 0
+    run_id = json.loads(cli("status", "--json", cwd=repo.path).out)["run"]
+    logs = cli("logs", run_id, "quiet", cwd=repo.path)
+    assert logs.code == 0 and logs.out == ""
+    assert "quiet attempt 1 printed nothing" in logs.err
+
+
 def test_worktree_isolation_outside_git_exits_3(
     cli: Cli, tmp_path: Path, git_env: None, plait_home: Path
 ) -> None:

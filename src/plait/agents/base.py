@@ -37,7 +37,7 @@ class AgentRequest:
     agent: Agent
     prompt: str  # the rendered prompt, retry/conflict notes already appended
     workspace: Path  # cwd of the agent
-    attempt_dir: Path  # runs/<run>/<task>/<attempt>/: prompt, log, output live here
+    attempt_dir: Path  # runs/<run>/<task>.<attempt>/: prompt, log, output live here
     env: Mapping[str, str]  # the child's whole environment (allowlist + plait vars + plan env)
     timeout_s: float | None = None
     #: Called with each complete line the agent prints (for the live board).
