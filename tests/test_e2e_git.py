@@ -4,7 +4,7 @@ Every test here starts `python -m plait run` as a subprocess in a throwaway git
 repository, with `command` agents (tests/agents/e2e_agent.py) that do what their
 prompt's `do:` lines say, and then inspects the repository with plain git: what the
 result branch `plait/<run>` holds, what the user's branch, index and working tree
-look like, which hooks ran. The unit tests of git.py, workspace.py and merge.py
+look like, which hooks ran. The unit tests of git.py, the workspace modules and merge.py
 cover the pieces; these cover the pieces put together.
 """
 

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from plait.errors import PlanError, Problem
-from plait.globs import GlobIndex
+from plait.globindex import GlobIndex
 from plait.model import DEFAULT_ESTIMATE_S, Plan
 from plait.planrules import prompt_refs, template_problem
 from plait.scheduler import simulate

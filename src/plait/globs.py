@@ -19,15 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from plait.globsyntax import ANY, Charset, Elem, elements, glob_shape
 
-if TYPE_CHECKING:
-    from plait.globindex import GlobIndex
-
 __all__ = [
-    "GlobIndex",
     "globs_overlap",
     "nfa_of",
     "scopes_overlap",
@@ -223,15 +218,3 @@ def globs_overlap(a: str, b: str) -> bool:
 def scopes_overlap(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, str]]:
     """The pairs (glob of ``a``, glob of ``b``) that overlap, in the scopes' order."""
     return [(x, y) for x in dict.fromkeys(a) for y in dict.fromkeys(b) if globs_overlap(x, y)]
-
-
-def __getattr__(name: str) -> object:
-    """`GlobIndex`, for importers not yet moved to `plait.globindex` (analysis.py).
-
-    Imported on first use, not at the top: `plait.globindex` imports this module.
-    """
-    if name == "GlobIndex":
-        from plait.globindex import GlobIndex
-
-        return GlobIndex
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

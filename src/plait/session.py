@@ -24,6 +24,7 @@ from plait.agents import get_backend
 from plait.analysis import Analysis, analyze, reestimate
 from plait.errors import BackendMissing, NotARepository
 from plait.git import Git
+from plait.inplace import InPlaceProvider
 from plait.merge import MergeQueue
 from plait.model import Isolation, Outcome, Plan
 from plait.planfile import validate_plan
@@ -32,7 +33,7 @@ from plait.runlock import RunLock
 from plait.runner import Driver, EventSink, RunOutcome
 from plait.store import Store, new_run_id, state_home
 from plait.taskrun import WorkspaceProvider
-from plait.workspace import InPlaceProvider, WorktreeProvider
+from plait.worktrees import WorktreeProvider
 
 
 @dataclass

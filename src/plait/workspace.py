@@ -15,21 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from plait.errors import Error
 from plait.model import ScopePolicy
 
-if TYPE_CHECKING:
-    from plait.inplace import InPlaceProvider
-    from plait.worktrees import WorktreeProvider
-
 __all__ = [
     "Change",
-    "InPlaceProvider",
     "SetupFailed",
     "Workspace",
-    "WorktreeProvider",
 ]
 
 
@@ -71,19 +64,3 @@ class Change:
         if self.protected_violations:
             return False
         return not self.scope_violations or self.policy is ScopePolicy.WARN
-
-
-def __getattr__(name: str) -> object:
-    """The providers, for importers not yet moved to their own modules (session.py).
-
-    Imported on first use, not at the top: both provider modules import this one.
-    """
-    if name == "WorktreeProvider":
-        from plait.worktrees import WorktreeProvider
-
-        return WorktreeProvider
-    if name == "InPlaceProvider":
-        from plait.inplace import InPlaceProvider
-
-        return InPlaceProvider
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
