@@ -196,7 +196,7 @@ class Rig:
         self.backend = get_backend(spec.backend)
         self.workspace = tmp_path / "ws"
         self.workspace.mkdir()
-        self.attempt_dir = tmp_path / "runs" / "r1" / "t1" / "1"
+        self.attempt_dir = tmp_path / "runs" / "r1" / "t1.1"
         self.record = tmp_path / "record.json"
         self.canary = tmp_path / "canary"
         self.path = path
@@ -214,8 +214,8 @@ class Rig:
             "PLAIT_TASK_ID": "t1",
             "PLAIT_ATTEMPT": "1",
             "PLAIT_WORKSPACE": str(self.workspace),
-            "PLAIT_PROMPT_FILE": str(self.attempt_dir / "prompt.md"),
-            "PLAIT_OUTPUT_FILE": str(self.attempt_dir / "output.txt"),
+            "PLAIT_PROMPT_FILE": f"{self.attempt_dir}.prompt.md",
+            "PLAIT_OUTPUT_FILE": f"{self.attempt_dir}.output.txt",
             "PLAIT_PORT_BASE": "41000",
             "FAKECLI_RECORD": str(self.record),
             "FAKECLI_MODE": mode,

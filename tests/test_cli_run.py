@@ -180,7 +180,7 @@ def test_runs_logs_and_status_after_a_run(repo: GitRepo, cli: Cli, tmp_path: Pat
     assert bad_usage.code == 2
 
 
-def test_logs_of_an_attempt_that_printed_nothing(repo: GitRepo, cli: Cli) -> None:
+def test_logs_of_an_attempt_that_printed_nothing(repo: GitRepo, cli: Cli, plait_home: Path) -> None:
     """No log file is made for a silent program; `plait logs` says so and succeeds."""
     tasks = "  quiet:\n    agent: quiet\n    prompt: say nothing\n"
     write_plan(repo.path / "plait.yaml", plan_with({"quiet": ["true"]}, tasks))
@@ -190,6 +190,9 @@ def test_logs_of_an_attempt_that_printed_nothing(repo: GitRepo, cli: Cli) -> Non
     logs = cli("logs", run_id, "quiet", cwd=repo.path)
     assert logs.code == 0 and logs.out == ""
     assert "quiet attempt 1 printed nothing" in logs.err
+    # The attempt's files sit flat in the run's folder: its prompt, and no folder of its own.
+    files = {p.name for p in (plait_home / "runs" / run_id).iterdir()}
+    assert "quiet.1.prompt.md" in files and "quiet.1" not in files and "quiet.1.log" not in files
 
 
 def test_worktree_isolation_outside_git_exits_3(

@@ -54,14 +54,14 @@ def request(
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
     run_id = f"run-{uuid.uuid4().hex[:8]}"
-    attempt_dir = tmp_path / "runs" / run_id / task_id / str(attempt)
+    attempt_dir = tmp_path / "runs" / run_id / f"{task_id}.{attempt}"
     plait_vars = {
         "PLAIT_RUN_ID": run_id,
         "PLAIT_TASK_ID": task_id,
         "PLAIT_ATTEMPT": str(attempt),
         "PLAIT_WORKSPACE": str(workspace),
-        "PLAIT_PROMPT_FILE": str(attempt_dir / "prompt.md"),
-        "PLAIT_OUTPUT_FILE": str(attempt_dir / "output.txt"),
+        "PLAIT_PROMPT_FILE": f"{attempt_dir}.prompt.md",
+        "PLAIT_OUTPUT_FILE": f"{attempt_dir}.output.txt",
         "PLAIT_PORT_BASE": "41000",
     }
     return AgentRequest(
@@ -219,7 +219,7 @@ def test_output_file_wins_over_stdout(tmp_path: Path) -> None:
         "open(os.environ['PLAIT_OUTPUT_FILE'], 'w').write('  the answer\\n')\n"
     )
     req = request(tmp_path, script(code))
-    req.attempt_dir.mkdir(parents=True)
+    req.attempt_dir.parent.mkdir(parents=True)
     req.output_file.write_text("stale from before")
     result = run(req)
     assert result.status is AttemptStatus.OK and result.output == "the answer"

@@ -173,7 +173,7 @@ def check_hostile_outcomes(status: dict[str, Any], home: Path, worktree: bool) -
         assert tasks["after-idle"]["merged"] is True
         assert tasks["after-idle"]["changed_files"] == ["after-idle.txt"]
     # The flood: the log is capped, the task's output (stdout) is capped too.
-    log = home / "runs" / status["run"] / "floods.1" / "agent.log"
+    log = home / "runs" / status["run"] / "floods.1.log"
     size = log.stat().st_size
     assert DEFAULT_LOG_CAP <= size <= DEFAULT_LOG_CAP + 4096, size
     assert b"log truncated" in log.read_bytes()[-200:]
@@ -248,7 +248,7 @@ def test_hostile_agents_in_place(
     }
     assert "timed out" in tasks["hangs"]["error"]
     assert_no_survivors(status["run"])
-    log = plait_home / "runs" / status["run"] / "floods.1" / "agent.log"
+    log = plait_home / "runs" / status["run"] / "floods.1.log"
     assert log.stat().st_size <= DEFAULT_LOG_CAP + 4096
     assert not (work / ".git").exists()
     assert sorted(p.name for p in work.iterdir()) == ["plait.yaml"]

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plait import proc
-from plait.agents.base import AgentRequest, AgentResult, AttemptStatus, Backend
+from plait.agents.base import (
+    OUTPUT_SUFFIX,
+    PROMPT_SUFFIX,
+    AgentRequest,
+    AgentResult,
+    AttemptStatus,
+    Backend,
+)
 from plait.errors import GitError
 from plait.model import Agent, Outcome, ScopePolicy, Task
 from plait.scope import check_scope
@@ -182,14 +189,14 @@ def _request(
         if line.strip():  # the board shows the agent's latest words, not a blank line
             view.last_line = line
 
-    folder = os.fspath(attempt_dir)
+    stem = os.fspath(attempt_dir)
     plait_vars = {
         "PLAIT_RUN_ID": ctx.run_id,
         "PLAIT_TASK_ID": task.id,
         "PLAIT_ATTEMPT": str(attempt),
         "PLAIT_WORKSPACE": os.fspath(ws.path),
-        "PLAIT_PROMPT_FILE": os.path.join(folder, "prompt.md"),
-        "PLAIT_OUTPUT_FILE": os.path.join(folder, "output.txt"),
+        "PLAIT_PROMPT_FILE": stem + PROMPT_SUFFIX,
+        "PLAIT_OUTPUT_FILE": stem + OUTPUT_SUFFIX,
         "PLAIT_PORT_BASE": str(ctx.port_base + slot * PORTS_PER_SLOT),
     }
     return AgentRequest(
@@ -275,7 +282,7 @@ async def _task_verify(
         cwd=ws.path,
         env=request.env,
         stdin=None,
-        log_path=request.attempt_dir / "verify.log",
+        log_path=request.verify_log_file,
         timeout_s=task.timeout_s,
         marker=f"{ctx.run_id}/{task.id}/{request.attempt}/verify",
     )

@@ -345,6 +345,8 @@ def logs(
     attempt: Annotated[int | None, typer.Option(help="Attempt number (default: last).")] = None,
 ) -> None:
     """Print an attempt's log."""
+    from plait.agents.base import LOG_SUFFIX, VERIFY_LOG_SUFFIX, attempt_file
+
     with _store(Path.cwd()) as store:
         store.run(run_id)
         rows = store.attempts(run_id, task)
@@ -353,10 +355,10 @@ def logs(
         number = attempt if attempt is not None else max(r.attempt for r in rows)
         if number not in {r.attempt for r in rows}:
             raise errors.RunNotFound(f"run {run_id} has no attempt {number} of task {task!r}")
-        folder = store.attempt_dir(run_id, task, number, create=False)
+        stem = store.attempt_dir(run_id, task, number)
     found = False
-    for name in ("agent.log", "verify.log"):
-        path = folder / name
+    for suffix in (LOG_SUFFIX, VERIFY_LOG_SUFFIX):
+        path = attempt_file(stem, suffix)
         if path.exists():
             found = True
             sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))

@@ -201,6 +201,7 @@ async def drive(
     provider: WorkspaceProvider
     merge: MergeQueue | None = None
     pool: WorktreePool | None = None
+    store.run_dir(run_id)  # where every attempt's prompt, log and output go
     if isolation is Isolation.WORKTREE:
         assert git is not None and branch is not None
         # finished worktrees are reset for the next attempts, one per job at most

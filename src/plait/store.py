@@ -643,21 +643,13 @@ class Store:
             path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def attempt_dir(self, run_id: str, task_id: str, attempt: int, *, create: bool = True) -> Path:
-        """``<home>/runs/<run>/<task>.<attempt>/``, created unless `create` is False: the
-        attempt's prompt, log and output live here.
+    def attempt_dir(self, run_id: str, task_id: str, attempt: int) -> Path:
+        """``<home>/runs/<run>/<task>.<attempt>``: the stem of the attempt's files.
 
-        One folder per attempt directly in the run's, not one per task holding one per
-        attempt: a run of quick tasks makes thousands, and each folder created costs
-        50-350 us of kernel time on the file systems measured. Task ids have no dot, so
-        the name is unambiguous.
+        Its prompt, log and output are files beside it (`plait.agents.base.attempt_file`);
+        the folder of this name is made only by a backend that keeps files of its own.
+        Task ids have no dot, so the names are unambiguous. Nothing is created here.
         """
-        path = os.path.join(self._runs, _component(run_id), f"{_component(task_id)}.{int(attempt)}")
-        if create:
-            try:
-                os.mkdir(path)
-            except FileExistsError:
-                pass
-            except FileNotFoundError:  # the run's first attempt
-                os.makedirs(path, exist_ok=True)
-        return Path(path)
+        return Path(
+            os.path.join(self._runs, _component(run_id), f"{_component(task_id)}.{int(attempt)}")
+        )

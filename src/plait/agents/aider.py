@@ -123,6 +123,7 @@ class AiderBackend(CliBackend):
 
     def invocation(self, request: AgentRequest) -> Invocation:
         agent = request.agent
+        request.attempt_dir.mkdir(exist_ok=True)  # aider's own files live in the attempt's folder
         message_file = request.attempt_dir / MESSAGE_FILE
         message_file.write_text(with_instructions(agent, request.prompt), encoding="utf-8")
         argv = ["aider", "--message-file", str(message_file)]

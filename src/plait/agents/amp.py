@@ -70,6 +70,7 @@ class AmpBackend(CliBackend):
         argv = ["amp", "--execute", "--stream-json"]
         argv += self.permission_flags(agent)
         if agent.permission is Permission.READ:
+            request.attempt_dir.mkdir(exist_ok=True)
             settings = request.attempt_dir / SETTINGS_FILE
             settings.write_text(json.dumps(read_only_settings(), indent=2), encoding="utf-8")
             argv += ["--settings-file", str(settings)]

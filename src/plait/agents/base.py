@@ -27,6 +27,21 @@ class AttemptStatus(StrEnum):
     ERRORED = "errored"  # could not be started (program missing, bad workspace)
 
 
+#: The files of one attempt: ``runs/<run>/<task>.<attempt>`` + suffix, flat in the run's
+#: folder. Not in a folder per attempt: a run of quick tasks makes thousands of attempts,
+#: and on the file systems measured a folder costs 50-300 us of kernel time to create,
+#: several times a file.
+PROMPT_SUFFIX = ".prompt.md"
+OUTPUT_SUFFIX = ".output.txt"
+LOG_SUFFIX = ".log"
+VERIFY_LOG_SUFFIX = ".verify.log"
+
+
+def attempt_file(attempt_dir: Path, suffix: str) -> Path:
+    """One of the attempt's own files: `attempt_dir`'s name plus `suffix`, beside it."""
+    return Path(f"{attempt_dir}{suffix}")
+
+
 @dataclass(frozen=True)
 class AgentRequest:
     """Everything a backend needs to run one attempt."""
@@ -37,7 +52,10 @@ class AgentRequest:
     agent: Agent
     prompt: str  # the rendered prompt, retry/conflict notes already appended
     workspace: Path  # cwd of the agent
-    attempt_dir: Path  # runs/<run>/<task>.<attempt>/: prompt, log, output live here
+    #: runs/<run>/<task>.<attempt>: the attempt's prompt, log and output are the files
+    #: beside it named with this stem (`prompt_file` …); the folder itself is made only
+    #: by a backend that keeps files of its own there.
+    attempt_dir: Path
     env: Mapping[str, str]  # the child's whole environment (allowlist + plait vars + plan env)
     timeout_s: float | None = None
     #: Called with each complete line the agent prints (for the live board).
@@ -45,15 +63,19 @@ class AgentRequest:
 
     @property
     def prompt_file(self) -> Path:
-        return self.attempt_dir / "prompt.md"
+        return attempt_file(self.attempt_dir, PROMPT_SUFFIX)
 
     @property
     def output_file(self) -> Path:
-        return self.attempt_dir / "output.txt"
+        return attempt_file(self.attempt_dir, OUTPUT_SUFFIX)
 
     @property
     def log_file(self) -> Path:
-        return self.attempt_dir / "agent.log"
+        return attempt_file(self.attempt_dir, LOG_SUFFIX)
+
+    @property
+    def verify_log_file(self) -> Path:
+        return attempt_file(self.attempt_dir, VERIFY_LOG_SUFFIX)
 
 
 @dataclass(frozen=True)

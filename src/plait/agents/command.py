@@ -29,7 +29,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from plait import proc
-from plait.agents.base import AgentRequest, AgentResult, AttemptStatus
+from plait.agents.base import (
+    OUTPUT_SUFFIX,
+    PROMPT_SUFFIX,
+    AgentRequest,
+    AgentResult,
+    AttemptStatus,
+)
 from plait.model import Agent
 
 OUTPUT_CAP_BYTES = 1024 * 1024
@@ -73,13 +79,13 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _write_prompt(folder: str, path: str, prompt: bytes) -> None:
-    """Write the prompt file, making the attempt's folder only if it is missing."""
+def _write_prompt(path: str, prompt: bytes) -> None:
+    """Write the prompt file, making the run's folder only if it is missing."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, 0o644)
     except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, flags, 0o644)
     try:
         view = memoryview(prompt)
@@ -140,10 +146,10 @@ class CommandBackend:
         argv = build_argv(request)
         prompt = request.prompt.encode("utf-8")
         # Plain strings and os calls: this runs once per attempt of every quick task.
-        folder = os.fspath(request.attempt_dir)
-        output_file = os.path.join(folder, "output.txt")
+        stem = os.fspath(request.attempt_dir)
+        output_file = stem + OUTPUT_SUFFIX
         try:
-            _write_prompt(folder, os.path.join(folder, "prompt.md"), prompt)
+            _write_prompt(stem + PROMPT_SUFFIX, prompt)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(output_file)  # only what this attempt writes counts
         except OSError as exc:
