@@ -130,7 +130,6 @@ class Driver:
         attach = getattr(sink, "attach", None)
         if attach is not None:
             attach(self)  # a live board reads the driver's views
-        self._finished: asyncio.Queue[tuple[str, Outcome]] = asyncio.Queue()
 
     def _count_earlier_spending(self) -> None:
         """On resume, what attempts before the interruption spent still counts: toward
@@ -198,20 +197,10 @@ class Driver:
         self.emit("run_started", None, jobs=self.jobs, tasks=len(self.plan.tasks))
         self._record_ended(self._initially_ended())
         await self.journal.sync()
+        # Each task, as it ends, gives its outcome to the scheduler and starts what that
+        # made ready: the group ends once the last task has, with nothing left to start.
         async with asyncio.TaskGroup() as group:
             self._launch(group)
-            while self.scheduler.is_active():
-                finished = [await self._finished.get()]
-                while not self._finished.empty():
-                    finished.append(self._finished.get_nowait())
-                for task_id, outcome in finished:
-                    self._record_ended(self.scheduler.finish(task_id, outcome))
-                if self.ctx.budget_hit:
-                    self._record_ended(self.scheduler.stop_starting(Outcome.CANCELLED))
-                # No commit here: nothing depends on these rows before the tasks now
-                # launched record their first attempt, and that commit holds them too
-                # (commits take every write queued before them, in order).
-                self._launch(group)
         return await self._end()
 
     def _initially_ended(self) -> list[str]:
@@ -222,9 +211,9 @@ class Driver:
             return
         for task_id in self.scheduler.start_ready():
             task = self.plan.tasks[task_id]
-            group.create_task(self._run_one(task), name=f"plait:{task_id}")
+            group.create_task(self._run_one(task, group), name=f"plait:{task_id}")
 
-    async def _run_one(self, task: Task) -> None:
+    async def _run_one(self, task: Task, group: asyncio.TaskGroup) -> None:
         slot = self.slots.take()
         try:
             first = self.attempts_so_far.get(task.id, 0) + 1
@@ -232,7 +221,13 @@ class Driver:
         finally:
             self.slots.give(slot)
         self.emit("task_finished", task.id, outcome=outcome.value)
-        self._finished.put_nowait((task.id, outcome))
+        self._record_ended(self.scheduler.finish(task.id, outcome))
+        if self.ctx.budget_hit:
+            self._record_ended(self.scheduler.stop_starting(Outcome.CANCELLED))
+        # No commit here: nothing depends on these rows before the tasks now launched
+        # record their first attempt, and that commit holds them too (commits take every
+        # write queued before them, in order).
+        self._launch(group)
 
     def _record_ended(self, task_ids: list[str]) -> None:
         for task_id in task_ids:
