@@ -16,17 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from plait.analysis import (
-    Analysis,
-    Edge,
-    Exclusion,
-    analyze,
-    format_duration,
-    reestimate,
-)
+from plait.analysis import Analysis, Exclusion, analyze, reestimate
 from plait.errors import PlanError
 from plait.globs import scopes_overlap
 from plait.model import DEFAULT_ESTIMATE_S, Plan, Task
+from plait.planedges import Edge
+from plait.planestimate import format_duration
 from plait.planview import render_text, to_dot, to_json, to_mermaid
 
 ROOT = Path(__file__).resolve().parent.parent

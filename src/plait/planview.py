@@ -13,8 +13,10 @@ from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 
-from plait.analysis import Analysis, Edge, format_duration, reason_text
+from plait.analysis import Analysis
 from plait.model import DEFAULT_ESTIMATE_S
+from plait.planedges import Edge, reason_text
+from plait.planestimate import format_duration
 
 __all__ = ["render_text", "to_dot", "to_json", "to_mermaid"]
 
