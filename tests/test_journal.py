@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from plait.journal import Journal
-from plait.store import DB_FILE, Store
+from plait.statehome import DB_FILE
+from plait.store import Store
 
 TASKS = [f"t{i}" for i in range(40)]
 

@@ -16,7 +16,8 @@ import pytest
 
 from plait.errors import EnvironmentProblem, RunNotFound
 from plait.eventlog import read_events
-from plait.store import Store, new_run_id, state_home
+from plait.statehome import new_run_id, state_home
+from plait.store import Store
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from plait.errors import ApplyRefused, RunNotFound
 from plait.git import Git
-from plait.store import Store, state_home
+from plait.statehome import state_home
+from plait.store import Store
 
 
 async def apply_run(cwd: Path, run_id: str) -> str:

@@ -186,11 +186,13 @@ def plan(
 
 def _history(loaded: Plan) -> dict[str, list[float]]:
     """Durations of earlier runs of this plan, when a store exists (read-only)."""
-    from plait.store import Store, state_home
+    from plait.statehome import state_home
 
     home = state_home((loaded.root or Path.cwd()).resolve())
     if not (home / "state.db").exists():
         return {}
+    from plait.store import Store
+
     with Store.open(home) as store:
         return store.durations(loaded.name)
 
@@ -221,7 +223,7 @@ def run(
     """Run a plan: every agent in its own worktree, results merged through a queue."""
     from plait.live import open_display
     from plait.session import RunSettings, start_run
-    from plait.store import state_home
+    from plait.statehome import state_home
 
     loaded = _load(path)
     root = (loaded.root or Path.cwd()).resolve()
@@ -280,7 +282,8 @@ def _finish(
 
 
 def _store(root: Path, home: Path | None = None) -> Any:
-    from plait.store import Store, state_home
+    from plait.statehome import state_home
+    from plait.store import Store
 
     home = home or state_home(root.resolve())
     if not (home / "state.db").exists():

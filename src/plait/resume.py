@@ -33,7 +33,8 @@ from plait.session import (
     isolation_of,
     with_agents,
 )
-from plait.store import AttemptRow, Store, state_home
+from plait.statehome import state_home
+from plait.store import AttemptRow, Store
 from plait.taskrun import tries_used
 from plait.workspace import Workspace
 from plait.worktrees import WorktreeProvider

@@ -31,7 +31,8 @@ from plait.planfile import validate_plan
 from plait.pool import POOL_DIR, WorktreePool, pool_size
 from plait.runlock import RunLock
 from plait.runner import Driver, EventSink, RunOutcome
-from plait.store import Store, new_run_id, state_home
+from plait.statehome import new_run_id, state_home
+from plait.store import Store
 from plait.taskrun import WorkspaceProvider
 from plait.worktrees import WorktreeProvider
 

@@ -1,7 +1,7 @@
 """The run journal: SQLite state plus a JSON Lines event stream per run.
 
-State lives in ``<git-common-dir>/plait/`` (shared by every worktree of the
-repository), or ``.plait/`` outside git, or ``$PLAIT_HOME``. ``state.db`` is
+State lives where `plait.statehome` says (``<git-common-dir>/plait/``, or
+``.plait/`` outside git, or ``$PLAIT_HOME``). ``state.db`` is
 SQLite in WAL mode with ``synchronous=FULL``: a write is on disk when the call
 that made it returns (or, inside ``batch()``, when the batch ends), so resume
 after ``kill -9`` sees every transition that a later step could depend on.
@@ -20,13 +20,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import socket
 import sqlite3
-import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +33,7 @@ from typing import Any
 from plait import storeschema as schema
 from plait.errors import RunNotFound
 from plait.eventlog import EventFiles
+from plait.statehome import DB_FILE, component
 from plait.storeschema import AttemptRow, RunRow, TaskRow
 
 __all__ = [
@@ -45,51 +44,14 @@ __all__ = [
     "RunRow",
     "Store",
     "TaskRow",
-    "new_run_id",
-    "state_home",
 ]
 
 RUN_STATUSES = schema.RUN_STATUSES
 TASK_STATUSES = schema.TASK_STATUSES
 FINISHED_TASK_STATUSES = schema.FINISHED_TASK_STATUSES
-DB_FILE = "state.db"
 WAL_FILE = DB_FILE + "-wal"
 _EVENT_KEYS = frozenset({"t", "seq", "run", "kind", "task"})
 _EVENT_JSON = json.JSONEncoder(default=str)  # json.dumps(default=...) builds one per call
-
-
-def state_home(start: Path, env: Mapping[str, str] | None = None) -> Path:
-    """Where plait keeps its state for the repository (or folder) at `start`.
-
-    ``$PLAIT_HOME`` if set; else ``<git-common-dir>/plait`` when `start` is in a
-    git repository (the common dir, so every linked worktree shares one state);
-    else ``<start>/.plait``.
-    """
-    env = os.environ if env is None else env
-    override = env.get("PLAIT_HOME")
-    if override:
-        return Path(override).expanduser().absolute()
-    start = Path(start).absolute()
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--git-common-dir"],
-            cwd=start,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except (FileNotFoundError, NotADirectoryError):
-        return start / ".plait"
-    out = proc.stdout.strip()
-    if proc.returncode != 0 or not out:
-        return start / ".plait"
-    return (start / out).resolve() / "plait"
-
-
-def new_run_id(now: float | None = None) -> str:
-    """A run id like ``20261127-195612-ab12``: local time plus 4 random hex digits."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
-    return f"{stamp}-{secrets.token_hex(2)}"
 
 
 def _inode(path: Path) -> int | None:
@@ -97,13 +59,6 @@ def _inode(path: Path) -> int | None:
         return os.stat(path).st_ino
     except FileNotFoundError:
         return None
-
-
-def _component(name: str) -> str:
-    """Refuse ids that would escape the runs directory."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise ValueError(f"not usable as a path component: {name!r}")
-    return name
 
 
 @dataclass
@@ -343,9 +298,9 @@ class Store:
         task_ids: Sequence[str],
     ) -> None:
         """Record a new run (status "running") and one "pending" row per task."""
-        _component(run_id)
+        component(run_id)
         for task_id in task_ids:
-            _component(task_id)
+            component(task_id)
         with self._transaction():
             where = (os.getpid(), socket.gethostname())
             self._exec(
@@ -412,7 +367,7 @@ class Store:
 
     def add_task(self, run_id: str, task_id: str, *, status: str = "pending") -> None:
         """Add a task to a running run (e.g. the plan's `on_verify_failure` fixer), last."""
-        _component(task_id)
+        component(task_id)
         if status not in TASK_STATUSES:
             raise ValueError(f"status {status!r} is not one of {sorted(TASK_STATUSES)}")
         self._write(
@@ -573,7 +528,7 @@ class Store:
 
     def events_path(self, run_id: str) -> Path:
         """``<home>/runs/<run>/events.jsonl`` (it may not exist yet)."""
-        _component(run_id)
+        component(run_id)
         return self._event_files.path(run_id)
 
     def _last_seq(self, run_id: str) -> int:
@@ -638,7 +593,7 @@ class Store:
 
     def run_dir(self, run_id: str, *, create: bool = True) -> Path:
         """``<home>/runs/<run>/``, created unless `create` is False."""
-        path = self.home / "runs" / _component(run_id)
+        path = self.home / "runs" / component(run_id)
         if create:
             path.mkdir(parents=True, exist_ok=True)
         return path
@@ -651,5 +606,5 @@ class Store:
         Task ids have no dot, so the names are unambiguous. Nothing is created here.
         """
         return Path(
-            os.path.join(self._runs, _component(run_id), f"{_component(task_id)}.{int(attempt)}")
+            os.path.join(self._runs, component(run_id), f"{component(task_id)}.{int(attempt)}")
         )

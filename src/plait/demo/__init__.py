@@ -53,7 +53,8 @@ def run_demo(keep: Path | None, jobs: int, console: Console, *, speed: float = 1
     with open_display(False, console) as sink:
         outcome = asyncio.run(start_run(plan, RunSettings(jobs=jobs, sink=sink)))
 
-    from plait.store import Store, state_home
+    from plait.statehome import state_home
+    from plait.store import Store
 
     with Store.open(state_home(repo)) as store:
         data = run_json(store, outcome.run_id)

@@ -1,0 +1,67 @@
+"""Where plait keeps its state, and the names it gives the things in it.
+
+State lives in ``<git-common-dir>/plait/`` (shared by every worktree of the
+repository), or ``.plait/`` outside git, or ``$PLAIT_HOME``: the database
+``state.db`` and a folder per run under ``runs/``.
+
+Kept apart from the store, with no sqlite import, so that a command which only
+asks whether there is any state (``plait plan`` looking for the history of earlier
+runs) need not load the database layer to find out.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["DB_FILE", "component", "new_run_id", "state_home"]
+
+DB_FILE = "state.db"
+
+
+def state_home(start: Path, env: Mapping[str, str] | None = None) -> Path:
+    """Where plait keeps its state for the repository (or folder) at `start`.
+
+    ``$PLAIT_HOME`` if set; else ``<git-common-dir>/plait`` when `start` is in a
+    git repository (the common dir, so every linked worktree shares one state);
+    else ``<start>/.plait``.
+    """
+    env = os.environ if env is None else env
+    override = env.get("PLAIT_HOME")
+    if override:
+        return Path(override).expanduser().absolute()
+    start = Path(start).absolute()
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--git-common-dir"],
+            cwd=start,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except (FileNotFoundError, NotADirectoryError):
+        return start / ".plait"
+    out = proc.stdout.strip()
+    if proc.returncode != 0 or not out:
+        return start / ".plait"
+    return (start / out).resolve() / "plait"
+
+
+def new_run_id(now: float | None = None) -> str:
+    """A run id like ``20261127-195612-ab12``: local time plus 4 random hex digits."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def component(name: str) -> str:
+    """`name` itself; ValueError for ids that would escape the runs directory.
+
+    Run and task ids become folder and file names under ``runs/``.
+    """
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"not usable as a path component: {name!r}")
+    return name
