@@ -1,30 +1,19 @@
 """The run journal: SQLite state plus a JSON Lines event stream per run.
 
-State lives where `plait.statehome` says (``<git-common-dir>/plait/``, or
-``.plait/`` outside git, or ``$PLAIT_HOME``). ``state.db`` is
-SQLite in WAL mode with ``synchronous=FULL``: a write is on disk when the call
-that made it returns (or, inside ``batch()``, when the batch ends), so resume
-after ``kill -9`` sees every transition that a later step could depend on.
-
-Transitions that arrive together are committed together: during a run, the
-journal (`plait.journal`) keeps a transaction open for the writes of many tasks,
-commits it when one of them needs it on disk, and fsyncs the write-ahead log for
-every commit made meanwhile at once (`defer_sync`, `sync_wal`). Events are
-mirrored to ``runs/<run>/events.jsonl`` after the database commit; the database is
-the truth, and a file that a crash left behind is repaired from it the next time
-the run writes an event.
+The connection to ``state.db``, its transactions and their durability are
+`plait.storedb`'s. Events are mirrored to ``runs/<run>/events.jsonl`` after the
+database commit; the database is the truth, and a file that a crash left behind
+is repaired from it the next time the run writes an event.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +23,7 @@ from plait import storeschema as schema
 from plait.errors import RunNotFound
 from plait.eventlog import EventFiles
 from plait.statehome import DB_FILE, component
+from plait.storedb import Database, connect
 from plait.storeschema import AttemptRow, RunRow, TaskRow
 
 __all__ = [
@@ -49,16 +39,8 @@ __all__ = [
 RUN_STATUSES = schema.RUN_STATUSES
 TASK_STATUSES = schema.TASK_STATUSES
 FINISHED_TASK_STATUSES = schema.FINISHED_TASK_STATUSES
-WAL_FILE = DB_FILE + "-wal"
 _EVENT_KEYS = frozenset({"t", "seq", "run", "kind", "task"})
 _EVENT_JSON = json.JSONEncoder(default=str)  # json.dumps(default=...) builds one per call
-
-
-def _inode(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except FileNotFoundError:
-        return None
 
 
 @dataclass
@@ -69,26 +51,22 @@ class _Pending:
     seq_before: dict[str, int]
 
 
-class Store:
+class Store(Database):
     """SQLite state for runs, tasks, attempts and events. Use from one thread.
 
     Another process may open the same home to read (``plait status --follow``):
     WAL lets readers see the last commit without blocking the writer.
+
+    Transactions (`batch`, `begin`, `commit`, `defer_sync`, `sync_wal`) come from
+    `plait.storedb.Database`.
     """
 
     def __init__(self, home: Path, conn: sqlite3.Connection, *, fsync_events: bool = True) -> None:
-        self.home = home
-        self._conn = conn
-        self._depth = 0  # batch nesting depth
+        super().__init__(home, conn)
         self._seq: dict[str, int] = {}  # run id -> last event seq, once known
         self._pending = _Pending({}, {})
         self._event_files = EventFiles(home / "runs", fsync=fsync_events)
         self._runs = os.fspath(home / "runs")
-        self._deferred = False
-        self._wal_fd: int | None = None
-        self._wal_lock = threading.Lock()
-        #: Number of transactions committed by this Store (for tests and benchmarks).
-        self.commits = 0
 
     # --- opening and closing -----------------------------------------------------
 
@@ -109,39 +87,13 @@ class Store:
         use the connection (one thread at a time, never two).
         """
         home = Path(home)
-        home.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: the module never opens transactions behind our
-        # back; batch() issues BEGIN/COMMIT itself so it can count and nest them.
-        conn = sqlite3.connect(
-            home / DB_FILE,
-            isolation_level=None,
-            timeout=busy_timeout_ms / 1e3,
-            check_same_thread=not any_thread,
-        )
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            schema.migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
+        conn = connect(home, busy_timeout_ms=busy_timeout_ms, any_thread=any_thread)
         return cls(home, conn, fsync_events=fsync_events)
 
     @staticmethod
     def exists(home: Path) -> bool:
         """True if a store was ever created in `home` (so opening it creates nothing)."""
         return (Path(home) / DB_FILE).is_file()
-
-    def close(self) -> None:
-        """Close the database and event files. Refuses inside an open batch."""
-        if self._depth:
-            raise RuntimeError("Store.close() inside a batch")
-        self._event_files.close()
-        self._conn.close()
-        if self._wal_fd is not None:
-            os.close(self._wal_fd)
-            self._wal_fd = None
 
     def __enter__(self) -> Store:
         return self
@@ -154,133 +106,94 @@ class Store:
     ) -> None:
         self.close()
 
-    # --- durability and batching ------------------------------------------------
+    # --- events ----------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Make everything written inside one transaction, committed once on exit.
+    def close(self) -> None:
+        """Close the database and event files. Refuses inside an open batch."""
+        if not self._depth:  # inside a batch, Database.close() refuses before closing any
+            self._event_files.close()
+        super().close()
 
-        A nested batch joins the outer one (as a savepoint: if it raises, only its
-        own writes are undone). If the outermost batch raises, nothing in it is
-        kept, database rows and event lines alike.
-        """
-        if self._depth == 0:
+    def add_event(
+        self, run_id: str, kind: str, task_id: str | None = None, **data: Any
+    ) -> dict[str, Any]:
+        """Record an event and mirror it to ``runs/<run>/events.jsonl``; return it."""
+        clash = _EVENT_KEYS.intersection(data)
+        if clash:
+            raise ValueError(f"event data may not use the reserved keys {sorted(clash)}")
+        if not self._depth:
             with self._transaction():
-                yield
-            return
-        name = f"plait_{self._depth}"
-        marks = {run: len(lines) for run, lines in self._pending.lines.items()}
-        seqs = dict(self._seq)
-        self._conn.execute(f"SAVEPOINT {name}")
-        self._depth += 1
-        try:
-            yield
-        except BaseException:
-            self._conn.execute(f"ROLLBACK TO {name}")
-            self._conn.execute(f"RELEASE {name}")
-            for run, lines in self._pending.lines.items():
-                del lines[marks.get(run, 0) :]
-            self._seq = seqs  # runs first seen inside are read again from the database
-            raise
-        else:
-            self._conn.execute(f"RELEASE {name}")
-        finally:
-            self._depth -= 1
+                return self.add_event(run_id, kind, task_id, **data)
+        seq = self._last_seq(run_id) + 1
+        event: dict[str, Any] = {"t": time.time(), "seq": seq, "run": run_id, "kind": kind}
+        event["task"] = task_id
+        event.update(data)
+        line = _EVENT_JSON.encode(event)
+        self._exec(
+            "INSERT INTO events (run_id, seq, t, kind, task_id, line) VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, seq, event["t"], kind, task_id, line),
+        )
+        self._pending.seq_before.setdefault(run_id, seq - 1)
+        self._seq[run_id] = seq
+        self._pending.lines.setdefault(run_id, []).append(line.encode() + b"\n")
+        return event
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """Join the open transaction, or open one and commit (or roll back) at the end."""
-        if self._depth:
-            yield
-            return
-        self.begin()
-        try:
-            yield
-        except BaseException:
-            self._rollback()
-            raise
-        self.commit()
-        if self._deferred:
-            self.sync_wal()  # a commit on its own is durable when it returns, as always
+    def events(self, run_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
+        """A run's events with seq > `after_seq`, oldest first, shaped as in the jsonl file."""
+        return [json.loads(line) for line in self._event_lines(run_id, after_seq)]
 
-    def begin(self) -> None:
-        """Open a transaction: every write joins it until `commit()`."""
-        if self._depth:
-            raise RuntimeError("Store.begin() inside a transaction")
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
+    def _event_lines(self, run_id: str, after_seq: int) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT line FROM events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after_seq)
+        )
+        return [str(r[0]) for r in rows]
 
-    def commit(self) -> None:
-        """Commit the transaction `begin()` opened and mirror its events to the files.
+    def events_path(self, run_id: str) -> Path:
+        """``<home>/runs/<run>/events.jsonl`` (it may not exist yet)."""
+        component(run_id)
+        return self._event_files.path(run_id)
 
-        Durable when it returns, unless `defer_sync(True)`: then after `sync_wal()`.
-        If the commit fails, everything in the transaction is rolled back.
-        """
-        try:
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
-        self._depth = 0
-        self.commits += 1
+    def _last_seq(self, run_id: str) -> int:
+        seq = self._seq.get(run_id)
+        if seq is None:
+            found = self._conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            seq = self._seq[run_id] = int(found[0])
+            # First event of this run in this process: a crash may have cut the
+            # file short of the database; bring it level before appending.
+            self._event_files.repair(run_id, seq, lambda after: self._event_lines(run_id, after))
+        return seq
+
+    # --- following the transaction (hooks of Database) ---------------------------------
+
+    def _committed(self) -> None:
         pending, self._pending = self._pending, _Pending({}, {})
-        self._flush_events(pending.lines)
+        for run_id, lines in pending.lines.items():
+            if lines:
+                try:
+                    self._event_files.append(run_id, lines)
+                except OSError:
+                    # The rows are committed; forget the seq so that the run's next
+                    # event first repairs the file from the database.
+                    self._seq.pop(run_id, None)
+                    raise
 
-    def _rollback(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.execute("ROLLBACK")
+    def _rolled_back(self) -> None:
         for run, before in self._pending.seq_before.items():
             self._seq[run] = before
         self._pending = _Pending({}, {})
-        self._depth = 0
 
-    def defer_sync(self, deferred: bool) -> None:
-        """Commit without waiting for the disk (``synchronous = NORMAL``), or not (FULL).
+    def _savepoint(self) -> Callable[[], None]:
+        marks = {run: len(lines) for run, lines in self._pending.lines.items()}
+        seqs = dict(self._seq)
 
-        Deferred, a commit is durable once `sync_wal()` has returned after it: the
-        run's journal commits on the loop and fsyncs on a thread. Commits that are
-        not the journal's are still synced before they return.
-        """
-        self._conn.execute(f"PRAGMA synchronous = {'NORMAL' if deferred else 'FULL'}")
-        self._deferred = deferred
+        def undo() -> None:
+            for run, lines in self._pending.lines.items():
+                del lines[marks.get(run, 0) :]
+            self._seq = seqs  # runs first seen inside are read again from the database
 
-    def sync_wal(self) -> None:
-        """Sync the write-ahead log: every commit made before the call is on disk after.
-
-        Safe from any thread (it never touches the connection). The first call also
-        syncs the folder, which holds the log's directory entry (a new log each run).
-        """
-        with self._wal_lock:
-            wal = self.home / WAL_FILE
-            if self._wal_fd is not None and os.fstat(self._wal_fd).st_ino != _inode(wal):
-                os.close(self._wal_fd)  # the log was replaced since: sync the new one
-                self._wal_fd = None
-            if self._wal_fd is None:
-                try:
-                    self._wal_fd = os.open(wal, os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    return  # no log: every commit is in the database file, synced by SQLite
-                dir_fd = os.open(self.home, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
-            os.fdatasync(self._wal_fd)  # as SQLite syncs it: data and size
-
-    def _write(self, sql: str, params: Sequence[Any]) -> int:
-        """Run one write statement in the open batch, or committed on its own; rowcount."""
-        if self._depth:  # the common case inside a scheduler step: no context manager
-            return self._exec(sql, params).rowcount
-        with self._transaction():
-            return self._exec(sql, params).rowcount
-
-    def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        try:
-            return self._conn.execute(sql, params)
-        except UnicodeEncodeError:
-            # Agent output decoded with surrogateescape cannot be stored as UTF-8
-            # text; keep the rest of the text rather than lose the transition.
-            return self._conn.execute(sql, [schema.clean_text(p) for p in params])
+        return undo
 
     # --- runs ----------------------------------------------------------------------
 
@@ -489,70 +402,6 @@ class Store:
             (run_id, task_id),
         ).fetchone()
         return int(found[0]) + 1
-
-    # --- events -------------------------------------------------------------------------
-
-    def add_event(
-        self, run_id: str, kind: str, task_id: str | None = None, **data: Any
-    ) -> dict[str, Any]:
-        """Record an event and mirror it to ``runs/<run>/events.jsonl``; return it."""
-        clash = _EVENT_KEYS.intersection(data)
-        if clash:
-            raise ValueError(f"event data may not use the reserved keys {sorted(clash)}")
-        if not self._depth:
-            with self._transaction():
-                return self.add_event(run_id, kind, task_id, **data)
-        seq = self._last_seq(run_id) + 1
-        event: dict[str, Any] = {"t": time.time(), "seq": seq, "run": run_id, "kind": kind}
-        event["task"] = task_id
-        event.update(data)
-        line = _EVENT_JSON.encode(event)
-        self._exec(
-            "INSERT INTO events (run_id, seq, t, kind, task_id, line) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, seq, event["t"], kind, task_id, line),
-        )
-        self._pending.seq_before.setdefault(run_id, seq - 1)
-        self._seq[run_id] = seq
-        self._pending.lines.setdefault(run_id, []).append(line.encode() + b"\n")
-        return event
-
-    def events(self, run_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
-        """A run's events with seq > `after_seq`, oldest first, shaped as in the jsonl file."""
-        return [json.loads(line) for line in self._event_lines(run_id, after_seq)]
-
-    def _event_lines(self, run_id: str, after_seq: int) -> list[str]:
-        rows = self._conn.execute(
-            "SELECT line FROM events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after_seq)
-        )
-        return [str(r[0]) for r in rows]
-
-    def events_path(self, run_id: str) -> Path:
-        """``<home>/runs/<run>/events.jsonl`` (it may not exist yet)."""
-        component(run_id)
-        return self._event_files.path(run_id)
-
-    def _last_seq(self, run_id: str) -> int:
-        seq = self._seq.get(run_id)
-        if seq is None:
-            found = self._conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            seq = self._seq[run_id] = int(found[0])
-            # First event of this run in this process: a crash may have cut the
-            # file short of the database; bring it level before appending.
-            self._event_files.repair(run_id, seq, lambda after: self._event_lines(run_id, after))
-        return seq
-
-    def _flush_events(self, pending: dict[str, list[bytes]]) -> None:
-        for run_id, lines in pending.items():
-            if lines:
-                try:
-                    self._event_files.append(run_id, lines)
-                except OSError:
-                    # The rows are committed; forget the seq so that the run's next
-                    # event first repairs the file from the database.
-                    self._seq.pop(run_id, None)
-                    raise
 
     # --- history ------------------------------------------------------------------------
 
