@@ -16,7 +16,8 @@ from plait.report import (
     render_text,
     to_json,
 )
-from plait.report_html import axis_max, render_html, tick_label, tick_step
+from plait.report_gantt import axis_max, tick_label, tick_step
+from plait.report_html import render_html
 
 AREAS = ("api", "db", "ui", "auth", "billing", "search", "docs", "infra", "mail", "cli")
 PARTS = ("schema", "models", "routes", "tests", "forms")

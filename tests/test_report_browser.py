@@ -24,7 +24,8 @@ from rich.terminal_theme import SVG_EXPORT_THEME
 
 from plait.board import BoardSnapshot, render_board
 from plait.report import Timeline, predicted_timeline
-from plait.report_html import BAR_H, axis_max, render_html, tick_label, tick_step
+from plait.report_gantt import BAR_H, axis_max, tick_label, tick_step
+from plait.report_html import render_html
 from test_board import run_points
 from test_report import make_run, small_run
 
