@@ -10,7 +10,7 @@ commits it when one of them needs it on disk, and fsyncs the write-ahead log for
 every commit made meanwhile at once (`defer_sync`, `sync_wal`).
 
 `Database` is the bottom layer of `plait.store.Store`; what a transaction holds
-besides rows (the event lines of `plait.store`) follows its commits and
+besides rows (the event lines of `plait.storeevents`) follows its commits and
 rollbacks through the hooks at the end of the class.
 """
 
@@ -213,7 +213,7 @@ class Database:
             # text; keep the rest of the text rather than lose the transition.
             return self._conn.execute(sql, [schema.clean_text(p) for p in params])
 
-    # --- what a transaction holds besides rows (overridden by plait.store) -----
+    # --- what a transaction holds besides rows (overridden by plait.storeevents) -----
 
     def _committed(self) -> None:
         """Called after each commit."""
