@@ -20,8 +20,8 @@ print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
 """
 
 
-def _loaded(body: str, cwd: Path) -> list[str]:
-    code = PROBE.format(body=body, heavy=HEAVY)
+def _loaded(body: str, cwd: Path, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    code = PROBE.format(body=body, heavy=heavy)
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=True
     )
@@ -50,3 +50,18 @@ def test_run_json_without_templates_needs_neither_jinja_nor_rich(tmp_path: Path)
     )
     # pydantic reads the plan; Jinja and rich stay out.
     assert _loaded(body, tmp_path) == ["pydantic"]
+
+
+def test_plan_with_no_state_yet_opens_no_database(tmp_path: Path) -> None:
+    plan = tmp_path / "plait.yaml"
+    plan.write_text(
+        "version: 1\nagents:\n  t:\n    backend: command\n    command: ['true']\n"
+        "tasks:\n  a:\n    agent: t\n    prompt: go\n",
+        encoding="utf-8",
+    )
+    body = (
+        "import os, plait.cli\n"
+        f"os.environ['PLAIT_HOME'] = {str(tmp_path / 'home')!r}\n"
+        "assert plait.cli.main(['plan', 'plait.yaml', '--json']) == 0\n"
+    )
+    assert _loaded(body, tmp_path, ("sqlite3", "plait.store")) == []

@@ -186,10 +186,10 @@ def plan(
 
 def _history(loaded: Plan) -> dict[str, list[float]]:
     """Durations of earlier runs of this plan, when a store exists (read-only)."""
-    from plait.statehome import state_home
+    from plait.statehome import DB_FILE, state_home
 
     home = state_home((loaded.root or Path.cwd()).resolve())
-    if not (home / "state.db").exists():
+    if not (home / DB_FILE).exists():
         return {}
     from plait.store import Store
 
@@ -282,11 +282,11 @@ def _finish(
 
 
 def _store(root: Path, home: Path | None = None) -> Any:
-    from plait.statehome import state_home
+    from plait.statehome import DB_FILE, state_home
     from plait.store import Store
 
     home = home or state_home(root.resolve())
-    if not (home / "state.db").exists():
+    if not (home / DB_FILE).exists():
         raise errors.RunNotFound(
             f"no plait runs in {root.resolve()} yet; start one with `plait run`"
         )
