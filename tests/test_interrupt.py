@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PlaitProc, write_plan, yaml_list
+from conftest import PlaitProc, agent_cmd, write_plan, yaml_list
 from gitrepo import GitRepo
 
 # Each agent records that it started, then works for a while (`slow` for 30 s, until
@@ -110,3 +110,41 @@ def test_a_signal_stops_the_run_with_130_and_resume_finishes_it(
     assert started.count("slow") == 2  # in flight at the signal: run again once
     for name in ("quick", "slow", "after"):
         assert repo.show(final["branch"], f"{name}.txt") == name
+
+
+def test_a_retry_resumed_after_a_crash_still_gets_the_failure_note(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """The note is made again from the failed attempt's record and log on resume."""
+    rec = tmp_path / "rec"
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+name: crash-in-retry
+agents:
+  agent:
+    backend: command
+    command: {yaml_list(agent_cmd("fail_then_kill.py"))}
+    env: {{REC_DIR: "{rec}"}}
+tasks:
+  build:
+    agent: agent
+    prompt: Fix the build.
+    retries: 2
+""",
+    )
+    repo.commit("plan")
+    crashed = plait_proc("run", "--json", cwd=repo.path)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    resumed = plait_proc("resume", "--json", cwd=repo.path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["tasks"][0]["attempts"] == 3
+    in_process, after_crash = (
+        (rec / "build.2.prompt").read_text(),
+        (rec / "build.3.prompt").read_text(),
+    )
+    for prompt in (in_process, after_crash):
+        assert prompt.startswith("Fix the build.\n\n## Note from plait")
+        assert "resumed-note-canary-build: disk on fire" in prompt
+        assert "exited with code 1" in prompt

@@ -22,7 +22,14 @@ from plait.merge import MergeQueue
 from plait.model import Outcome, Plan, Task
 from plait.scheduler import Scheduler
 from plait.store import AttemptRow, Store
-from plait.taskrun import RunContext, TaskView, WorkspaceProvider, run_task, tries_used
+from plait.taskrun import (
+    RunContext,
+    TaskView,
+    WorkspaceProvider,
+    resumed_note,
+    run_task,
+    tries_used,
+)
 
 FIXER_TASK_ID = "fix-verify"
 EventSink = Callable[[Mapping[str, Any]], None]
@@ -141,6 +148,11 @@ class Driver:
             by_task.setdefault(row.task_id, []).append(row)
         for task_id, mine in by_task.items():
             self.ctx.tries_used[task_id] = tries_used(mine)
+            note = resumed_note(
+                mine, functools.partial(self.store.attempt_dir, self.run_id, task_id)
+            )
+            if note:
+                self.ctx.resumed_notes[task_id] = note
         for row in rows:
             view = self.ctx.views.get(row.task_id)
             if row.cost_usd is not None:

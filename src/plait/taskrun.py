@@ -11,13 +11,21 @@ the task's final row. One attempt's own work is `plait.attempt`'s.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from plait.agents import get_backend
-from plait.agents.base import AgentResult, AttemptStatus
+from plait.agents.base import (
+    LOG_SUFFIX,
+    VERIFY_LOG_SUFFIX,
+    AgentResult,
+    AttemptStatus,
+    attempt_file,
+)
 from plait.attempt import AttemptFailure, note, run_attempt
 from plait.journal import Journal
 from plait.merge import MergeQueue
@@ -74,6 +82,8 @@ class RunContext:
     budget_hit: bool = False
     #: On resume: (retries, conflict re-runs) each task used before the interruption.
     tries_used: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: On resume: the note for each task whose last attempt failed or conflicted.
+    resumed_notes: dict[str, str] = field(default_factory=dict)
     #: child_env() without the attempt's own variables, per (agent, backend, task env).
     env_bases: dict[tuple[str, str, tuple[tuple[str, str], ...]], dict[str, str]] = field(
         default_factory=dict
@@ -107,6 +117,40 @@ def tries_used(attempts: Sequence[AttemptRow]) -> tuple[int, int]:
     return retries, reruns
 
 
+def resumed_note(attempts: Sequence[AttemptRow], attempt_dir: Callable[[int], Path]) -> str:
+    """The note the next attempt gets when the task's latest finished attempt failed or
+    conflicted before an interruption ("" if none did).
+
+    The note itself is not stored: it is made again from that attempt's recorded error
+    and the end of its log (its check's log, if the check is what failed), so a retry
+    resumed by another process is told what a retry in the same process would have been.
+    """
+    ended = [a for a in attempts if a.status in FAILED_ATTEMPT_STATUSES or a.status == "conflict"]
+    last = max(ended, key=lambda a: a.attempt, default=None)
+    if last is None or any(a.attempt > last.attempt and a.status == "ok" for a in attempts):
+        return ""
+    if last.status == "conflict":
+        return note(f"The previous attempt conflicted with work merged meanwhile ({last.error})"
+                    "; start again from the current code and keep both changes", "")  # fmt: skip
+    stem = attempt_dir(last.attempt)
+    tail = ""
+    for suffix in (VERIFY_LOG_SUFFIX, LOG_SUFFIX):
+        tail = _log_tail(attempt_file(stem, suffix))
+        if tail:
+            break
+    return note(f"The previous attempt failed: {last.error or last.status}", tail)
+
+
+def _log_tail(path: Path, size: int = 65536) -> str:
+    """The end of a log file ("" if there is none)."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - size))
+            return log.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 async def run_task(
     ctx: RunContext, task: Task, slot: int, first_attempt: int, notes: list[str] | None = None
 ) -> Outcome:
@@ -117,7 +161,7 @@ async def run_task(
     view = ctx.views[task.id]
     agent = ctx.agent(task.agent)
     backend = get_backend(agent.backend)
-    notes = list(notes or [])
+    notes = list(notes or ([ctx.resumed_notes[task.id]] if task.id in ctx.resumed_notes else []))
     # Retries and re-runs spent before an interruption stay spent: resuming must not
     # hand a task that kept failing a fresh set of attempts each time.
     used_retries, used_reruns = ctx.tries_used.get(task.id, (0, 0))
