@@ -44,7 +44,7 @@ class Spec:
 
     backend: str
     exe: str
-    #: (permission, workspace, attempt_dir) → the expected argv after the program,
+    #: (permission, workspace, attempt_stem) → the expected argv after the program,
     #: for an agent with model "m-1" and no extra args.
     argv: Callable[[Permission, Path, Path], list[str]]
     usage: Usage
@@ -196,7 +196,7 @@ class Rig:
         self.backend = get_backend(spec.backend)
         self.workspace = tmp_path / "ws"
         self.workspace.mkdir()
-        self.attempt_dir = tmp_path / "runs" / "r1" / "t1.1"
+        self.attempt_stem = tmp_path / "runs" / "r1" / "t1.1"
         self.record = tmp_path / "record.json"
         self.canary = tmp_path / "canary"
         self.path = path
@@ -214,8 +214,8 @@ class Rig:
             "PLAIT_TASK_ID": "t1",
             "PLAIT_ATTEMPT": "1",
             "PLAIT_WORKSPACE": str(self.workspace),
-            "PLAIT_PROMPT_FILE": f"{self.attempt_dir}.prompt.md",
-            "PLAIT_OUTPUT_FILE": f"{self.attempt_dir}.output.txt",
+            "PLAIT_PROMPT_FILE": f"{self.attempt_stem}.prompt.md",
+            "PLAIT_OUTPUT_FILE": f"{self.attempt_stem}.output.txt",
             "PLAIT_PORT_BASE": "41000",
             "FAKECLI_RECORD": str(self.record),
             "FAKECLI_MODE": mode,
@@ -228,7 +228,7 @@ class Rig:
             agent=Agent(name="role", backend=self.spec.backend, **agent),
             prompt=prompt,
             workspace=self.workspace,
-            attempt_dir=self.attempt_dir,
+            attempt_stem=self.attempt_stem,
             env=env,
             timeout_s=timeout_s,
         )
@@ -257,7 +257,7 @@ def test_exact_argv_per_permission(rig: Rig, permission: Permission) -> None:
     result = rig.run(rig.request(permission=permission))
     assert result.status is AttemptStatus.OK, result.error
     argv = rig.recorded()["argv"]
-    assert argv == rig.spec.argv(permission, rig.workspace, rig.attempt_dir)
+    assert argv == rig.spec.argv(permission, rig.workspace, rig.attempt_stem)
     assert "Do the task." not in " ".join(argv)
 
 
@@ -265,7 +265,7 @@ def test_agent_args_are_appended_verbatim(rig: Rig) -> None:
     extra = ("--extra-flag", "two words", "$(touch nothing)")
     rig.run(rig.request(args=extra))
     argv = rig.recorded()["argv"]
-    expected = rig.spec.argv(E, rig.workspace, rig.attempt_dir)
+    expected = rig.spec.argv(E, rig.workspace, rig.attempt_stem)
     cut = len(expected) - rig.spec.args_before
     assert argv == [*expected[:cut], *extra, *expected[cut:]]
 
@@ -502,7 +502,7 @@ def test_amp_read_permission_writes_a_rejecting_settings_file(
 ) -> None:
     rig = Rig(tmp_path, path_env, BY_NAME["amp"])
     rig.run(rig.request(permission=R))
-    settings = json.loads((rig.attempt_dir / "amp-settings.json").read_text())
+    settings = json.loads((rig.attempt_stem / "amp-settings.json").read_text())
     rules = settings["amp.permissions"]
     assert {r["tool"] for r in rules} >= {"edit_file", "create_file", "Bash"}
     assert {r["action"] for r in rules} == {"reject"}

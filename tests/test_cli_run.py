@@ -193,6 +193,11 @@ def test_logs_of_an_attempt_that_printed_nothing(repo: GitRepo, cli: Cli, plait_
     # The attempt's files sit flat in the run's folder: its prompt, and no folder of its own.
     files = {p.name for p in (plait_home / "runs" / run_id).iterdir()}
     assert "quiet.1.prompt.md" in files and "quiet.1" not in files and "quiet.1.log" not in files
+    # A run recorded by an earlier plait kept each attempt's log in a folder of its own.
+    legacy = plait_home / "runs" / run_id / "quiet" / "1"
+    legacy.mkdir(parents=True)
+    (legacy / "agent.log").write_text("from an earlier layout\n")
+    assert cli("logs", run_id, "quiet", cwd=repo.path).out == "from an earlier layout\n"
 
 
 def test_worktree_isolation_outside_git_exits_3(

@@ -54,14 +54,14 @@ def request(
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
     run_id = f"run-{uuid.uuid4().hex[:8]}"
-    attempt_dir = tmp_path / "runs" / run_id / f"{task_id}.{attempt}"
+    attempt_stem = tmp_path / "runs" / run_id / f"{task_id}.{attempt}"
     plait_vars = {
         "PLAIT_RUN_ID": run_id,
         "PLAIT_TASK_ID": task_id,
         "PLAIT_ATTEMPT": str(attempt),
         "PLAIT_WORKSPACE": str(workspace),
-        "PLAIT_PROMPT_FILE": f"{attempt_dir}.prompt.md",
-        "PLAIT_OUTPUT_FILE": f"{attempt_dir}.output.txt",
+        "PLAIT_PROMPT_FILE": f"{attempt_stem}.prompt.md",
+        "PLAIT_OUTPUT_FILE": f"{attempt_stem}.output.txt",
         "PLAIT_PORT_BASE": "41000",
     }
     return AgentRequest(
@@ -71,7 +71,7 @@ def request(
         agent=agent,
         prompt=prompt,
         workspace=workspace,
-        attempt_dir=attempt_dir,
+        attempt_stem=attempt_stem,
         env=proc.child_env(plait_vars, extra or {}),
         timeout_s=timeout_s,
         on_line=on_line,
@@ -219,7 +219,7 @@ def test_output_file_wins_over_stdout(tmp_path: Path) -> None:
         "open(os.environ['PLAIT_OUTPUT_FILE'], 'w').write('  the answer\\n')\n"
     )
     req = request(tmp_path, script(code))
-    req.attempt_dir.parent.mkdir(parents=True)
+    req.attempt_stem.parent.mkdir(parents=True)
     req.output_file.write_text("stale from before")
     result = run(req)
     assert result.status is AttemptStatus.OK and result.output == "the answer"

@@ -127,8 +127,8 @@ def test_a_failed_commit_reaches_every_waiter(
     journal = Journal(store)
     real_commit = store.commit
 
-    def failing() -> None:
-        real_commit()
+    def failing() -> None:  # as Store.commit does when COMMIT fails: roll back, raise
+        store._rollback()
         raise sqlite3.OperationalError("disk I/O error")
 
     async def task(name: str) -> str:
@@ -145,7 +145,36 @@ def test_a_failed_commit_reaches_every_waiter(
 
     assert asyncio.run(main()) == ["disk I/O error", "disk I/O error"]
     monkeypatch.setattr(store, "commit", real_commit)
+    # Neither write was kept, and the journal goes on: the next transition commits.
+    assert set(other_connection_statuses(store).values()) == {"pending"}
+
+    async def again() -> None:
+        journal.write(lambda: store.update_task("r1", "t2", status="running"))
+        await journal.sync()
+
+    asyncio.run(again())
     journal.close()
+    assert other_connection_statuses(store)["t2"] == "running"
+
+
+def test_close_while_a_commit_is_asked_for_leaves_nothing_to_its_waiters(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "sync_wal", FsyncLog(store))
+    journal = Journal(store)
+
+    async def main() -> None:
+        journal.write(lambda: store.update_task("r1", "t0", status="running"))
+        await journal.sync()  # one fsync has run: its executor exists
+        journal.write(lambda: store.update_task("r1", "t1", status="running"))
+        waiter = asyncio.create_task(journal.sync())
+        await asyncio.sleep(0)  # the commit is asked for, not made yet
+        journal.close()  # commits and syncs everything itself
+        await waiter  # and starts no fsync on the executor just shut down
+
+    asyncio.run(main())
+    assert other_connection_statuses(store)["t1"] == "running"
+    assert not [t for t in threading.enumerate() if t.name.startswith("plait-fsync")]
 
 
 def test_each_sync_is_covered_by_a_later_fsync(
@@ -210,7 +239,7 @@ def test_a_cancelled_waiter_leaves_the_fsync_to_the_others(
         first = asyncio.create_task(journal.sync())
         journal.write(lambda: store.update_task("r1", "t1", status="running"))
         second = asyncio.create_task(journal.sync())
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0)  # both wait for the commit, not made yet
         first.cancel()
         await second
         with pytest.raises(asyncio.CancelledError):

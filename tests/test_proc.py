@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import resource
 import signal
@@ -423,3 +424,20 @@ def test_overhead_per_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]
             f"{marked:.2f} ms/process with the marker sweep ({n} sequential `true`)"
         )
     assert plain < 50 and marked < 50
+
+
+def test_an_unwritable_log_is_reported_after_the_program_ran(tmp_path: Path) -> None:
+    """The log is made with the first output, in a pipe callback: a failure there must
+    not break the loop nor lose the output, and is raised once the program has ended."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="cannot write the log") as caught:
+        run(["sh", "-c", "echo hello; echo more"], tmp_path, log_path=blocker / "x.log")
+    assert caught.value.errno == errno.ENOTDIR
+
+
+def test_a_missing_program_is_named_even_when_its_log_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(proc.ProgramNotFound):
+        run(["no-such-agent-xyz"], tmp_path, log_path=blocker / "x.log")

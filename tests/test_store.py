@@ -539,14 +539,14 @@ def test_durations_come_from_succeeded_tasks_of_the_same_plan(store: Store) -> N
     assert store.durations("nobody") == {}
 
 
-def test_run_and_attempt_dirs(store: Store) -> None:
-    d = store.attempt_dir("r1", "api", 2)
+def test_run_and_attempt_stems(store: Store) -> None:
+    d = store.attempt_stem("r1", "api", 2)
     assert d == store.home / "runs" / "r1" / "api.2" and not d.exists()
     assert store.run_dir("r1") == store.home / "runs" / "r1"
     assert store.events_path("r1") == store.home / "runs" / "r1" / "events.jsonl"
     for bad in ("..", "a/b", ""):
         with pytest.raises(ValueError):
-            store.attempt_dir("r1", bad, 1)
+            store.attempt_stem("r1", bad, 1)
 
 
 def test_new_run_id_shape() -> None:

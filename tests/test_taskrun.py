@@ -24,6 +24,10 @@ def test_a_failed_check_is_told_from_the_checks_log(tmp_path: Path) -> None:
     note = resumed_note([row(1, "rejected", "verify pytest failed")], stems(tmp_path))
     assert note.startswith("## Note from plait\n\nThe previous attempt failed: verify pytest")
     assert "FAILED test_login" in note and "chatter" not in note
+    # A check that printed nothing: no log of its own, and the agent's is not it.
+    (tmp_path / "t.1.verify.log").unlink()
+    note = resumed_note([row(1, "rejected", "verify pytest failed")], stems(tmp_path))
+    assert "verify pytest failed" in note and "chatter" not in note
 
 
 def test_a_conflict_names_its_files(tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ async def run_attempt(
 ) -> tuple[AgentResult | None, AttemptFailure | None, Change | None, Workspace | None]:
     """One try: open a workspace, run the agent, commit, check scope, run verify."""
     view = ctx.views[task.id]
-    attempt_dir = ctx.store.attempt_dir(ctx.run_id, task.id, attempt)
+    attempt_stem = ctx.store.attempt_stem(ctx.run_id, task.id, attempt)
     start_commit = await ctx.merge.tip() if ctx.merge is not None else ctx.base_commit
     started = time.time()
     since = time.monotonic()
@@ -133,7 +133,7 @@ async def run_attempt(
     except TemplateProblem as exc:
         early = AttemptFailure(Outcome.ERRORED, f"prompt template: {exc}", "")
         return None, await _end_early(ctx, task, attempt, early), None, ws
-    request = _request(ctx, task, agent, backend, slot, attempt, ws, attempt_dir, prompt)
+    request = _request(ctx, task, agent, backend, slot, attempt, ws, attempt_stem, prompt)
     if not getattr(backend, "WRITES_PROMPT_FILE", False):
         request.prompt_file.write_text(prompt, encoding="utf-8")
     result = await backend.run(request)
@@ -180,7 +180,7 @@ def _request(
     slot: int,
     attempt: int,
     ws: Workspace,
-    attempt_dir: Path,
+    attempt_stem: Path,
     prompt: str,
 ) -> AgentRequest:
     view = ctx.views[task.id]
@@ -189,7 +189,7 @@ def _request(
         if line.strip():  # the board shows the agent's latest words, not a blank line
             view.last_line = line
 
-    stem = os.fspath(attempt_dir)
+    stem = os.fspath(attempt_stem)
     plait_vars = {
         "PLAIT_RUN_ID": ctx.run_id,
         "PLAIT_TASK_ID": task.id,
@@ -206,7 +206,7 @@ def _request(
         agent=agent,
         prompt=prompt,
         workspace=ws.path,
-        attempt_dir=attempt_dir,
+        attempt_stem=attempt_stem,
         env=agent_env(ctx, task, agent, backend, plait_vars),
         timeout_s=task.timeout_s,
         on_line=on_line,

@@ -358,13 +358,14 @@ def logs(
         number = attempt if attempt is not None else max(r.attempt for r in rows)
         if number not in {r.attempt for r in rows}:
             raise errors.RunNotFound(f"run {run_id} has no attempt {number} of task {task!r}")
-        stem = store.attempt_dir(run_id, task, number)
-    found = False
-    for suffix in (LOG_SUFFIX, VERIFY_LOG_SUFFIX):
-        path = attempt_file(stem, suffix)
-        if path.exists():
-            found = True
-            sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+        stem = store.attempt_stem(run_id, task, number)
+    logs = [attempt_file(stem, LOG_SUFFIX), attempt_file(stem, VERIFY_LOG_SUFFIX)]
+    if not any(path.exists() for path in logs):  # a run recorded before the files were flat
+        legacy = stem.parent / task / str(number)
+        logs = [legacy / "agent.log", legacy / "verify.log"]
+    found = [path for path in logs if path.exists()]
+    for path in found:
+        sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
     if not found:  # a log is only made once the program prints
         sys.stderr.write(f"{task} attempt {number} printed nothing\n")
 

@@ -120,4 +120,7 @@ class Journal:
             if self._fsync is not None:
                 self._fsync.shutdown(wait=True)
             self.store.sync_wal()
+            # Every commit is on disk now: a waiter still to resume needs no fsync of its
+            # own (and must not start one on the executor just shut down).
+            self._durable = self._committed
             self.store.defer_sync(False)

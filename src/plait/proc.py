@@ -211,14 +211,22 @@ class _Child:
                 target=_wait_without_reaping, args=(loop, proc, self.exited), daemon=True
             )
             waiter.start()
-        else:
-            self._watch.watch(self._pidfd, self._on_exit)
         stdin_w, out_r, err_r = pipes
-        self.out = PipeReader(self._watch, out_r, output.stdout_data)
-        self.err = PipeReader(self._watch, err_r, output.stderr_data)
-        self.writer = (
-            PipeWriter(self._watch, stdin_w, stdin or b"") if stdin_w is not None else None
-        )
+        try:
+            if self._pidfd is not None:
+                self._watch.watch(self._pidfd, self._on_exit)
+            self.out = PipeReader(self._watch, out_r, output.stdout_data)
+            self.err = PipeReader(self._watch, err_r, output.stderr_data)
+            self.writer = (
+                PipeWriter(self._watch, stdin_w, stdin or b"") if stdin_w is not None else None
+            )
+        except BaseException:  # the caller closes the pipes: only stop watching them
+            for fd in (self._pidfd, out_r, err_r, stdin_w):
+                if fd is not None:
+                    self._watch.unwatch(fd)
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+            raise
 
     def _on_exit(self) -> None:
         # A pidfd stays readable once the process exited: stop watching at once.
@@ -340,8 +348,8 @@ async def run_process(
         if in_w is not None and stdin is not None:
             stdin = _prefill(in_w, stdin)
             if not stdin:  # all of it is in the pipe already: the child sees EOF after it
-                os.close(in_w)
                 opened.remove(in_w)
+                os.close(in_w)
                 in_w = None
         out_r, out_w = pipe()
         err_r, err_w = pipe()
@@ -349,7 +357,8 @@ async def run_process(
         proc = spawn(list(argv), cwd, child_vars, stdin_fd, out_w, err_w)
     except BaseException as exc:
         for fd in opened:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
         if isinstance(exc, SpawnError):
             log.note(str(exc))
         log.close()
@@ -358,9 +367,8 @@ async def run_process(
     for child_end in (in_r, out_w, err_w):  # the child holds its own copies now
         if child_end is not None:
             os.close(child_end)
-    for parent_end in (in_w, out_r, err_r):
-        if parent_end is not None:
-            os.set_blocking(parent_end, False)
+    for parent_end in (out_r, err_r):  # stdin's was made non-blocking to prefill it
+        os.set_blocking(parent_end, False)
     output = Output(log, stdout_cap_bytes, on_line)
     try:
         child = _Child(loop, proc, (in_w, out_r, err_r), stdin, output, marker)
@@ -368,6 +376,10 @@ async def run_process(
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         procsweep.leaders.discard(proc.pid)
+        for end in (in_w, out_r, err_r):
+            if end is not None:
+                with contextlib.suppress(OSError):
+                    os.close(end)
         log.close()
         raise
     try:
@@ -391,6 +403,10 @@ async def run_process(
         if child.escaped_killed:
             log.note(f"killed {child.escaped_killed} process(es) that left the process group")
         log.close()
+    if log.error is not None:  # the program ran, but what it printed could not be kept
+        raise OSError(
+            log.error.errno, f"cannot write the log {log_path}: {log.error.strerror}"
+        ) from log.error
     return ProcResult(
         returncode=code if code >= 0 else None,
         signal=-code if code < 0 else None,

@@ -46,7 +46,10 @@ class LogFile:
 
     def __init__(self, path: Path | str, cap: int) -> None:
         self.path = path
-        self._fd: int | None = None  # not opened yet; -1 once closed
+        self._fd: int | None = None  # not opened yet; -1 once closed or unopenable
+        #: Why the file could not be created, if it could not: the output is still read
+        #: (the child must never block on a full pipe), and the caller reports this.
+        self.error: OSError | None = None
         self._cap = cap
         self._written = 0
         self.truncated = False
@@ -88,8 +91,12 @@ class LogFile:
     def _write_all(self, data: bytes) -> None:
         fd = self._fd
         if fd is None:
-            fd = self._fd = self._open()
-        if fd < 0:  # closed: later notes are dropped
+            try:
+                fd = self._open()
+            except OSError as exc:  # runs in a pipe callback: keep it, never raise there
+                self.error, fd = exc, -1
+            self._fd = fd
+        if fd < 0:  # closed, or could not be created: dropped
             return
         view = memoryview(data)
         while view:

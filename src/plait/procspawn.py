@@ -106,8 +106,9 @@ def _inherited_fds() -> tuple[int, ...] | None:
     posix_spawn cannot close descriptors the way `close_fds` does, and every one plait
     opens is close-on-exec (PEP 446); what is left is what plait itself inherited open
     (a jobserver pipe, a terminal's spare descriptor). Listed once: plait opens no
-    inheritable descriptor later, and one of these closed meanwhile makes the spawn
-    fail, which falls back to Popen.
+    inheritable descriptor later. One of these closed meanwhile is harmless: glibc
+    ignores closing a descriptor that is not open, and if a libc refuses, the spawn
+    falls back to Popen.
     """
     global _inherited
     if _inherited is None:

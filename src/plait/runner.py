@@ -141,15 +141,18 @@ class Driver:
     def _count_earlier_spending(self) -> None:
         """On resume, what attempts before the interruption spent still counts: toward
         the budget, and in each task's cost and tokens (written when the task ends);
-        so do the retries and conflict re-runs each task used."""
+        so do the retries and conflict re-runs each task used, and the note a task's
+        next attempt gets when its last one failed."""
         rows = self.store.attempts(self.run_id)
         by_task: dict[str, list[AttemptRow]] = {}
         for row in rows:
             by_task.setdefault(row.task_id, []).append(row)
         for task_id, mine in by_task.items():
             self.ctx.tries_used[task_id] = tries_used(mine)
+            if task_id not in self.plan.tasks or self.scheduler.outcome(task_id) is not None:
+                continue  # ended before the interruption: it runs no attempt again
             note = resumed_note(
-                mine, functools.partial(self.store.attempt_dir, self.run_id, task_id)
+                mine, functools.partial(self.store.attempt_stem, self.run_id, task_id)
             )
             if note:
                 self.ctx.resumed_notes[task_id] = note
@@ -213,6 +216,9 @@ class Driver:
         # made ready: the group ends once the last task has, with nothing left to start.
         async with asyncio.TaskGroup() as group:
             self._launch(group)
+        if self.scheduler.is_active():  # every task's end starts what it made ready
+            unended = sorted(t for t in self.plan.tasks if self.scheduler.outcome(t) is None)
+            raise RuntimeError(f"the run ended with tasks neither run nor skipped: {unended}")
         return await self._end()
 
     def _initially_ended(self) -> list[str]:

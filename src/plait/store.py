@@ -346,7 +346,7 @@ class Store(RunEvents):
             path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def attempt_dir(self, run_id: str, task_id: str, attempt: int) -> Path:
+    def attempt_stem(self, run_id: str, task_id: str, attempt: int) -> Path:
         """``<home>/runs/<run>/<task>.<attempt>``: the stem of the attempt's files.
 
         Its prompt, log and output are files beside it (`plait.agents.base.attempt_file`);

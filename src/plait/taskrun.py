@@ -117,7 +117,7 @@ def tries_used(attempts: Sequence[AttemptRow]) -> tuple[int, int]:
     return retries, reruns
 
 
-def resumed_note(attempts: Sequence[AttemptRow], attempt_dir: Callable[[int], Path]) -> str:
+def resumed_note(attempts: Sequence[AttemptRow], attempt_stem: Callable[[int], Path]) -> str:
     """The note the next attempt gets when the task's latest finished attempt failed or
     conflicted before an interruption ("" if none did).
 
@@ -132,12 +132,13 @@ def resumed_note(attempts: Sequence[AttemptRow], attempt_dir: Callable[[int], Pa
     if last.status == "conflict":
         return note(f"The previous attempt conflicted with work merged meanwhile ({last.error})"
                     "; start again from the current code and keep both changes", "")  # fmt: skip
-    stem = attempt_dir(last.attempt)
-    tail = ""
-    for suffix in (VERIFY_LOG_SUFFIX, LOG_SUFFIX):
-        tail = _log_tail(attempt_file(stem, suffix))
-        if tail:
-            break
+    # The task's own check failing is recorded as "verify <command> failed" (see
+    # plait.attempt); its log, not the agent's, says why.
+    failed_check = (last.error or "").startswith("verify ")
+    log = attempt_file(
+        attempt_stem(last.attempt), VERIFY_LOG_SUFFIX if failed_check else LOG_SUFFIX
+    )
+    tail = _log_tail(log)
     return note(f"The previous attempt failed: {last.error or last.status}", tail)
 
 

@@ -37,9 +37,9 @@ LOG_SUFFIX = ".log"
 VERIFY_LOG_SUFFIX = ".verify.log"
 
 
-def attempt_file(attempt_dir: Path, suffix: str) -> Path:
-    """One of the attempt's own files: `attempt_dir`'s name plus `suffix`, beside it."""
-    return Path(f"{attempt_dir}{suffix}")
+def attempt_file(attempt_stem: Path, suffix: str) -> Path:
+    """One of the attempt's own files: `attempt_stem`'s name plus `suffix`, beside it."""
+    return Path(f"{attempt_stem}{suffix}")
 
 
 @dataclass(frozen=True)
@@ -53,29 +53,34 @@ class AgentRequest:
     prompt: str  # the rendered prompt, retry/conflict notes already appended
     workspace: Path  # cwd of the agent
     #: runs/<run>/<task>.<attempt>: the attempt's prompt, log and output are the files
-    #: beside it named with this stem (`prompt_file` …); the folder itself is made only
-    #: by a backend that keeps files of its own there.
-    attempt_dir: Path
+    #: named with this stem and a suffix (`prompt_file` …), flat in the run's folder.
+    attempt_stem: Path
     env: Mapping[str, str]  # the child's whole environment (allowlist + plait vars + plan env)
     timeout_s: float | None = None
     #: Called with each complete line the agent prints (for the live board).
     on_line: Callable[[str], None] | None = field(default=None, compare=False)
 
     @property
+    def attempt_dir(self) -> Path:
+        """The folder named like the attempt, for a backend that keeps files of its own
+        (aider's history, amp's settings); the backend makes it when it needs it."""
+        return self.attempt_stem
+
+    @property
     def prompt_file(self) -> Path:
-        return attempt_file(self.attempt_dir, PROMPT_SUFFIX)
+        return attempt_file(self.attempt_stem, PROMPT_SUFFIX)
 
     @property
     def output_file(self) -> Path:
-        return attempt_file(self.attempt_dir, OUTPUT_SUFFIX)
+        return attempt_file(self.attempt_stem, OUTPUT_SUFFIX)
 
     @property
     def log_file(self) -> Path:
-        return attempt_file(self.attempt_dir, LOG_SUFFIX)
+        return attempt_file(self.attempt_stem, LOG_SUFFIX)
 
     @property
     def verify_log_file(self) -> Path:
-        return attempt_file(self.attempt_dir, VERIFY_LOG_SUFFIX)
+        return attempt_file(self.attempt_stem, VERIFY_LOG_SUFFIX)
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,7 @@ class CliBackend(ABC):
         if path is None:
             return AgentResult(AttemptStatus.ERRORED, error=self.missing_message())
         try:
-            request.attempt_dir.parent.mkdir(parents=True, exist_ok=True)  # the run's folder
+            request.attempt_stem.parent.mkdir(parents=True, exist_ok=True)  # the run's folder
             invocation = self.invocation(request)
         except OSError as exc:
             return AgentResult(AttemptStatus.ERRORED, error=f"cannot prepare {self.name}: {exc}")

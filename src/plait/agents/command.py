@@ -146,7 +146,7 @@ class CommandBackend:
         argv = build_argv(request)
         prompt = request.prompt.encode("utf-8")
         # Plain strings and os calls: this runs once per attempt of every quick task.
-        stem = os.fspath(request.attempt_dir)
+        stem = os.fspath(request.attempt_stem)
         output_file = stem + OUTPUT_SUFFIX
         try:
             _write_prompt(stem + PROMPT_SUFFIX, prompt)

@@ -139,7 +139,7 @@ class FakeBackend:
         return result
 
     async def _play(self, step: FakeStep, request: AgentRequest, started: float) -> AgentResult:
-        request.attempt_dir.parent.mkdir(parents=True, exist_ok=True)  # the run's folder
+        request.attempt_stem.parent.mkdir(parents=True, exist_ok=True)  # the run's folder
         request.prompt_file.write_text(request.prompt, encoding="utf-8")
         with open(request.log_file, "w", encoding="utf-8") as log:
             for line in step.lines:

@@ -108,7 +108,7 @@ class PythonBackend:
         if not callable(fn):
             return AgentResult(AttemptStatus.ERRORED, error=self.check(request.agent) or "")
         try:
-            request.attempt_dir.parent.mkdir(parents=True, exist_ok=True)  # the run's folder
+            request.attempt_stem.parent.mkdir(parents=True, exist_ok=True)  # the run's folder
             request.prompt_file.write_text(request.prompt, encoding="utf-8")
         except OSError as exc:
             return AgentResult(AttemptStatus.ERRORED, error=f"cannot prepare the attempt: {exc}")
