@@ -38,12 +38,15 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 from plait import procsweep
+from plait.procenv import ENV_ALLOWLIST as ENV_ALLOWLIST
+from plait.procenv import GIT_SCRUBBED as GIT_SCRUBBED
+from plait.procenv import child_env as child_env
+from plait.procenv import scrubbed as scrubbed
 from plait.procio import CHUNK, TAIL_BYTES, LogFile, Output, PipeReader, PipeWriter, watcher
 from plait.procspawn import ProgramNotFound as ProgramNotFound
 from plait.procspawn import SpawnError as SpawnError
@@ -51,85 +54,9 @@ from plait.procspawn import Started, spawn
 from plait.procsweep import MARKER_VAR as MARKER_VAR
 from plait.procsweep import kill_marked as kill_marked
 
-#: Variables copied from plait's own environment into every child's.
-ENV_ALLOWLIST: tuple[str, ...] = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TERM",
-    "TMPDIR",
-    "USER",
-    "LOGNAME",
-    "TZ",
-    "SHELL",
-)
-
-#: Variables that point git somewhere else or inject configuration: never passed on,
-#: from any source, or an agent could reach the main repository from its worktree.
-GIT_SCRUBBED: frozenset[str] = frozenset(
-    {
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_COMMON_DIR",
-        "GIT_NAMESPACE",
-        "GIT_PREFIX",
-        "GIT_CONFIG",
-        "GIT_CONFIG_PARAMETERS",
-        "GIT_CONFIG_COUNT",
-        "GIT_QUARANTINE_PATH",
-    }
-)
-_GIT_SCRUBBED_PREFIXES = ("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")
-
-#: The variable `run_process` sets to its `marker`, to find processes that escaped.
-
 DEFAULT_LOG_CAP = 16 * 1024 * 1024
 DEFAULT_STDOUT_CAP = 8 * 1024 * 1024
 _DRAIN_S = 2.0  # after the kills, how long to wait for the pipes to reach EOF
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
-
-def scrubbed(name: str) -> bool:
-    """True for a variable `child_env` never passes on (git redirection, the marker)."""
-    return name in GIT_SCRUBBED or name.startswith(_GIT_SCRUBBED_PREFIXES) or name == MARKER_VAR
-
-
-def child_env(
-    plait_vars: Mapping[str, str],
-    extra: Mapping[str, str] = _EMPTY,
-    passthrough: Iterable[str] = (),
-    base: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """A child's whole, minimal environment.
-
-    The `ENV_ALLOWLIST` names and the `passthrough` names (what a backend needs, e.g.
-    ANTHROPIC_API_KEY; ``ANTHROPIC_*`` is a prefix) that are set in `base` (default:
-    `os.environ`), then `extra` (the plan's `env`, which may override those), then
-    `plait_vars`, which nothing overrides. `GIT_SCRUBBED` variables and `PLAIT_MARKER`
-    are dropped from every source (`run_process` sets the marker itself).
-    """
-    source: Mapping[str, str] = os.environ if base is None else base
-    env: dict[str, str] = {}
-    names = [*ENV_ALLOWLIST]
-    for wanted in passthrough:
-        if wanted.endswith("*"):
-            names.extend(sorted(n for n in source if n.startswith(wanted[:-1])))
-        else:
-            names.append(wanted)
-    for name in names:
-        value = source.get(name)
-        if value is not None and not scrubbed(name):
-            env[name] = value
-    for mapping in (extra, plait_vars):
-        for name, value in mapping.items():
-            if not scrubbed(name):
-                env[name] = value
-    return env
 
 
 @dataclass(frozen=True)
