@@ -9,7 +9,8 @@ import pytest
 
 from gitrepo import GitRepo, git_identity
 from plait.errors import GitError, NotARepository
-from plait.git import FALLBACK_EMAIL, ZERO_OID, Git, scrubbed_env, status_paths
+from plait.git import FALLBACK_EMAIL, ZERO_OID, Git, status_paths
+from plait.gitrun import scrubbed_env
 
 
 @pytest.fixture

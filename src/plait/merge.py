@@ -22,7 +22,8 @@ from typing import Literal
 
 from plait import proc
 from plait.errors import GitError
-from plait.git import Git, scrubbed_env
+from plait.git import Git
+from plait.gitrun import scrubbed_env
 from plait.model import Command
 
 #: How often a merge is recomputed when the branch moved under it (the queue is

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plait.errors import GitError
-from plait.git import Git, GitResult
+from plait.git import Git
+from plait.gitrun import GitResult
 
 __all__ = ["POOL_DIR", "POOL_SIZE_ENV", "WorktreePool", "pool_size"]
 

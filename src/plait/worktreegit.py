@@ -17,7 +17,8 @@ from pathlib import Path
 
 from plait.branches import snapshot_ref
 from plait.errors import GitError
-from plait.git import Git, GitResult, status_paths
+from plait.git import Git, status_paths
+from plait.gitrun import GitResult
 from plait.workspace import Workspace
 
 __all__ = [

@@ -25,7 +25,8 @@ from plait import proc
 from plait.branches import integration_branch, snapshot_ref, task_branch
 from plait.clean import CleanReport, clean_runs
 from plait.collect import StrayWatch, collect_worktree
-from plait.git import Git, scrubbed_env, status_paths
+from plait.git import Git, status_paths
+from plait.gitrun import scrubbed_env
 from plait.model import Command, ScopePolicy
 from plait.pool import WorktreePool
 from plait.scope import GitGuard
