@@ -20,12 +20,8 @@ from typing import Any
 
 from plait.errors import PlanError, Problem
 from plait.model import PROFILE_DIRS, Fixer, Isolation, Plan, ScopePolicy, Task
-from plait.planrules import (
-    agent_from_spec,
-    check_plan,
-    describe,
-    parse_duration,
-)
+from plait.planrules import check_plan
+from plait.planvalues import agent_from_spec, describe, parse_duration
 from plait.planyaml import MAX_PLAN_BYTES, Located, join, read_yaml
 
 __all__ = [

@@ -25,9 +25,11 @@ from plait.planrules import (
     RETRIES_MAX,
     TASK_ID_RE,
     TIMEOUT_RANGE,
+    did_you_mean,
+)
+from plait.planvalues import (
     agent_from_spec,
     describe,
-    did_you_mean,
     parse_duration,
     to_argv,
     to_command,

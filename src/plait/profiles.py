@@ -18,7 +18,8 @@ from pydantic import Field, ValidationError
 from plait.errors import PlanError, Problem
 from plait.model import PROFILE_DIRS, Agent, Plan
 from plait.planrules import check_agent
-from plait.planspec import AgentSpec, agent_from_spec, spec_problems
+from plait.planspec import AgentSpec, spec_problems
+from plait.planvalues import agent_from_spec
 from plait.planyaml import Located, read_yaml
 
 __all__ = ["PROFILE_DIRS", "load_profile", "profile_names", "resolve_agent"]
