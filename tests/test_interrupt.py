@@ -125,8 +125,8 @@ name: crash-in-retry
 agents:
   agent:
     backend: command
-    command: {yaml_list(agent_cmd("fail_then_kill.py"))}
-    env: {{REC_DIR: "{rec}"}}
+    command: {yaml_list(agent_cmd("flaky.py"))}
+    env: {{REC_DIR: "{rec}", KILL_PLAIT_AT: "2"}}
 tasks:
   build:
     agent: agent
@@ -146,5 +146,5 @@ tasks:
     )
     for prompt in (in_process, after_crash):
         assert prompt.startswith("Fix the build.\n\n## Note from plait")
-        assert "resumed-note-canary-build: disk on fire" in prompt
+        assert "flaky-failure-build: disk on fire" in prompt
         assert "exited with code 1" in prompt

@@ -49,6 +49,11 @@ def other_connection_statuses(store: Store) -> dict[str, str]:
     return {str(t): str(s) for t, s in rows}
 
 
+def write_running(journal: Journal, store: Store, task: str) -> None:
+    """Journal one transition: `task` is running (committed by the next sync)."""
+    journal.write(lambda: store.update_task("r1", task, status="running"))
+
+
 class FsyncLog:
     """Wraps Store.sync_wal: records how many commits each fsync covered, can fail or stall."""
 
@@ -80,7 +85,7 @@ def test_sync_waits_for_an_fsync_started_after_its_commit(
 
     async def task(name: str) -> None:
         await asyncio.sleep(0.001 * (int(name[1:]) % 7))
-        journal.write(lambda: store.update_task("r1", name, status="running"))
+        write_running(journal, store, name)
         await journal.sync()
         committed_before = store.commits
         returned.append((name, committed_before))
@@ -105,7 +110,7 @@ def test_writes_synced_in_the_same_turn_share_one_commit(store: Store) -> None:
     seen: list[str] = []
 
     async def task(name: str) -> None:
-        journal.write(lambda: store.update_task("r1", name, status="running"))
+        write_running(journal, store, name)
         await journal.sync()
         seen.append(other_connection_statuses(store)[name])
 
@@ -132,7 +137,7 @@ def test_a_failed_commit_reaches_every_waiter(
         raise sqlite3.OperationalError("disk I/O error")
 
     async def task(name: str) -> str:
-        journal.write(lambda: store.update_task("r1", name, status="running"))
+        write_running(journal, store, name)
         try:
             await journal.sync()
         except sqlite3.OperationalError as exc:
@@ -149,7 +154,7 @@ def test_a_failed_commit_reaches_every_waiter(
     assert set(other_connection_statuses(store).values()) == {"pending"}
 
     async def again() -> None:
-        journal.write(lambda: store.update_task("r1", "t2", status="running"))
+        write_running(journal, store, "t2")
         await journal.sync()
 
     asyncio.run(again())
@@ -164,9 +169,9 @@ def test_close_while_a_commit_is_asked_for_leaves_nothing_to_its_waiters(
     journal = Journal(store)
 
     async def main() -> None:
-        journal.write(lambda: store.update_task("r1", "t0", status="running"))
+        write_running(journal, store, "t0")
         await journal.sync()  # one fsync has run: its executor exists
-        journal.write(lambda: store.update_task("r1", "t1", status="running"))
+        write_running(journal, store, "t1")
         waiter = asyncio.create_task(journal.sync())
         await asyncio.sleep(0)  # the commit is asked for, not made yet
         journal.close()  # commits and syncs everything itself
@@ -235,9 +240,9 @@ def test_a_cancelled_waiter_leaves_the_fsync_to_the_others(
     journal = Journal(store)
 
     async def main() -> None:
-        journal.write(lambda: store.update_task("r1", "t0", status="running"))
+        write_running(journal, store, "t0")
         first = asyncio.create_task(journal.sync())
-        journal.write(lambda: store.update_task("r1", "t1", status="running"))
+        write_running(journal, store, "t1")
         second = asyncio.create_task(journal.sync())
         await asyncio.sleep(0)  # both wait for the commit, not made yet
         first.cancel()
@@ -260,7 +265,7 @@ def test_a_failed_fsync_reaches_its_waiters_and_the_next_sync_tries_again(
 
     async def main() -> None:
         fsyncs.fail_next = True
-        journal.write(lambda: store.update_task("r1", "t0", status="running"))
+        write_running(journal, store, "t0")
         with pytest.raises(OSError, match="Input/output"):
             await journal.sync()
         await journal.sync()  # the commit was made; it still needs its fsync
@@ -277,7 +282,7 @@ def test_commits_are_unsynced_while_open_and_synced_again_after_close(store: Sto
     assert level() == 2  # FULL
     journal = Journal(store)
     assert level() == 1  # NORMAL: the journal fsyncs the log itself
-    journal.write(lambda: store.update_task("r1", "t0", status="running"))
+    write_running(journal, store, "t0")
     journal.close()  # commits what was open
     journal.close()  # twice is fine
     assert level() == 2
