@@ -7,22 +7,25 @@ process exits with it after a one-paragraph message on stderr.
 
 # No `from __future__ import annotations` here: typer reads every command's
 # annotations when it parses, and evaluating them from strings took ~5 ms per start.
-import contextlib
-import functools
-import gc
-import json
 import sys
-from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
 from plait import errors
+from plait.cliio import (
+    Exit,
+    collector_paused,
+    err,
+    load_plan_file,
+    open_store,
+    out,
+    pick_run,
+    print_json,
+    run_coroutine,
+)
 from plait.model import Plan
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 app = typer.Typer(
     name="plait",
@@ -38,87 +41,6 @@ JobsOpt = Annotated[
     int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Agents at once.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-
-T = TypeVar("T")
-
-
-@functools.cache
-def out() -> "Console":
-    """rich's console on stdout, made when something is first printed with it."""
-    from rich.console import Console  # lazily: `plait run --json` never prints with rich
-
-    return Console(highlight=False, soft_wrap=True)
-
-
-@functools.cache
-def err() -> "Console":
-    """rich's console on stderr, made when something is first printed with it."""
-    from rich.console import Console  # lazily: `plait run --json` never prints with rich
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-class Exit(Exception):
-    """Leave a command with an exit code, after it printed what it wanted."""
-
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
-#: JSON output longer than this (characters) is written compact, on one line: the
-#: json module indents in pure Python, which took 0.7 s for the 8 MB that `plait plan
-#: --json` prints for 10,000 tasks; its compact encoder is in C (0.08 s).
-JSON_INDENT_LIMIT = 1_000_000
-
-
-def _await(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run one of the engine's coroutines to its end.
-
-    asyncio is imported here, not at the top: `plait plan` and `plait schema` never
-    need it and start faster without it.
-    """
-    import asyncio
-
-    return asyncio.run(coroutine)
-
-
-def _print_json(data: Any) -> None:
-    text = json.dumps(data, separators=(",", ":"), default=str)
-    if len(text) <= JSON_INDENT_LIMIT:  # small enough to be read: indented, as always
-        text = json.dumps(data, indent=2, sort_keys=False, default=str)
-    sys.stdout.write(text + "\n")
-
-
-def _load(path: Path) -> Plan:
-    """Read and validate a plan; its graph is checked by the command's own analysis."""
-    from plait.planfile import load_plan
-
-    if not path.exists():
-        raise errors.UsageError(
-            f"{path}: no such plan file. Create one with `plait init`, or name the file."
-        )
-    with _collector_paused():
-        return load_plan(path)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Load and analyse without the cyclic garbage collector, then freeze the result.
-
-    A large plan allocates hundreds of thousands of long-lived objects and nothing
-    cyclic worth collecting; the collector's repeated passes over them were half of
-    the time of `plait plan` on 10,000 tasks. Freezing afterwards keeps later
-    collections (during a run) from walking the plan again.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-        gc.freeze()
-
 
 # --- plans --------------------------------------------------------------------
 
@@ -162,9 +84,9 @@ def plan(
     """Validate a plan and show what runs in parallel, what waits, and why."""
     from plait import analysis, planview
 
-    loaded = _load(path)
+    loaded = load_plan_file(path)
     history = _history(loaded)
-    with _collector_paused():
+    with collector_paused():
         result = analysis.analyze(loaded, jobs=jobs, history=history)
     if graph is not None:
         if graph not in ("mermaid", "dot"):
@@ -174,7 +96,7 @@ def plan(
         )
         sys.stdout.write("\n")
     elif as_json:
-        _print_json(planview.to_json(result))
+        print_json(planview.to_json(result))
     else:
         out().print(planview.render_text(result))
     if html is not None:
@@ -202,7 +124,7 @@ def schema() -> None:
     """Print the plan's JSON Schema (for editors)."""
     from plait.planfile import plan_json_schema
 
-    _print_json(plan_json_schema())
+    print_json(plan_json_schema())
 
 
 # --- runs ---------------------------------------------------------------------
@@ -225,12 +147,12 @@ def run(
     from plait.session import RunSettings, start_run
     from plait.statehome import state_home
 
-    loaded = _load(path)
+    loaded = load_plan_file(path)
     root = (loaded.root or Path.cwd()).resolve()
     home = state_home(root)  # found once (a git call) for the run and its summary
     with open_display(as_json, None if as_json else out()) as sink:
         settings = RunSettings(jobs=jobs, fail_fast=fail_fast, sink=sink)
-        outcome = _await(start_run(loaded, settings, home=home))
+        outcome = run_coroutine(start_run(loaded, settings, home=home))
     _finish(outcome.run_id, root, outcome.exit_code, outcome.messages, as_json, apply, home)
 
 
@@ -249,7 +171,7 @@ def resume(
 
     with open_display(as_json, None if as_json else out()) as sink:
         settings = RunSettings(jobs=jobs, sink=sink)
-        outcome = _await(resume_run(run_id, settings, cwd=Path.cwd()))
+        outcome = run_coroutine(resume_run(run_id, settings, cwd=Path.cwd()))
     _finish(outcome.run_id, Path.cwd(), outcome.exit_code, outcome.messages, as_json, False)
 
 
@@ -264,42 +186,21 @@ def _finish(
 ) -> None:
     from plait.status import run_json, summary_text
 
-    with _store(root, home) as store:
+    with open_store(root, home) as store:
         data = run_json(store, run_id)
     if apply and code == 0:
         from plait.apply import apply_run
 
-        message = _await(apply_run(root, run_id))
+        message = run_coroutine(apply_run(root, run_id))
         data["applied"] = True
         messages = [*messages, message]
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         out().print(summary_text(data))
     for message in messages:
         err().print(message)
     raise Exit(code)
-
-
-def _store(root: Path, home: Path | None = None) -> Any:
-    from plait.statehome import DB_FILE, state_home
-    from plait.store import Store
-
-    home = home or state_home(root.resolve())
-    if not (home / DB_FILE).exists():
-        raise errors.RunNotFound(
-            f"no plait runs in {root.resolve()} yet; start one with `plait run`"
-        )
-    return Store.open(home)
-
-
-def _pick_run(store: Any, run_id: str | None) -> str:
-    if run_id is not None:
-        return run_id
-    latest: str | None = store.latest_run_id()
-    if latest is None:
-        raise errors.RunNotFound("no runs yet; start one with `plait run`")
-    return latest
 
 
 @app.command()
@@ -315,15 +216,15 @@ def status(
     """Show one run's state."""
     from plait.status import follow_events, run_json, status_text
 
-    with _store(Path.cwd()) as store:
-        picked = _pick_run(store, run_id)
+    with open_store(Path.cwd()) as store:
+        picked = pick_run(store, run_id)
         store.run(picked)  # raises RunNotFound for an unknown id
         if follow:
             follow_events(store, picked, as_json=as_json, write=sys.stdout.write)
             return
         data = run_json(store, picked)
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         out().print(status_text(data))
 
@@ -333,10 +234,10 @@ def runs(as_json: JsonOpt = False) -> None:
     """List the runs of this repository, newest first."""
     from plait.status import runs_json, runs_text
 
-    with _store(Path.cwd()) as store:
+    with open_store(Path.cwd()) as store:
         data = runs_json(store)
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         out().print(runs_text(data))
 
@@ -350,7 +251,7 @@ def logs(
     """Print an attempt's log."""
     from plait.agents.base import LOG_SUFFIX, VERIFY_LOG_SUFFIX, attempt_file
 
-    with _store(Path.cwd()) as store:
+    with open_store(Path.cwd()) as store:
         store.run(run_id)
         rows = store.attempts(run_id, task)
         if not rows:
@@ -383,13 +284,13 @@ def report(
     from plait.report_html import render_html
     from plait.reports import timeline_from_store
 
-    with _store(Path.cwd()) as store:
-        timeline = timeline_from_store(store, _pick_run(store, run_id))
+    with open_store(Path.cwd()) as store:
+        timeline = timeline_from_store(store, pick_run(store, run_id))
     if html is not None:
         html.write_text(render_html(timeline), encoding="utf-8")
         err().print(f"wrote {html}")
     if as_json:
-        _print_json(rendering.to_json(timeline))
+        print_json(rendering.to_json(timeline))
     elif html is None:
         out().print(rendering.render_text(timeline))
 
@@ -399,7 +300,7 @@ def apply_cmd(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
     """Merge a run's result into the current branch (only with a clean working tree)."""
     from plait.apply import apply_run
 
-    out().print(_await(apply_run(Path.cwd(), run_id)))
+    out().print(run_coroutine(apply_run(Path.cwd(), run_id)))
 
 
 @app.command()
@@ -414,7 +315,7 @@ def clean(
     """Remove plait's worktrees (and task branches) for one run or all runs."""
     from plait.apply import clean_runs
 
-    out().print(_await(clean_runs(Path.cwd(), run_id, branches=branches)))
+    out().print(run_coroutine(clean_runs(Path.cwd(), run_id, branches=branches)))
 
 
 @app.command()
@@ -422,9 +323,9 @@ def agents(path: PlanArg = Path("plait.yaml"), as_json: JsonOpt = False) -> None
     """Each role, its backend, and whether its program is installed."""
     from plait.agents.inventory import inventory, inventory_text
 
-    rows = inventory(_load(path))
+    rows = inventory(load_plan_file(path))
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     else:
         out().print(inventory_text(rows))
     if any(not r["ok"] for r in rows):
