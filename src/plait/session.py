@@ -103,6 +103,8 @@ async def _signals_cancel_run() -> AsyncIterator[None]:
     current = asyncio.current_task()
     installed = False
     if current is not None:
+        # Not on a loop without signal support, nor off the main thread (the library
+        # run from a worker thread): there SIGTERM keeps its default meaning.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, current.cancel)
             installed = True
