@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from gitrepo import GitRepo, git_identity
+from plait.pool import POOL_DIR
+from plait.runlock import RunLock
 from test_e2e_git import outline, plait, plan_text, run_plan, tasks_by_id
 
 
@@ -130,8 +132,9 @@ def test_a_failed_task_keeps_its_worktree_until_clean(repo: GitRepo) -> None:
     by_id = tasks_by_id(status)
     assert by_id["good"]["status"] == "succeeded" and by_id["bad"]["status"] == "failed"
 
-    # the failed attempt's worktree is kept for inspection, the merged one is gone
-    worktrees = [Path(p) for p in repo.worktrees()[1:]]
+    # the failed attempt's worktree is kept for inspection; the merged one is parked
+    # in the pool, for the next run
+    worktrees = [Path(p) for p in repo.worktrees()[1:] if Path(p).parent.name != POOL_DIR]
     assert [p.name for p in worktrees] == ["bad-1"], worktrees
     assert (worktrees[0] / "half-done.txt").read_text() == "wip\n"
     assert repo.branches(f"plait/tasks/{run}/*") == [f"plait/tasks/{run}/bad"]
@@ -177,3 +180,22 @@ def test_clean_without_a_run_cleans_every_run(repo: GitRepo) -> None:
         subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=repo.path, check=False).returncode
         == 0
     )
+
+
+def test_clean_waits_for_no_run_and_removes_nothing_under_one(repo: GitRepo) -> None:
+    """A run in progress keeps its worktrees: `clean` refuses while it holds the lock."""
+    failing = {"bad": {"do": ["write x.txt x", "fail"], "writes": ["x.txt"]}}
+    run_plan(repo, plan_text(failing))
+    kept = repo.worktrees()
+    assert len(kept) == 2
+
+    with RunLock(repo.common_dir / "plait") as lock:
+        lock.acquire("20261128-000000-live")  # as a `plait run` in progress holds it
+        refused = plait(repo, "clean")
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert "20261128-000000-live" in refused.stderr
+        assert repo.worktrees() == kept
+
+    cleaned = plait(repo, "clean")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert repo.worktrees() == [str(repo.path)]

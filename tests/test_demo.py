@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gitrepo import GitRepo, git_identity
+from plait.pool import POOL_DIR
 
 DEMO_TASKS = {
     "contract",
@@ -92,4 +93,7 @@ def test_demo_runs_everything_in_under_a_minute(
     # the demo's own checkout stays on main, untouched
     assert shop.git("branch", "--show-current").strip() == "main"
     assert shop.git("status", "--porcelain", "--untracked-files=no") == ""
-    assert shop.worktrees() == [str(shop.path)]
+    # merged tasks' worktrees are parked for the next run, one per job at most
+    pool = shop.path / ".git" / "plait" / "worktrees" / POOL_DIR
+    parked = [Path(p) for p in shop.worktrees()[1:]]
+    assert 0 < len(parked) <= 4 and all(p.parent == pool for p in parked), parked

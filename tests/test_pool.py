@@ -276,6 +276,50 @@ def test_a_killed_runs_pool_is_adopted_and_reset(repo: GitRepo) -> None:
     repo.fsck()
 
 
+@pytest.mark.parametrize("record", ["kept", "tampered", "missing"])
+def test_a_later_run_trusts_only_the_index_its_record_vouches_for(
+    repo: GitRepo, record: str
+) -> None:
+    """A parked worktree outlives its process; the next one rewrites only what differs,
+    unless the index copy no longer matches the record written when it was parked."""
+    first = provider_for(repo)
+
+    async def park() -> Path:
+        ws = await first.open("a", 1, repo.head())
+        await first.close(ws, keep=False)
+        assert ws.git_dir is not None
+        return ws.git_dir
+
+    git_dir = asyncio.run(park())
+    pool_root = repo.common_dir / "plait" / "worktrees" / POOL_DIR
+    copy = pool_root / ".index" / git_dir.name
+    parked = pool_root / git_dir.name
+    same, app = (parked / "src" / "same.py").stat(), (parked / "src" / "app.py").stat()
+    if record == "tampered":
+        copy.write_bytes(copy.read_bytes()[:-1] + b"x")
+    elif record == "missing":
+        (pool_root / ".index" / f"{git_dir.name}.parked.json").unlink()
+    repo.write("src/app.py", "x = 2\n")
+    tip = repo.commit("the next run starts here")
+
+    second = provider_for(repo, run_id="20261127-130000-cd34")  # a new process
+
+    async def reuse() -> None:
+        ws = await second.open("b", 1, tip)
+        assert ws.git_dir == git_dir  # adopted, not created
+        now_same = (ws.path / "src" / "same.py").stat()
+        kept = (now_same.st_ino, now_same.st_mtime_ns) == (same.st_ino, same.st_mtime_ns)
+        assert kept is (record == "kept")  # else every file was written afresh
+        now_app = (ws.path / "src" / "app.py").stat()
+        assert (now_app.st_ino, now_app.st_mtime_ns) != (app.st_ino, app.st_mtime_ns)
+        assert (ws.path / "src" / "app.py").read_text() == "x = 2\n"
+        assert agent_git(ws.path, "status", "--porcelain", "--ignored", "-uall") == ""
+        await second.close(ws, keep=False)
+
+    asyncio.run(reuse())
+    repo.fsck()
+
+
 def test_clean_empties_the_pool(repo: GitRepo) -> None:
     provider = provider_for(repo)
 
@@ -353,6 +397,50 @@ def test_a_run_with_the_pool_ends_like_one_without(tmp_path: Path, repo: GitRepo
         else:
             assert len(set(used)) == 6
         assert repo.fingerprint() == before
-        assert repo.worktrees() == [str(repo.path)], status  # the pool is drained at the end
         assert repo.branches("plait/tasks/*") == []
+        pools = {(tmp_path / f"home-{s}" / "worktrees" / POOL_DIR).resolve() for s in "40"}
+        parked = [Path(p).parent for p in repo.worktrees()[1:]]
+        assert set(parked) <= pools, parked  # nothing is left but the pool
+        mine = parked.count((tmp_path / f"home-{size}" / "worktrees" / POOL_DIR).resolve())
+        assert mine == (2 if size == "4" else 0)  # one per job, for the next run
     assert trees["4"] == trees["0"], repo.git("diff", "--stat", trees["4"], trees["0"])
+
+
+def test_the_next_run_starts_from_the_pool_and_clean_empties_it(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    agent = tmp_path / "agent.py"
+    agent.write_text(AGENT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    env["PLAIT_HOME"] = str(tmp_path / "home")
+
+    def plait(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "plait", *args], cwd=repo.path, env=env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    used: list[list[str]] = []
+    for number in (1, 2):
+        log = tmp_path / f"git-dirs-{number}.txt"
+        plan = {
+            "version": 1,
+            "name": f"pool-{number}",
+            "agents": {
+                "a": {
+                    "backend": "command",
+                    "command": [sys.executable, str(agent), "{task}", str(log)],
+                }
+            },
+            "tasks": {f"r{number}t{i}": {"agent": "a", "prompt": "go"} for i in range(2)},
+        }
+        (repo.path / "plait.yaml").write_text(json.dumps(plan))
+        plait("run", "plait.yaml", "-j", "2", "--json")
+        used.append(log.read_text().splitlines())
+    assert len(set(used[0])) == 2
+    assert set(used[1]) == set(used[0]), "the second run made new worktrees"
+    plait("clean")
+    assert repo.worktrees() == [str(repo.path)]
+    assert not (tmp_path / "home" / "worktrees" / POOL_DIR).exists()

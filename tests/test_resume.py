@@ -38,6 +38,7 @@ from pathlib import Path
 import pytest
 
 from gitrepo import IDENTITY, ISOLATION, GitRepo
+from plait.pool import POOL_DIR
 from plait.store import FINISHED_TASK_STATUSES, Store
 
 PYTHON = sys.executable
@@ -492,14 +493,22 @@ def _check_chain(h: Harness, chain: Chain, reference: Reference) -> dict[str, in
 
 
 def _attempts_by_worktree(h: Harness) -> dict[str, str]:
-    """Each worktree plait left in PLAIT_HOME → the status of the attempt it belongs to."""
+    """Each worktree plait left in PLAIT_HOME → the status of the attempt it belongs to.
+
+    Parked ones (the pool, kept for the next run) belong to no attempt: at most one
+    per job is left."""
     statuses = h.attempts()
     out = {}
+    parked = 0
     for path in h.repo.worktrees()[1:]:
         rel = Path(path).relative_to(h.home.resolve())
         assert rel.parts[0] == "worktrees", f"stray worktree {path}"
+        if rel.parts[1] == POOL_DIR:
+            parked += 1
+            continue
         task, _, number = rel.parts[-1].rpartition("-")
         out[path] = statuses.get((task, int(number)), "unknown")
+    assert parked <= 3, "the pool keeps one worktree per job (the plan's jobs: 3)"
     return out
 
 
@@ -617,4 +626,4 @@ def test_output_of_a_merge_that_landed_before_the_kill(tmp_path: Path) -> None:
     # its commit is the merge commit on plait/<run>, as after an uninterrupted run
     assert row.commit in h.repo.git("rev-list", "--first-parent", tip).split()
     assert not h.repo.branches(f"plait/tasks/{run}/*")
-    assert h.repo.worktrees() == [str(h.repo.path)]
+    assert _attempts_by_worktree(h) == {}  # none but the pool's

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from plait.errors import ApplyRefused, RunNotFound
 from plait.git import Git
+from plait.runlock import RunLock
 from plait.statehome import state_home
 from plait.store import Store
 
@@ -55,15 +56,18 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
 
     git = await Git.discover(cwd)
     home = state_home(git.toplevel)
-    run_ids: list[str | None] = [run_id]
-    if run_id is None and Store.exists(home):
-        with Store.open(home) as store:
-            run_ids = [row.run_id for row in store.runs()] or [None]
-    removed_worktrees = 0
-    removed_branches = 0
-    for one in run_ids:
-        provider = WorktreeProvider(git, one or "", worktrees_dir=home / "worktrees")
-        report = await provider.clean(one, result_branches=branches)
-        removed_worktrees += len(report.worktrees)
-        removed_branches += len(report.branches)
+    with RunLock(home) as lock:
+        if home.is_dir():  # a run in progress keeps its worktrees (and the pool's)
+            lock.acquire("")
+        run_ids: list[str | None] = [run_id]
+        if run_id is None and Store.exists(home):
+            with Store.open(home) as store:
+                run_ids = [row.run_id for row in store.runs()] or [None]
+        removed_worktrees = 0
+        removed_branches = 0
+        for one in run_ids:
+            provider = WorktreeProvider(git, one or "", worktrees_dir=home / "worktrees")
+            report = await provider.clean(one, result_branches=branches)
+            removed_worktrees += len(report.worktrees)
+            removed_branches += len(report.branches)
     return f"removed {removed_worktrees} worktree(s) and {removed_branches} branch(es)"

@@ -22,9 +22,13 @@ between, and a process the agent left behind can still write to it):
 - `git checkout -f` moves the files to the new start commit and `git clean -ffdx`
   removes untracked and ignored files, nested repositories too.
 
-The pool is bounded; a worktree that finds no room is removed as before. On first
-use a pool adopts what a killed run left parked (up to its size; the rest is
-removed), and `drain` (run at the end of a run and by `plait clean`) empties it.
+The pool is bounded; a worktree that finds no room is removed as before. It
+outlives the run, so the next run's first attempts skip the checkout too: on
+first use a pool adopts what an earlier run (ended or killed) left parked, up to
+its size, and removes the rest; `drain` (`plait clean`) empties it. An index copy
+is trusted across runs only through the record written when its worktree was
+parked (hash and timestamp, beside the copy); a copy that no longer matches its
+record, or has none, is not used, and every file of that worktree is written.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Awaitable, Callable
@@ -55,6 +60,9 @@ KEPT_GIT_FILES = frozenset({"HEAD", "index", "commondir", "gitdir"})
 
 #: Where plait keeps the index copies it can vouch for, inside the pool folder.
 INDEX_COPIES = ".index"
+
+#: Beside an index copy: what it was when its worktree was parked, for the next run.
+RECORD_SUFFIX = ".parked.json"
 
 #: `make_room(path, branch)`: clear a stale worktree at `path` and free `branch`
 #: (the provider's, called with `Git.write_lock` held).
@@ -95,6 +103,7 @@ class WorktreePool:
         self._parked: list[_Parked] = []
         self._trusted: dict[str, _Trusted] = {}  # by git dir name, for open worktrees
         self._adopted = False
+        self._adopting = asyncio.Lock()
 
     def __len__(self) -> int:
         return len(self._parked)
@@ -160,6 +169,12 @@ class WorktreePool:
         if not moved.ok:
             self._forget(git_dir, trusted)
             return False
+        # What vouches for the copy in a later run; without it the copy is not used.
+        record = _record_path(self.root / INDEX_COPIES, git_dir.name)
+        if trusted is None:
+            record.unlink(missing_ok=True)
+        else:
+            _write_record(record, trusted)
         self._parked.append(_Parked(target, git_dir, trusted))
         return True
 
@@ -215,12 +230,25 @@ class WorktreePool:
         return True
 
     async def _adopt(self, *, locked: bool = False) -> None:
-        """Once: keep what a killed run left parked (up to `size`), remove the rest."""
+        """Once: keep what earlier runs left parked (up to `size`), remove the rest."""
         if self._adopted:
             return
-        self._adopted = True
+        if locked and self._adopting.locked():
+            return  # a `put` holds the git lock, which the adoption under way waits for
+        # The first attempts open together: all but one wait here for what it adopts,
+        # rather than find the pool empty and check out afresh.
+        async with self._adopting:
+            if self._adopted:
+                return
+            try:
+                await self._adopt_now(locked)
+            finally:
+                self._adopted = True  # once, even if it failed
+
+    async def _adopt_now(self, locked: bool) -> None:
         if not self.root.exists():
             return
+        copies = self.root / INDEX_COPIES
         lock = contextlib.nullcontext() if locked else self.git.write_lock
         async with lock:
             known: set[str] = set()
@@ -229,17 +257,19 @@ class WorktreePool:
                     continue
                 git_dir = _git_dir_of(info.path, self.git.common_dir)
                 if len(self._parked) < self.size and git_dir is not None and info.head:
-                    self._parked.append(_Parked(info.path, git_dir, None))
+                    trusted = await asyncio.to_thread(_vouched, copies, git_dir.name)
+                    self._parked.append(_Parked(info.path, git_dir, trusted))
                     known.add(info.path.name)
                 else:
                     await self._remove(info.path)
             for entry in self.root.iterdir():  # unregistered leftovers
                 if entry.name not in known and entry.name != INDEX_COPIES:
                     _delete(entry)
-            copies = self.root / INDEX_COPIES
+            vouched = {p.trusted.copy.name for p in self._parked if p.trusted is not None}
             for entry in copies.iterdir() if copies.is_dir() else ():
-                if entry.name not in self._trusted:  # a dead process's: nothing vouches for it
-                    _delete(entry)
+                name = entry.name.removesuffix(RECORD_SUFFIX)
+                if name not in vouched and name not in self._trusted:
+                    _delete(entry)  # nothing parked vouches for it, nor anything open
             await self.git.run("worktree", "prune", check=False)
 
     async def _in(
@@ -264,6 +294,7 @@ class WorktreePool:
         self._trusted.pop(git_dir.name, None)
         if trusted is not None:
             trusted.copy.unlink(missing_ok=True)
+            _record_path(trusted.copy.parent, trusted.copy.name).unlink(missing_ok=True)
 
 
 def _copy_index(index: Path, copy: Path) -> _Trusted | None:
@@ -277,6 +308,32 @@ def _copy_index(index: Path, copy: Path) -> _Trusted | None:
     copy.write_bytes(data)
     os.utime(copy, ns=(mtime_ns, mtime_ns))
     return _Trusted(copy, hashlib.sha256(data).hexdigest(), mtime_ns)
+
+
+def _record_path(copies: Path, name: str) -> Path:
+    return copies / f"{name}{RECORD_SUFFIX}"
+
+
+def _write_record(record: Path, trusted: _Trusted) -> None:
+    """Write what an index copy was, atomically: a torn record vouches for nothing."""
+    body = json.dumps({"sha256": trusted.sha256, "mtime_ns": trusted.mtime_ns})
+    partial = record.with_name(record.name + ".tmp")
+    partial.write_text(body, encoding="utf-8")
+    partial.replace(record)
+
+
+def _vouched(copies: Path, name: str) -> _Trusted | None:
+    """The index copy an earlier run parked with worktree `name`, if its record matches."""
+    copy = copies / name
+    try:
+        record = json.loads(_record_path(copies, name).read_text(encoding="utf-8"))
+        sha256, mtime_ns = str(record["sha256"]), int(record["mtime_ns"])
+        data = copy.read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return None
+    return _Trusted(copy, sha256, mtime_ns)
 
 
 def _scrub_git_dir(git_dir: Path, head: str, trusted: _Trusted | None) -> None:

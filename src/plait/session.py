@@ -203,11 +203,11 @@ async def drive(
     base_commit, branch, jobs = place.base_commit, place.branch, place.jobs
     provider: WorkspaceProvider
     merge: MergeQueue | None = None
-    pool: WorktreePool | None = None
     store.run_dir(run_id)  # where every attempt's prompt, log and output go
     if isolation is Isolation.WORKTREE:
         assert git is not None and branch is not None
-        # finished worktrees are reset for the next attempts, one per job at most
+        # finished worktrees are kept (one per job at most) and reset for later attempts,
+        # this run's and the next run's
         pool = WorktreePool(git, home / "worktrees" / POOL_DIR, pool_size(jobs))
         provider = WorktreeProvider(
             git,
@@ -258,9 +258,9 @@ async def drive(
             messages=[f"interrupted; continue with `plait resume {run_id}`"],
         )
     finally:
+        # Parked worktrees outlive the run: the next one starts from them (`plait clean`
+        # removes them).
         driver.journal.close()
-        if pool is not None:  # parked worktrees outlive a run only when it is killed
-            await pool.drain()
     if merge is not None:
         outcome_head = await merge.tip()
         store.update_run(run_id, head=outcome_head)
