@@ -13,6 +13,9 @@ all in the same run on the same repository, interleaved round by round:
   `close` (snapshot check, worktree and branch removed);
 - plait warm: the same with a worktree pool of one: after one cold attempt each
   attempt takes the previous one's worktree, reset to its new start commit;
+- plait next run: the same, but each attempt is the first of a new run (a new pool
+  object, as a new `plait run` process makes): it adopts what the previous run
+  parked and trusts the index copy through the record written at parking;
 - sparse: a plain `git worktree add --no-checkout` + `sparse-checkout set --cone`
   of the one folder the agent edits + `read-tree -mu HEAD`; commit and merge as git.
 
@@ -64,7 +67,7 @@ FILES_PER_DIR = 100
 #: The folder every attempt edits (the sparse worktree checks out only this one).
 AGENT_DIR = "src/d0000"
 STEPS = ("ready", "commit", "merge", "release", "total")
-MODES = ("git", "plait cold", "plait warm", "sparse")
+MODES = ("git", "plait cold", "plait warm", "plait next run", "sparse")
 
 Steps = dict[str, list[float]]
 
@@ -116,26 +119,34 @@ def agent_change(workspace: Path, label: str) -> None:
 
 
 class PlaitMode:
-    """Attempts through plait's own API; `pool`: reuse the previous attempt's worktree."""
+    """Attempts through plait's own API; `pool`: reuse the previous attempt's worktree;
+    `new_runs`: each attempt with a new pool, adopting what the last one parked."""
 
-    def __init__(self, repo: Path, base: str, *, pool: bool) -> None:
-        self.repo, self.base, self.pool = repo, base, pool
-        self.run_id = "bench-warm" if pool else "bench-cold"
+    def __init__(self, repo: Path, base: str, *, pool: bool, new_runs: bool = False) -> None:
+        self.repo, self.base, self.pool, self.new_runs = repo, base, pool, new_runs
+        self.run_id = "bench-next" if new_runs else "bench-warm" if pool else "bench-cold"
 
     async def setup(self) -> None:
         self.git = await Git.discover(self.repo)
         branch = f"plait/{self.run_id}"
         await self.git.create_branch(branch, self.base, force=True)
-        worktrees = self.repo / ".git" / "plait" / "worktrees"
-        self.parked = WorktreePool(self.git, worktrees / POOL_DIR, 1) if self.pool else None
-        self.provider = WorktreeProvider(
-            self.git, self.run_id, worktrees_dir=worktrees, pool=self.parked
-        )
+        # a folder of its own per mode, so that no mode adopts another's pool
+        self.worktrees = self.repo / ".git" / "plait" / f"worktrees-{self.run_id}"
+        self._new_provider()
         self.queue = MergeQueue(self.git, branch)
         if self.pool:  # one cold attempt fills the pool; not counted
             await self.attempt("prime", {})
 
+    def _new_provider(self) -> None:
+        pool = WorktreePool(self.git, self.worktrees / POOL_DIR, 1) if self.pool else None
+        self.parked = pool
+        self.provider = WorktreeProvider(
+            self.git, self.run_id, worktrees_dir=self.worktrees, pool=self.parked
+        )
+
     async def attempt(self, label: str, steps: Steps) -> None:
+        if self.new_runs:
+            self._new_provider()  # what a new `plait run` process starts with
         started = time.perf_counter()
         with timed(steps, "ready"):
             ws = await self.provider.open(f"t{label}", 1, await self.queue.tip())
@@ -206,6 +217,7 @@ async def bench_modes(
         "git": GitMode(repo, base, sparse=False),
         "plait cold": PlaitMode(repo, base, pool=False),
         "plait warm": PlaitMode(repo, base, pool=True),
+        "plait next run": PlaitMode(repo, base, pool=True, new_runs=True),
         "sparse": GitMode(repo, base, sparse=True),
     }
     steps: dict[str, Steps] = {name: {} for name in modes}
@@ -263,6 +275,7 @@ def run_size(parent: Path, files: int, tasks: int, say: Callable[[str], None]) -
     plain_ready = modes["git"]["ready"]
     goals = {
         "warm ready < 1 s": modes["plait warm"]["ready"] < 1.0,
+        "next run's ready < 1 s": modes["plait next run"]["ready"] < 1.0,
         "cold ready / git worktree add": round(modes["plait cold"]["ready"] / plain_ready, 3),
         "cold ready <= 1.2x git worktree add": modes["plait cold"]["ready"] <= 1.2 * plain_ready,
     }
@@ -271,14 +284,14 @@ def run_size(parent: Path, files: int, tasks: int, say: Callable[[str], None]) -
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    lines = [f"{'files':>7}  {'mode':<11}" + "".join(f"{s:>9}" for s in STEPS)]
+    lines = [f"{'files':>7}  {'mode':<14}" + "".join(f"{s:>9}" for s in STEPS)]
     for row in rows:
         modes = row["modes"]
         assert isinstance(modes, dict)
         for mode in MODES:
             values = modes[mode]
             lines.append(
-                f"{row['files']:>7}  {mode:<11}" + "".join(f"{values[s]:>9.3f}" for s in STEPS)
+                f"{row['files']:>7}  {mode:<14}" + "".join(f"{values[s]:>9.3f}" for s in STEPS)
             )
         resets = row["reset_methods"]
         assert isinstance(resets, dict)
