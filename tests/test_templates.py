@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from conftest import Cli, write_plan
+from gitrepo import GitRepo
 from plait.templates import TemplateProblem, render, template_refs
 
 
@@ -37,3 +41,78 @@ def test_a_syntax_error_is_a_template_problem_with_its_line() -> None:
 def test_refs_need_no_rendering() -> None:
     assert template_refs("no template here") == {}
     assert template_refs("{{ tasks.a.output }} {{ tasks['b'] }}") == {"a": {"output"}, "b": set()}
+
+
+# --- names and attributes are checked when the plan is read, not when the task runs ---
+
+
+@pytest.mark.parametrize(
+    ("prompt", "line", "fragments"),
+    [
+        ("{{ task.a.output }}", 1, ("'task' is not defined", "did you mean 'tasks'")),
+        ("one\ntwo {{ foo }}", 2, ("'foo' is not defined", "tasks, run, plan")),
+        (
+            "Pass ${{ secrets.NPM_TOKEN }} to npm publish.",
+            1,
+            ("'secrets' is not defined", "{% raw %}"),
+        ),
+        ("{{ run.bogus }}", 1, ("run.bogus is not available", "run.id")),
+        ("{{ plan['nope'] }}", 1, ("plan.nope is not available", "plan.name")),
+    ],
+)
+def test_a_name_rendering_would_not_find_is_refused(
+    prompt: str, line: int, fragments: tuple[str, ...]
+) -> None:
+    with pytest.raises(TemplateProblem) as caught:
+        template_refs(prompt)
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+    assert caught.value.line == line
+
+
+def test_names_the_template_defines_or_jinja_provides_are_fine() -> None:
+    prompt = (
+        "{{ run.id }} {{ plan.name }} {{ run['id'] }}\n"
+        "{% set n = 2 %}{% for i in range(n) %}{{ loop.index }}{{ i }}{% endfor %}\n"
+        "{% raw %}${{ secrets.NPM_TOKEN }}{% endraw %}\n"
+    )
+    assert template_refs(prompt) == {}
+    context = {"tasks": {}, "run": {"id": "r1"}, "plan": {"name": "p"}}
+    assert "${{ secrets.NPM_TOKEN }}" in render(prompt, context)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "advice"),
+    [
+        ("{{ tasks.oauth-service.output }}", "write tasks['oauth-service'].output"),
+        ("x\n{{ tasks.a-b-c.commit }}", "write tasks['a-b-c'].commit"),
+        ("{{ tasks.step-2 }}", "write tasks['step-2']"),
+    ],
+)
+def test_a_hyphenated_task_id_as_a_name_says_how_to_write_it(prompt: str, advice: str) -> None:
+    with pytest.raises(TemplateProblem) as caught:
+        template_refs(prompt)
+    assert advice in str(caught.value)
+    assert "unknown" not in str(caught.value)  # not "unknown task 'oauth'"
+    assert caught.value.line == prompt.count("\n") + 1
+
+
+def test_a_hyphenated_task_id_by_subscript_is_an_edge_and_renders(repo: GitRepo, cli: Cli) -> None:
+    # `oauth` exists too: the name form would have made a wrong edge to it.
+    plan = (
+        "version: 1\nisolation: none\nagents:\n"
+        "  echo: {backend: command, command: [sh, -c, cat]}\n"
+        "tasks:\n"
+        "  oauth: {agent: echo, prompt: WRONG}\n"
+        "  oauth-service: {agent: echo, prompt: SECRET-42}\n"
+        "  c: {agent: echo, prompt: \"got {{ tasks['oauth-service'].output }}\"}\n"
+    )
+    write_plan(repo.path / "plait.yaml", plan)
+    shown = cli("plan", "--json", cwd=repo.path)
+    assert shown.code == 0, shown.err
+    edges = {(e["from"], e["to"], e["reason"]) for e in json.loads(shown.out)["edges"]}
+    assert edges == {("oauth-service", "c", "template")}
+    ran = cli("run", "--json", cwd=repo.path)
+    assert ran.code == 0, ran.err
+    outputs = {t["id"]: t["output"] for t in json.loads(ran.out)["tasks"]}
+    assert outputs["c"] == "got SECRET-42"

@@ -2,12 +2,16 @@
 
 A prompt may refer to another task's result (`{{ tasks.contract.output }}`), to
 `run.id` and to `plan.name`. Those references are also graph edges, so this
-module both finds them (without rendering) and renders them.
+module both finds them (without rendering) and renders them. Finding them also
+checks every name against what rendering provides (`CONTEXT`), so a prompt that
+could only fail at run time is refused when the plan is read.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +20,17 @@ from plait.model import TASK_ATTRIBUTES
 if TYPE_CHECKING:
     from jinja2 import Template, nodes
     from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+#: The names a prompt is rendered with (`plait.attempt.render_prompt` gives exactly
+#: these), each with its fixed attributes; `tasks` holds one entry per task id, each
+#: with TASK_ATTRIBUTES.
+CONTEXT: dict[str, tuple[str, ...]] = {"tasks": (), "run": ("id",), "plan": ("name",)}
+_EXAMPLES = "{{ tasks.<id>.output }}, {{ run.id }}, {{ plan.name }}"
+_RAW_HINT = (
+    "for literal {{ }} text (a GitHub Actions expression, say), wrap it in {% raw %}...{% endraw %}"
+)
+# `tasks.<id>` and the '-'-joined words after it, as the prompt spells them.
+_HYPHENATED = r"tasks\.({first}(?:-[A-Za-z0-9_]+)+)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
 
 
 @functools.cache
@@ -98,8 +113,10 @@ def template_refs(prompt: str) -> dict[str, set[str]]:
 @functools.lru_cache(maxsize=4096)
 def _cached_refs(prompt: str) -> dict[str, frozenset[str]]:
     # Validation and analysis both ask about the same prompts; parse each once.
+    tree = parse(prompt)
+    _check_names(tree, prompt)
     refs: dict[str, set[str]] = {}
-    for task, attr in _refs(parse(prompt)):
+    for task, attr in _refs(tree):
         attrs = refs.setdefault(task, set())
         if attr is not None:
             if attr not in TASK_ATTRIBUTES:
@@ -109,6 +126,59 @@ def _cached_refs(prompt: str) -> dict[str, frozenset[str]]:
                 )
             attrs.add(attr)
     return {task: frozenset(attrs) for task, attrs in refs.items()}
+
+
+def _check_names(tree: nodes.Template, prompt: str) -> None:
+    """Raise TemplateProblem for a name or attribute rendering would not find."""
+    from jinja2 import meta, nodes
+
+    # `tasks.oauth-service.output` is `tasks.oauth - service.output` to Jinja: say so
+    # first, or the complaint would be about an unknown `service`.
+    for sub in tree.find_all(nodes.Sub):
+        left = sub.left
+        if (
+            isinstance(left, nodes.Getattr)
+            and isinstance(left.node, nodes.Name)
+            and left.node.name == "tasks"
+        ):
+            raise TemplateProblem(_hyphen_message(left.attr, prompt), sub.lineno)
+    # Names the template sets itself ({% set %}, loop variables) are not undeclared.
+    free = meta.find_undeclared_variables(tree)
+    for name in sorted(free - CONTEXT.keys()):
+        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), None)
+        close = difflib.get_close_matches(name, CONTEXT, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise TemplateProblem(
+            f"'{name}' is not defined in a prompt template; {hint}the names are "
+            f"{', '.join(CONTEXT)} ({_EXAMPLES}); {_RAW_HINT}",
+            line,
+        )
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        owner = getattr(node, "node", None)
+        if not (isinstance(owner, nodes.Name) and owner.name in free and CONTEXT.get(owner.name)):
+            continue
+        if isinstance(node, nodes.Getattr):
+            attr: object = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            attr = node.arg.value
+        else:
+            continue  # computed at render time: nothing to tell now
+        known = CONTEXT[owner.name]
+        if attr not in known:
+            raise TemplateProblem(
+                f"{owner.name}.{attr} is not available; use "
+                + ", ".join(f"{owner.name}.{a}" for a in known),
+                node.lineno,
+            )
+
+
+def _hyphen_message(first: str, prompt: str) -> str:
+    spelled = re.search(_HYPHENATED.format(first=re.escape(first)), prompt)
+    task, rest = (spelled.group(1), spelled.group(2)) if spelled else (f"{first}-...", "")
+    return (
+        f"write tasks['{task}']{rest} (a task id with '-' is not a name in a template: "
+        f"Jinja reads tasks.{task}{rest} as tasks.{first} - {task[len(first) + 1 :]}{rest})"
+    )
 
 
 def render(prompt: str, context: Mapping[str, Any]) -> str:
