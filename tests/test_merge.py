@@ -106,13 +106,17 @@ def test_already_merged_is_empty(repo: GitRepo) -> None:
     asyncio.run(main())
 
 
-def test_lost_compare_and_swap_is_retried(repo: GitRepo) -> None:
+def test_lost_compare_and_swap_puts_the_branch_back_and_retries(repo: GitRepo) -> None:
+    """The queue is the branch's only writer: a commit someone else put there is not
+    built on. The branch goes back to the tip the queue knows, and the merge is redone."""
     one = task_commit(repo, "one", {"a/mod.py": "a = 4\n"})
     intruder = task_commit(repo, "intruder", {"b/mod.py": "b = 4\n"})
     queue = queue_for(repo)
     git = queue.git
     real_update = git.update_ref
     calls: list[str] = []
+    foreign: list[tuple[str, str]] = []
+    git.ledger.on_foreign.append(lambda ref, detail: foreign.append((ref, detail)))
 
     async def racing_update(ref: str, new: str, old: str | None = None, **kw: str) -> bool:
         if not calls:  # someone else moves the branch just before our swap
@@ -121,25 +125,43 @@ def test_lost_compare_and_swap_is_retried(repo: GitRepo) -> None:
         return await real_update(ref, new, old, **kw)
 
     git.update_ref = racing_update  # type: ignore[method-assign]
+    base = repo.head(BRANCH)
 
     async def main() -> None:
+        assert await queue.tip() == base  # adopted before anything could move it
         result = await queue.merge(one, message="one")
         assert result.status == "merged"
-        assert len(calls) == 2  # the first swap lost, the merge was recomputed
+        # lost swap, the branch put back to the known tip, the merge made again
+        assert len(calls) == 3 and calls[1] == base
 
     asyncio.run(main())
     tip = repo.head(BRANCH)
+    assert repo.git("log", "--format=%P", "-1", tip).split() == [base, one]
     assert repo.show(tip, "a/mod.py") == "a = 4\n"
-    assert repo.show(tip, "b/mod.py") == "b = 4\n"  # the intruder's commit survived
-    assert (
-        repo.git(
-            "merge-base",
-            "--is-ancestor",
-            intruder,
-            tip,
-        )
-        == ""
-    )
+    assert repo.show(tip, "b/mod.py") == repo.show(base, "b/mod.py")  # not the intruder's
+    assert [ref for ref, _ in foreign] == [f"refs/heads/{BRANCH}"]
+    assert intruder[:12] in foreign[0][1]
+
+
+def test_tip_refuses_a_branch_moved_by_someone_else(repo: GitRepo) -> None:
+    """An agent that points the run's branch at its own commit gets nothing built on it."""
+    intruder = task_commit(repo, "intruder", {"evil.txt": "evil\n"})
+    queue = queue_for(repo)
+    base = repo.head(BRANCH)
+
+    async def main() -> None:
+        assert await queue.tip() == base
+        repo.git("update-ref", f"refs/heads/{BRANCH}", intruder)
+        assert await queue.tip() == base
+        assert repo.head(BRANCH) == base
+        repo.git("update-ref", "-d", f"refs/heads/{BRANCH}")  # deleted: put back too
+        assert await queue.tip() == base
+        merged = await queue.merge(task_commit(repo, "ok", {"ok.txt": "ok\n"}), message="ok")
+        assert merged.status == "merged"
+        assert await queue.tip() == merged.commit  # its own writes are trusted
+
+    asyncio.run(main())
+    assert "evil.txt" not in repo.git("ls-tree", "-r", "--name-only", BRANCH)
 
 
 def test_concurrent_merges_are_serialised(repo: GitRepo) -> None:

@@ -15,13 +15,87 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from plait.errors import GitError
-from plait.git import Git
+from plait.git import ZERO_OID, Git
 from plait.model import ScopePolicy
-from plait.scope import GitGuard, check_scope, outside_symlinks, protected_violations
+from plait.scope import (
+    WORKSPACE_GONE,
+    GitGuard,
+    check_scope,
+    outside_symlinks,
+    protected_violations,
+)
 from plait.workspace import Change, Workspace
 from plait.worktreegit import commit, run_git
 
-__all__ = ["StrayWatch", "collect_worktree"]
+__all__ = ["GUARDED_REFS", "RefGuard", "StrayWatch", "collect_worktree"]
+
+#: The refs no attempt may move, besides its own task branch: every branch (the
+#: user's, the run's integration branch, other tasks'), every tag, plait's own refs.
+GUARDED_REFS = ("refs/heads/", "refs/tags/", "refs/plait/")
+
+
+class RefGuard:
+    """Puts back the refs an attempt moved, and fails it for doing so.
+
+    The refs are listed (one `git for-each-ref`) when an attempt's workspace is
+    ready and again when it is collected. A ref that changed to a value plait did
+    not write itself (`Git.ledger`) was moved by an agent: it is restored (to what
+    plait last wrote, else to what it was before) and reported. As with the shared
+    git dir, a move cannot be pinned on one of the attempts running at once, so
+    every attempt open when it is found reports it; so does every attempt open when
+    the merge queue finds its branch moved (`RefLedger.foreign`).
+    """
+
+    def __init__(self, git: Git) -> None:
+        self.git = git
+        self._before: dict[Path, tuple[str, dict[str, str]]] = {}
+        self._found: dict[Path, list[tuple[str, str]]] = {}
+        git.ledger.on_foreign.append(self._report_all)
+
+    async def watch(self, path: Path, own_ref: str) -> None:
+        """Note the refs before the agent of the workspace at `path` starts."""
+        self._before[path] = (own_ref, await self._read())
+        self._found[path] = []
+
+    def forget(self, path: Path) -> None:
+        """Stop watching the workspace at `path`."""
+        self._before.pop(path, None)
+        self._found.pop(path, None)
+
+    async def check(self, path: Path) -> list[tuple[str, str]]:
+        """Restore the refs moved since `watch`; (violation, reason) for each."""
+        watched = self._before.get(path)
+        if watched is None:
+            return []
+        own, before = watched
+        now = await self._read()
+        ledger = self.git.ledger
+        for ref in sorted(set(before) | set(now)):
+            old, new = before.get(ref), now.get(ref)
+            if ref == own or old == new or ledger.vouches(ref, new):
+                continue
+            target = ledger.expected(ref) if ledger.knows(ref) else old
+            if target is None:
+                await self.git.delete_ref(ref, new)
+            else:
+                note = "plait: put back a ref an agent moved"
+                await self.git.update_ref(ref, target, new or ZERO_OID, message=note)
+            self._report_all(ref, f"{_short(new)}, restored to {_short(target)}")
+        found = self._found.get(path, [])
+        reported = list(dict.fromkeys(found))
+        found.clear()
+        return reported
+
+    def _report_all(self, ref: str, detail: str) -> None:
+        for found in self._found.values():
+            found.append((ref, f"moved {ref} to {detail}"))
+
+    async def _read(self) -> dict[str, str]:
+        return await self.git.list_refs(*GUARDED_REFS)
+
+
+def _short(oid: str | None) -> str:
+    return oid[:12] if oid else "(deleted)"
 
 
 class StrayWatch:
@@ -85,6 +159,7 @@ async def collect_worktree(
     *,
     guard: GitGuard,
     beside: StrayWatch,
+    refs: RefGuard | None = None,
     writes: Sequence[str],
     message: str,
     policy: ScopePolicy,
@@ -95,9 +170,24 @@ async def collect_worktree(
     for violation, reason in guard.check(ws.path):
         protected.append(violation)
         problems.append(reason)
+    for violation, reason in await refs.check(ws.path) if refs is not None else []:
+        protected.append(violation)
+        problems.append(reason)
     for name in beside.strays(ws.path):
         protected.append(f"../{name}")
         problems.append(f"wrote outside its workspace: ../{name}, left there for inspection")
+    if WORKSPACE_GONE in protected:
+        # Nothing there to commit or look at (and git must not follow a link the agent
+        # put in its place): the attempt fails with what its branch holds.
+        tip = await git.rev_parse(f"refs/heads/{ws.branch}") or ws.start_commit
+        files = await git.changed_paths(ws.start_commit, tip) if tip != ws.start_commit else []
+        return Change(
+            commit=tip if tip != ws.start_commit else None,
+            changed_files=tuple(files),
+            protected_violations=tuple(dict.fromkeys(protected)),
+            problems=tuple(problems),
+            policy=policy,
+        )
     head_ref = await run_git(git, ws, "symbolic-ref", "-q", "HEAD", check=False, readonly=True)
     on_branch = head_ref.ok and head_ref.stdout.strip() == f"refs/heads/{ws.branch}"
     if not on_branch:

@@ -12,7 +12,8 @@ once without it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,56 @@ def status_paths(output: str) -> list[str]:
     return paths
 
 
+class RefLedger:
+    """The values plait itself gave refs, so that a move by anyone else shows.
+
+    Every ref write of plait's is recorded here: while it runs (either the old or the
+    new value may be seen) and once done (the value written; None: deleted). A ref
+    that changed to a value the ledger does not vouch for was moved by someone else.
+    `on_foreign` callbacks hear of moves found elsewhere (the merge queue's branch).
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, str | None] = {}
+        self._pending: dict[str, list[str | None]] = {}
+        self.on_foreign: list[Callable[[str, str], None]] = []
+
+    @contextlib.contextmanager
+    def writing(self, ref: str, value: str | None) -> Iterator[None]:
+        """A write of `value` to `ref` is under way for the length of the block."""
+        pending = self._pending.setdefault(ref, [])
+        pending.append(value)
+        try:
+            yield
+        finally:
+            pending.remove(value)
+            if not pending:
+                del self._pending[ref]
+
+    def wrote(self, ref: str, value: str | None) -> None:
+        """plait set `ref` to `value` (None: deleted it)."""
+        self._values[ref] = value
+
+    def knows(self, ref: str) -> bool:
+        """True if plait wrote `ref` in this process."""
+        return ref in self._values
+
+    def expected(self, ref: str) -> str | None:
+        """The value plait last gave `ref` (None: deleted); only for a ref it `knows`."""
+        return self._values[ref]
+
+    def vouches(self, ref: str, value: str | None) -> bool:
+        """True if `value` is what plait wrote to `ref` or is writing to it now."""
+        if ref in self._values and self._values[ref] == value:
+            return True
+        return value in self._pending.get(ref, ())
+
+    def foreign(self, ref: str, detail: str) -> None:
+        """Tell the listeners that `ref` was found moved by someone else (and restored)."""
+        for listener in list(self.on_foreign):
+            listener(ref, detail)
+
+
 class Git:
     """A repository, and the one lock that every write to its shared git dir goes through."""
 
@@ -76,6 +127,7 @@ class Git:
         self.toplevel = toplevel
         self.common_dir = common_dir
         self.write_lock = asyncio.Lock()
+        self.ledger = RefLedger()
         self._identity: dict[str, str] | None = None
 
     @classmethod
@@ -163,10 +215,10 @@ class Git:
         """True if `refs/heads/<name>` exists."""
         return await self.rev_parse(f"refs/heads/{name}") is not None
 
-    async def list_refs(self, prefix: str) -> dict[str, str]:
-        """Every ref under `prefix` (e.g. "refs/heads/plait/"), mapped to its object id."""
+    async def list_refs(self, *prefixes: str) -> dict[str, str]:
+        """Every ref under the prefixes (e.g. "refs/heads/plait/"), mapped to its object id."""
         result = await self.run(
-            "for-each-ref", "--format=%(objectname) %(refname)", prefix, readonly=True
+            "for-each-ref", "--format=%(objectname) %(refname)", *prefixes, readonly=True
         )
         refs: dict[str, str] = {}
         for line in result.stdout.splitlines():
@@ -254,9 +306,11 @@ class Git:
     ) -> bool:
         """`update_ref` for a caller that already holds `write_lock`."""
         args = ["update-ref", "-m", message, ref, new, *([old] if old is not None else [])]
-        result = await self.run(*args, check=False)
-        if result.ok:
-            return True
+        with self.ledger.writing(ref, new):
+            result = await self.run(*args, check=False)
+            if result.ok:
+                self.ledger.wrote(ref, new)
+                return True
         current = await self.rev_parse(ref)
         if old is not None and current != (None if old == ZERO_OID else old):
             return False
@@ -270,9 +324,11 @@ class Git:
     async def delete_ref_locked(self, ref: str, old: str | None = None) -> bool:
         """`delete_ref` for a caller that already holds `write_lock`."""
         args = ["update-ref", "-d", ref, *([old] if old is not None else [])]
-        result = await self.run(*args, check=False)
-        if result.ok:
-            return True
+        with self.ledger.writing(ref, None):
+            result = await self.run(*args, check=False)
+            if result.ok:
+                self.ledger.wrote(ref, None)
+                return True
         current = await self.rev_parse(ref)
         if current is None:
             return True
@@ -282,15 +338,25 @@ class Git:
 
     async def create_branch(self, name: str, start: str, *, force: bool = False) -> None:
         """Create branch `name` at `start` without upstream tracking."""
+        ref = f"refs/heads/{name}"
         async with self.write_lock:
-            await self.run("branch", "--no-track", *(["--force"] if force else []), name, start)
+            oid = await self.rev_parse(f"{start}^{{commit}}")
+            with self.ledger.writing(ref, oid):
+                await self.run("branch", "--no-track", *(["--force"] if force else []), name, start)
+                self.ledger.wrote(ref, oid)
 
     async def delete_refs(self, refs: Iterable[str]) -> None:
         """Delete many refs in one transaction (missing ones are ignored)."""
+        refs = list(refs)
         lines = "".join(f"delete {ref}\n" for ref in refs)
         if lines:
             async with self.write_lock:
-                await self.run("update-ref", "--stdin", input=lines.encode("utf-8"))
+                with contextlib.ExitStack() as stack:
+                    for ref in refs:
+                        stack.enter_context(self.ledger.writing(ref, None))
+                    await self.run("update-ref", "--stdin", input=lines.encode("utf-8"))
+                    for ref in refs:
+                        self.ledger.wrote(ref, None)
 
     async def worktree_prune(self) -> None:
         """Forget worktrees whose directories are gone."""

@@ -22,7 +22,7 @@ from typing import Literal
 
 from plait import proc
 from plait.errors import GitError
-from plait.git import Git
+from plait.git import ZERO_OID, Git
 from plait.gitrun import scrubbed_env
 from plait.model import Command
 
@@ -89,8 +89,33 @@ class MergeQueue:
         self._serial = itertools.count(1)
 
     async def tip(self) -> str:
-        """The integration branch's current commit."""
-        return await self.git.rev_parse_commit(self.ref)
+        """The integration branch's commit: the one the queue last wrote.
+
+        The queue is the branch's only writer, so it does not trust whatever the
+        branch points at now: the first reading (before any agent ran) is adopted,
+        every later one must be what the queue wrote. A branch found elsewhere was
+        moved by an agent; it is put back, and the attempts open meanwhile are told
+        (`RefLedger.foreign`), so that nothing is ever built on the foreign commit.
+        """
+        ledger = self.git.ledger
+        for _ in range(MAX_CAS_ATTEMPTS):
+            current = await self.git.rev_parse(self.ref)
+            if not ledger.knows(self.ref):
+                tip = await self.git.rev_parse_commit(self.ref)
+                ledger.wrote(self.ref, tip)
+                return tip
+            known = ledger.expected(self.ref)
+            if current is not None and (current == known or ledger.vouches(self.ref, current)):
+                return current
+            if known is None:
+                break
+            old = current or ZERO_OID
+            if await self.git.update_ref(self.ref, known, old, message="plait: put back"):
+                moved = (current or "(deleted)")[:12]
+                ledger.foreign(self.ref, f"{moved}, restored to {known[:12]} by the merge queue")
+                return known
+        why = f"{self.branch} keeps moving: something besides plait writes it"
+        raise GitError(["update-ref", self.ref], 1, why)
 
     async def merge(self, task_commit: str, *, message: str) -> MergeResult:
         """Merge `task_commit` into the integration branch (serialised with other merges)."""

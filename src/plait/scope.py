@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -184,8 +185,22 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def folder_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the real folder at `path`; None if it is gone, a link or a file."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
+
+
+#: The violation reported when an agent deleted or replaced its workspace folder.
+WORKSPACE_GONE = "(workspace)"
+
+
 @dataclass
 class _Watched:
+    folder: tuple[int, int] | None  # the worktree folder's identity when it was opened
     dotgit: bytes  # the worktree's `.git` file, as git wrote it
     git_dir: Path  # the worktree's own git dir (<common>/worktrees/<name>)
     private: dict[str, Entry]  # guarded files of that git dir
@@ -212,7 +227,16 @@ class GitGuard:
         if self._shared is None:
             self._shared = read_guarded(self.common_dir)
         dotgit = (worktree / ".git").read_bytes()
-        self._watched[worktree] = _Watched(dotgit, git_dir, read_guarded(git_dir))
+        self._watched[worktree] = _Watched(
+            folder_id(worktree), dotgit, git_dir, read_guarded(git_dir)
+        )
+
+    def intact(self, worktree: Path) -> bool:
+        """False if the worktree's folder was deleted or replaced (by a file, a link or
+        another folder) since `watch`: nothing in it may then be trusted or written."""
+        watched = self._watched.get(worktree)
+        now = folder_id(worktree)
+        return now is not None and (watched is None or watched.folder == now)
 
     def forget(self, worktree: Path) -> None:
         """Stop watching a worktree (it is closed)."""
@@ -223,13 +247,20 @@ class GitGuard:
         found: list[tuple[str, str]] = []
         watched = self._watched.get(worktree)
         if watched is not None:
-            found += _restore_dotgit(worktree, watched.dotgit)
+            if self.intact(worktree):
+                found += _restore_dotgit(worktree, watched.dotgit)
+            else:  # nothing to restore into: the attempt fails, the folder is dropped
+                found.append((WORKSPACE_GONE, "the agent deleted or replaced its workspace"))
             now = read_guarded(watched.git_dir)
             if now != watched.private:
+                # a git dir deleted whole is not rebuilt: the worktree is dropped at close
+                kept = watched.git_dir.is_dir()
                 for rel in guarded_changes(watched.private, now):
                     where = f".git/worktrees/{watched.git_dir.name}/{rel}"
-                    found.append((where, f"changed the worktree's git file {rel} (restored)"))
-                restore_guarded(watched.git_dir, watched.private)
+                    done = "restored" if kept else "not restored"
+                    found.append((where, f"changed the worktree's git file {rel} ({done})"))
+                if kept:
+                    restore_guarded(watched.git_dir, watched.private)
         if self._shared is not None:
             now = read_guarded(self.common_dir)
             if now != self._shared:

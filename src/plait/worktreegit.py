@@ -19,6 +19,7 @@ from plait.branches import snapshot_ref
 from plait.errors import GitError
 from plait.git import Git, status_paths
 from plait.gitrun import GitResult
+from plait.scope import folder_id
 from plait.workspace import Workspace
 
 __all__ = [
@@ -102,8 +103,8 @@ async def snapshot(git: Git, ws: Workspace, run_id: str, *, locked: bool = False
     holds `Git.write_lock`.
     """
     git_dir = ws.git_dir or git_dir_of(ws.path, git.common_dir)
-    if not ws.path.is_dir() or git_dir is None:
-        return True
+    if folder_id(ws.path) is None or git_dir is None or not git_dir.is_dir():
+        return True  # gone, or a link git would follow out of the worktree: nothing to save
     ws = Workspace(ws.task_id, ws.attempt, ws.path, ws.branch, ws.start_commit, git_dir,
                    ws.excluded)  # fmt: skip
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 from plait import proc
 from plait.branches import integration_branch, snapshot_ref, task_branch
 from plait.clean import CleanReport, clean_runs
-from plait.collect import StrayWatch, collect_worktree
+from plait.collect import RefGuard, StrayWatch, collect_worktree
 from plait.git import Git, status_paths
 from plait.gitrun import scrubbed_env
 from plait.model import Command, ScopePolicy
@@ -64,6 +64,7 @@ class WorktreeProvider:
         self.pool = pool
         self.guard = GitGuard(git.common_dir)
         self.beside = StrayWatch()
+        self.refs = RefGuard(git)
 
     def path_for(self, task_id: str, attempt: int) -> Path:
         """Where the worktree of this attempt lives."""
@@ -85,25 +86,34 @@ class WorktreeProvider:
         )
         await self._keep_previous_commit(branch, start_commit, attempt)
         self.beside.expect(path)
-        reused = self.pool is not None and (
-            await self.pool.take(path, branch, start_commit, self._make_room) is not None
-        )
-        if not reused:
-            async with self.git.write_lock:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # --no-checkout: only the registration needs the lock; the files are
-                # written below, in parallel with other workspaces.
-                if path.exists() or not (await self.git.run(*add, check=False)).ok:
-                    # a leftover of an interrupted run, or the branch is still checked
-                    # out by an earlier attempt kept for inspection
-                    await self._make_room(path, branch)
-                    await self.git.run(*add)
+        ref = f"refs/heads/{branch}"
+        start_oid = start_commit
+        if len(start_oid) != 40:  # the ledger holds what for-each-ref prints
+            start_oid = await self.git.rev_parse_commit(start_commit)
+        # The task branch moves to the start commit here (-B, or the pool's branch -f):
+        # plait's own write, which no attempt's ref check may take for tampering.
+        with self.git.ledger.writing(ref, start_oid):
+            reused = self.pool is not None and (
+                await self.pool.take(path, branch, start_commit, self._make_room) is not None
+            )
+            if not reused:
+                async with self.git.write_lock:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    # --no-checkout: only the registration needs the lock; the files are
+                    # written below, in parallel with other workspaces.
+                    if path.exists() or not (await self.git.run(*add, check=False)).ok:
+                        # a leftover of an interrupted run, or the branch is still checked
+                        # out by an earlier attempt kept for inspection
+                        await self._make_room(path, branch)
+                        await self.git.run(*add)
+            self.git.ledger.wrote(ref, start_oid)
         dotgit = (path / ".git").read_text(encoding="utf-8")
         git_dir = Path(dotgit.removeprefix("gitdir:").strip())
         ws = Workspace(task_id, attempt, path, branch, start_commit, git_dir)
         self.guard.watch(path, git_dir)
         self.beside.watch(path)
         try:
+            await self.refs.watch(path, ref)
             if not reused:  # a pooled worktree was reset to its start commit already
                 await run_git(self.git, ws, "read-tree", "--reset", "-u", "HEAD")
             if self.pool is not None:
@@ -124,16 +134,21 @@ class WorktreeProvider:
     async def collect(self, ws: Workspace, *, writes: Sequence[str], message: str) -> Change:
         """Commit what the agent left and check everything it changed."""
         return await collect_worktree(
-            self.git, ws, guard=self.guard, beside=self.beside,
+            self.git, ws, guard=self.guard, beside=self.beside, refs=self.refs,
             writes=writes, message=message, policy=self.scope,
         )  # fmt: skip
 
     async def close(self, ws: Workspace, *, keep: bool) -> None:
         """Keep the worktree for inspection, or remove (or pool) it, its work saved first."""
+        intact = self.guard.intact(ws.path)
         self.guard.forget(ws.path)
         self.beside.forget(ws.path)
-        if keep and self.pool is not None and ws.git_dir is not None:
+        self.refs.forget(ws.path)
+        if (keep or not intact) and self.pool is not None and ws.git_dir is not None:
             self.pool.forget(ws.git_dir)
+        if not intact:
+            await self._drop_broken(ws)
+            return
         if keep:
             # Detach so the branch is free for the task's next attempt.
             async with self.git.write_lock:
@@ -210,6 +225,22 @@ class WorktreeProvider:
         if path.exists():
             shutil.rmtree(path)
 
+    async def _drop_broken(self, ws: Workspace) -> None:
+        """Unregister a worktree whose folder the agent deleted or replaced.
+
+        What stands in its place is not plait's: a link or file is removed (never what
+        it points to), another folder is moved aside for inspection. The task branch,
+        which may hold the attempt's commits, is freed and kept unless it is empty.
+        """
+        path = ws.path
+        async with self.git.write_lock:
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.exists():
+                path.rename(path.with_name(f"{path.name}.stale-{time.time_ns()}"))
+            await remove_worktree(self.git, path)
+            await self._delete_branch_if_done(ws)
+
     async def _delete_branch_if_done(self, ws: Workspace) -> None:
         """Under the lock: delete the task branch if it holds nothing unmerged."""
         ref = f"refs/heads/{ws.branch}"
@@ -220,7 +251,9 @@ class WorktreeProvider:
         if tip == ws.start_commit or (target and await self.git.is_ancestor(tip, target)):
             # `branch -D`, not update-ref: it refuses while a newer attempt has the
             # branch checked out, and that refusal is the answer we want.
-            await self.git.run("branch", "-D", ws.branch, check=False)
+            with self.git.ledger.writing(ref, None):
+                if (await self.git.run("branch", "-D", ws.branch, check=False)).ok:
+                    self.git.ledger.wrote(ref, None)
 
     def _copy_files(self, dest_root: Path) -> list[str]:
         """Copy the plan's `copy` globs from the main checkout; the copied paths."""
