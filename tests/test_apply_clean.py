@@ -10,6 +10,7 @@ when asked.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -197,5 +198,70 @@ def test_clean_waits_for_no_run_and_removes_nothing_under_one(repo: GitRepo) -> 
         assert repo.worktrees() == kept
 
     cleaned = plait(repo, "clean")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert repo.worktrees() == [str(repo.path)]
+
+
+def test_run_with_apply_on_a_dirty_tree_prints_the_result_then_refuses(repo: GitRepo) -> None:
+    """The refusal costs nothing: the run's JSON and id are printed, then why not applied."""
+    (repo.path / "plait.yaml").write_text(plan_text(TWO_TASKS))
+    repo.write("src/app.py", "x = 2  # the user's edit\n")
+    before = checkout(repo)
+
+    done = plait(repo, "run", "plait.yaml", "-j", "2", "--apply", "--json")
+
+    data = json.loads(done.stdout)  # one JSON object, although apply refused
+    run = data["run"]
+    assert data["status"] == "succeeded"
+    assert [t["status"] for t in data["tasks"]] == ["succeeded", "succeeded"]
+    assert data["applied"] is False
+    assert "uncommitted" in data["apply_error"] and "src/app.py" in data["apply_error"]
+    assert f"plait apply {run}" in done.stderr
+    assert done.returncode == 1  # as `plait apply` exits for the same refusal
+    assert checkout(repo) == before
+    assert repo.rev(f"plait/{run}") == data["head"]  # the result waits on its branch
+
+    text = plait(repo, "run", "plait.yaml", "-j", "2", "--apply")
+    second = json.loads(plait(repo, "runs", "--json").stdout)[0]["run"]
+    assert second != run
+    assert text.returncode == 1
+    assert f"run {second} (e2e): succeeded" in text.stdout and "2 succeeded" in text.stdout
+    assert f"`plait apply {second}`" in text.stderr and "Traceback" not in text.stderr
+    assert checkout(repo) == before
+
+    repo.git("checkout", "--", "src/app.py")
+    assert plait(repo, "apply", run).returncode == 0
+    assert (repo.path / "src" / "feature.py").read_text() == "ON = True\n"
+
+
+def test_run_with_apply_that_fails_says_it_applied_nothing(repo: GitRepo) -> None:
+    failing = {"bad": {"do": ["write x.txt x", "fail"], "writes": ["x.txt"]}}
+    (repo.path / "plait.yaml").write_text(plan_text(failing))
+    before = checkout(repo)
+
+    done = plait(repo, "run", "plait.yaml", "--apply", "--json")
+
+    data = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert data["applied"] is False and data["apply_error"] == "not applied: the run is failed"
+    assert "not applied" in done.stderr
+    assert checkout(repo) == before
+
+
+def test_clean_of_an_unknown_run_exits_2_like_apply(repo: GitRepo) -> None:
+    failing = {"bad": {"do": ["write x.txt x", "fail"], "writes": ["x.txt"]}}
+    run = run_plan(repo, plan_text(failing))[1]["run"]
+    kept = repo.worktrees()
+
+    for command in ("apply", "clean"):
+        unknown = plait(repo, command, "nope")
+        assert unknown.returncode == 2, (command, unknown.stdout, unknown.stderr)
+        assert "nope" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert plait(repo, "clean", "..").returncode == 2
+    assert repo.worktrees() == kept  # nothing was cleaned
+
+    # a run known only by what it left (its store deleted) can still be cleaned
+    (repo.common_dir / "plait" / "state.db").unlink(missing_ok=True)
+    cleaned = plait(repo, "clean", run)
     assert cleaned.returncode == 0, cleaned.stderr
     assert repo.worktrees() == [str(repo.path)]

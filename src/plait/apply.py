@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from plait.branches import RUN_ID
 from plait.errors import ApplyRefused, RunNotFound
 from plait.git import Git
 from plait.runlock import RunLock
@@ -28,7 +29,7 @@ async def apply_run(cwd: Path, run_id: str) -> str:
         files = ", ".join(line[3:] for line in dirty.stdout.splitlines()[:10])
         raise ApplyRefused(
             f"not applied: the working tree has uncommitted changes ({files}). "
-            "Commit or stash them, then run `plait apply` again; nothing was changed."
+            f"Commit or stash them, then run `plait apply {run_id}`; nothing was changed."
         )
     head = await git.rev_parse("HEAD")
     if head is not None and await git.is_ancestor(result, head):
@@ -56,6 +57,9 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
 
     git = await Git.discover(cwd)
     home = state_home(git.toplevel)
+    if run_id is not None and not await _known_run(git, home, run_id):
+        # As `plait apply` does: a mistyped id is a usage error, not "removed 0".
+        raise RunNotFound(f"no run {run_id!r} here; `plait runs` lists them")
     with RunLock(home) as lock:
         if home.is_dir():  # a run in progress keeps its worktrees (and the pool's)
             lock.acquire("")
@@ -71,3 +75,26 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
             removed_worktrees += len(report.worktrees)
             removed_branches += len(report.branches)
     return f"removed {removed_worktrees} worktree(s) and {removed_branches} branch(es)"
+
+
+async def _known_run(git: Git, home: Path, run_id: str) -> bool:
+    """True if the store knows the run, or it left refs or worktrees to clean.
+
+    The refs count too (for an id shaped like a run's): a store deleted by hand
+    leaves branches `clean` should still be able to remove by the run's id.
+    """
+    if Store.exists(home):
+        with Store.open(home) as store:
+            try:
+                store.run(run_id)
+                return True
+            except RunNotFound:
+                pass
+    if not RUN_ID.fullmatch(run_id):  # nor a path to wander off with ("..", "a/b")
+        return False
+    if (home / "worktrees" / run_id).is_dir():
+        return True
+    for prefix in (f"refs/heads/plait/tasks/{run_id}/", f"refs/plait/snapshots/{run_id}/"):
+        if await git.list_refs(prefix):
+            return True
+    return await git.rev_parse(f"refs/heads/plait/{run_id}") is not None

@@ -21,9 +21,12 @@ from plait.cliio import (
     load_plan_file,
     open_store,
     out,
+    output_file,
+    output_folder,
     pick_run,
     print_json,
     run_coroutine,
+    write_output,
 )
 from plait.model import Plan
 
@@ -84,6 +87,8 @@ def plan(
     """Validate a plan and show what runs in parallel, what waits, and why."""
     from plait import analysis, planview
 
+    if html is not None:
+        output_file(html, "--html")
     loaded = load_plan_file(path)
     history = _history(loaded)
     with collector_paused():
@@ -102,8 +107,8 @@ def plan(
     if html is not None:
         from plait.reports import predicted_html
 
-        html.write_text(predicted_html(result), encoding="utf-8")
-        err().print(f"wrote {html}")
+        write_output(html, predicted_html(result), "--html")
+        err().print(f"wrote {html}", markup=False)
 
 
 def _history(loaded: Plan) -> dict[str, list[float]]:
@@ -188,18 +193,34 @@ def _finish(
 
     with open_store(root, home) as store:
         data = run_json(store, run_id)
-    if apply and code == 0:
-        from plait.apply import apply_run
+    refused: errors.Error | None = None
+    if apply:
+        # The run's result is printed whatever apply does: a refusal (a dirty tree, a
+        # merge that would conflict) must not cost the run id and the summary.
+        data["applied"] = False
+        if code != 0:
+            data["apply_error"] = f"not applied: the run is {data['status']}"
+            messages = [*messages, f"{data['apply_error']}; nothing was changed"]
+        else:
+            from plait.apply import apply_run
 
-        message = run_coroutine(apply_run(root, run_id))
-        data["applied"] = True
-        messages = [*messages, message]
+            try:
+                messages = [*messages, run_coroutine(apply_run(root, run_id))]
+                data["applied"] = True
+            except errors.Error as exc:
+                refused = exc
+                data["apply_error"] = exc.message
     if as_json:
         print_json(data)
     else:
         out().print(summary_text(data))
     for message in messages:
-        err().print(message)
+        err().print(message, markup=False)
+    if refused is not None:
+        err().print(refused.message, markup=False)
+        # The exit code `plait apply` gives for the same refusal (1): every task
+        # succeeded, but what was asked for (the result on this branch) did not happen.
+        raise Exit(refused.exit_code)
     raise Exit(code)
 
 
@@ -284,11 +305,13 @@ def report(
     from plait.report_html import render_html
     from plait.reports import timeline_from_store
 
+    if html is not None:
+        output_file(html, "--html")
     with open_store(Path.cwd()) as store:
         timeline = timeline_from_store(store, pick_run(store, run_id))
     if html is not None:
-        html.write_text(render_html(timeline), encoding="utf-8")
-        err().print(f"wrote {html}")
+        write_output(html, render_html(timeline), "--html")
+        err().print(f"wrote {html}", markup=False)
     if as_json:
         print_json(rendering.to_json(timeline))
     elif html is None:
@@ -340,6 +363,12 @@ def demo(
     """A throwaway repository and a plan of scripted agents, run end to end."""
     from plait.demo import run_demo
 
+    if keep is not None:
+        shop = output_folder(keep, "--keep") / "shop"
+        if shop.exists():  # a demo from before: never write over it
+            raise errors.UsageError(
+                f"--keep {keep}: {shop} exists already; remove it or choose another folder"
+            )
     raise Exit(run_demo(keep, jobs or 4, out()))
 
 

@@ -70,6 +70,43 @@ def print_json(data: Any) -> None:
     sys.stdout.write(text + "\n")
 
 
+def output_file(path: Path, option: str) -> Path:
+    """A file the user named for plait to write, checked before any work is done.
+
+    Its folder must exist and it must not be a folder itself; otherwise a usage error
+    (exit 2) says which, and nothing is written. Checked up front so that a long
+    analysis or a report is not thrown away over a typo in the path.
+    """
+    if path.is_dir():
+        raise errors.UsageError(f"{option} {path}: is a directory; name a file to write")
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a directory" if folder.exists() else "does not exist"
+        raise errors.UsageError(f"{option} {path}: the folder {folder} {what}; nothing written")
+    return path
+
+
+def write_output(path: Path, text: str, option: str) -> None:
+    """Write a file the user named; a usage error (exit 2) if the system refuses."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:  # permissions, a read-only file system, a full disk
+        why = exc.strerror or str(exc)
+        raise errors.UsageError(f"{option} {path}: cannot write it: {why}") from None
+
+
+def output_folder(path: Path, option: str) -> Path:
+    """A folder the user named for plait to create things in (made if missing)."""
+    if path.exists() and not path.is_dir():
+        raise errors.UsageError(f"{option} {path}: is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be, permissions
+        why = exc.strerror or str(exc)
+        raise errors.UsageError(f"{option} {path}: cannot create it: {why}") from None
+    return path
+
+
 def load_plan_file(path: Path) -> Plan:
     """Read and validate a plan; its graph is checked by the command's own analysis."""
     from plait.planfile import load_plan
