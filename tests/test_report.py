@@ -253,6 +253,27 @@ def test_cost_and_speedup_unknown() -> None:
     assert "speed-up — · cost —" in render_text(none)
 
 
+def test_an_unfinished_run_has_no_speedup_and_no_estimate_comparison() -> None:
+    t = small_run()
+    assert "estimate: 35s, actual +14%" in render_text(t)
+    for status in ("interrupted", "running"):
+        cut = Timeline(
+            **{
+                **t.__dict__,
+                "status": status,
+                "tasks": tuple(
+                    TaskSummary(**{**x.__dict__, "duration_s": 0.0, "outcome": "running"})
+                    for x in t.tasks
+                ),
+            }
+        )
+        assert cut.speedup is None  # nothing finished: no speed-up, rather than 0
+        text = render_text(cut)
+        assert "speed-up —" in text and "0.00×" not in text
+        assert "actual" not in text  # no "-100%" for want of an end
+        assert to_json(cut)["totals"]["speedup"] is None
+
+
 def test_json_round_trips_and_has_totals() -> None:
     t = small_run(error="boom")
     data = json.loads(json.dumps(to_json(t)))

@@ -72,8 +72,14 @@ class Timeline:
 
     @property
     def speedup(self) -> float | None:
-        """Sum of task times over wall time; None before anything took time."""
-        return self.sequential_s / self.wall_s if self.wall_s > 0 else None
+        """Sum of task times over wall time; None before anything took time.
+
+        A run in which no task has finished yet (or ever will: one interrupted early)
+        has no speed-up to speak of, rather than one of 0.
+        """
+        if self.wall_s <= 0 or self.sequential_s <= 0:
+            return None
+        return self.sequential_s / self.wall_s
 
     @property
     def cost_usd(self) -> float | None:
@@ -86,6 +92,9 @@ class Timeline:
         """True for `plait plan --html`: nothing ran, every bar is predicted."""
         return self.status == "predicted"
 
+
+# A run's statuses while it has no end (yet).
+UNFINISHED = ("running", "interrupted")
 
 # Waits that are time lost (the task was ready but held); "needs" is just the graph.
 LOST_WAITS = ("exclusion", "slots", "conflict", "retry", "rate_limit")
@@ -173,7 +182,9 @@ def render_text(t: Timeline) -> str:
         + (f" ({', '.join(extra)})" if extra else "")
         + f" · conflicts: {conflicts}"
     )
-    if t.predicted_makespan_s and not t.is_estimate:
+    # Only a finished run can be compared with the estimate: one that is still
+    # running, or was interrupted, would be "-100%" for want of an end.
+    if t.predicted_makespan_s and not t.is_estimate and t.status not in UNFINISHED:
         delta = (t.wall_s / t.predicted_makespan_s - 1) * 100
         out.append(f"  estimate: {fmt_duration(t.predicted_makespan_s)}, actual {delta:+.0f}%")
     if t.verify is not None:

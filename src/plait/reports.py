@@ -16,6 +16,7 @@ from plait.errors import Error
 from plait.report import AttemptSpan, TaskSummary, Timeline, predicted_timeline
 from plait.report_html import render_html
 from plait.scheduler import simulate
+from plait.status import run_wall_s, shown_status
 from plait.store import Store
 from plait.storeschema import AttemptRow, TaskRow
 
@@ -67,11 +68,9 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
     attempts = store.attempts(run_id)
     analysis = _analysis_of_run(run.plan_json, run.jobs)
     t0 = run.started_at
-    wall = (
-        run.wall_s
-        if run.wall_s is not None
-        else max([a.finished_at or a.started_at for a in attempts] + [t0]) - t0
-    )
+    # The same status and wall time as `plait status`: a run whose plait was killed
+    # is interrupted, not running, and its clock stopped when it died.
+    wall = run_wall_s(store, run)
     spans = tuple(
         AttemptSpan(
             a.task_id,
@@ -101,7 +100,7 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
     return Timeline(
         run_id=run.id,
         plan_name=run.plan_name,
-        status=run.status,
+        status=shown_status(run),
         started_at=t0,
         wall_s=wall,
         jobs=run.jobs,

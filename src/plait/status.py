@@ -11,7 +11,7 @@ from typing import Any
 
 from plait.runlock import pid_alive
 from plait.store import Store
-from plait.storeschema import RunRow
+from plait.storeschema import RunRow, status_json
 
 FOLLOW_POLL_S = 0.25
 
@@ -32,10 +32,51 @@ def shown_status(row: RunRow) -> str:
     return row.status
 
 
+def last_sign_of_life(store: Store, row: RunRow) -> float:
+    """The last moment a run is known to have been alive (epoch seconds).
+
+    For a run whose plait died without recording its end: the latest of its events,
+    attempt and task times, and the logs its unfinished attempts were writing. It ran
+    at least this long; how much longer nobody recorded.
+    """
+    from plait.agents.base import LOG_SUFFIX, attempt_file
+
+    moments = [row.started_at]
+    moments += [float(e["t"]) for e in store.events(row.id) if isinstance(e.get("t"), int | float)]
+    for task in store.tasks(row.id):
+        moments += [t for t in (task.started_at, task.finished_at) if t is not None]
+    for attempt in store.attempts(row.id):
+        moments.append(attempt.finished_at or attempt.started_at)
+        if attempt.finished_at is None:
+            log = attempt_file(
+                store.attempt_stem(row.id, attempt.task_id, attempt.attempt), LOG_SUFFIX
+            )
+            if log.exists():  # made only once the agent prints
+                moments.append(log.stat().st_mtime)
+    return max(moments)
+
+
+def run_wall_s(store: Store, row: RunRow) -> float:
+    """The run's wall time as every command shows it.
+
+    A finished run's is recorded; a live one's runs to now; a crashed one's (see
+    `shown_status`) ends at its last sign of life, not at now, so that it does not
+    grow for ever after plait died.
+    """
+    if row.wall_s is not None:
+        return row.wall_s
+    if row.finished_at is not None:
+        return max(0.0, row.finished_at - row.started_at)
+    alive = shown_status(row) == row.status
+    end = time.time() if alive else last_sign_of_life(store, row)
+    return max(0.0, end - row.started_at)
+
+
 def run_json(store: Store, run_id: str) -> dict[str, Any]:
-    """DESIGN §7's run/status object."""
-    data = store.status_json(run_id)
-    data["status"] = shown_status(store.run(run_id))
+    """DESIGN §7's run/status object, with the status and wall time every command shows."""
+    row = store.run(run_id)
+    data = status_json(row, store.tasks(run_id), now=row.started_at + run_wall_s(store, row))
+    data["status"] = shown_status(row)
     return data
 
 
@@ -98,11 +139,12 @@ def summary_line(data: dict[str, Any]) -> str:
 def summary_text(data: dict[str, Any]) -> str:
     """What `plait run` prints at the end."""
     text = status_text(data)
-    if data.get("branch"):
-        text += (
-            f"\nnext: `plait report {data['run']}` for the timeline; "
-            f"`plait apply {data['run']}` to merge {data['branch']} into your branch"
-        )
+    # An interrupted run is not finished: status_text already says to resume it, and
+    # applying half a run is not a next step worth suggesting.
+    if data.get("branch") and data["status"] not in ("interrupted", "running"):
+        text += f"\nnext: `plait report {data['run']}` for the timeline"
+        if not data.get("applied"):
+            text += f"; `plait apply {data['run']}` to merge {data['branch']} into your branch"
     return text
 
 
@@ -113,7 +155,7 @@ def runs_json(store: Store) -> list[dict[str, Any]]:
             "plan": row.plan_name,
             "status": shown_status(row),
             "started_at": row.started_at,
-            "wall_s": row.wall_s,
+            "wall_s": row.wall_s if row.wall_s is not None else run_wall_s(store, row),
             "branch": row.branch,
         }
         for row in store.runs()
