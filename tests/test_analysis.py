@@ -319,7 +319,7 @@ def test_json_has_the_design_shape() -> None:
         "agent": "default",
         "needs": ["b", "c"],
         "writes": ["tests/**"],
-        "phase": 2,
+        "phase": 3,  # numbered from 1, as `plait plan` prints "phase 3"
         "estimate_s": 5.0,
     }
     assert {"from": "a", "to": "b", "reason": "needs", "detail": ""} in doc["edges"]

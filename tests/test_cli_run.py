@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,20 @@ def test_plan_on_the_login_example_shows_the_documented_edges(cli: Cli, tmp_path
     # 5 + 12 + 15 + 10 minutes in sequence; contract then the longest (15) in parallel.
     assert data["estimate"]["sequential_s"] == 42 * 60
     assert data["estimate"]["parallel_s"] == 20 * 60
+
+
+def test_plan_json_numbers_phases_as_the_text_and_the_graph_do(cli: Cli, tmp_path: Path) -> None:
+    path = str(EXAMPLES / "login.yaml")
+    data = json.loads(cli("plan", path, "--json", cwd=tmp_path).out)
+    phase = {t["id"]: t["phase"] for t in data["tasks"]}
+    assert phase["contract"] == 1  # the first phase, which the text calls "phase 1"
+    for number, ids in enumerate(data["phases"], start=1):
+        assert all(phase[t] == number for t in ids)
+    text = cli("plan", path, cwd=tmp_path).out
+    mermaid = cli("plan", path, "--graph", "mermaid", cwd=tmp_path).out
+    last = len(data["phases"])
+    assert f"phase {last} ·" in text and f"phase {last + 1}" not in text
+    assert f"phase {last}" in mermaid and "phase 0" not in mermaid + text
 
 
 BROKEN = """version: 1
@@ -317,3 +332,24 @@ def test_a_second_run_exits_3_while_one_is_alive_and_takes_over_a_dead_one(
         assert len(json.loads(cli("runs", "--json", cwd=repo.path).out)) == 2
     finally:
         kill_marked(f"{first_run}/", prefix=True)  # the first run's orphaned agent
+
+
+def test_an_interrupted_run_suggests_resume_and_not_apply(
+    repo: GitRepo, cli: Cli, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    tasks = (
+        f"  nap:\n    agent: sleeper\n    prompt: x\n"
+        f'    env: {{SLEEP: "60", STARTED: "{started}"}}\n'
+    )
+    write_plan(repo.path / "plait.yaml", plan_with({"sleeper": agent_cmd("sleeper.py")}, tasks))
+    running = plait_proc.start("run", cwd=repo.path)
+    wait_for(started.exists, 30, "the agent to start")
+    run = json.loads(cli("runs", "--json", cwd=repo.path).out)[0]["run"]
+    running.send_signal(signal.SIGTERM)  # as Ctrl-C: the run stops, resumable
+    out, err = running.communicate(timeout=60)
+
+    assert running.returncode == 130, out + err
+    assert f"plait resume {run}" in out + err
+    assert "plait apply" not in out + err, out + err
+    assert "interrupted" in out

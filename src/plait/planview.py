@@ -44,7 +44,9 @@ def to_json(a: Analysis) -> dict[str, Any]:
                 "agent": a.plan.tasks[t].agent,
                 "needs": sorted(a.needs[t], key=pos.__getitem__),
                 "writes": list(a.plan.tasks[t].writes),
-                "phase": a.phase_of[t],
+                # Numbered from 1, as the text and the graphs say "phase 1"; the
+                # task is in phases[phase - 1].
+                "phase": a.phase_of[t] + 1,
                 "estimate_s": round(a.durations[t], 3),
             }
             for t in a.order
