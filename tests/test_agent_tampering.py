@@ -1,0 +1,268 @@
+"""Agents that attack plait's own bookkeeping rather than the code.
+
+An agent that deletes or replaces its workspace, moves refs it does not own (the
+user's branch, the run's integration branch, another task's branch, tags), or
+hides edits behind files its setup touched: each fails its own attempt (or has
+its work committed and checked), and every other task goes on. Provider-level
+tests use real git in a temporary repository; the end-to-end ones run the real
+CLI as a subprocess with small shell agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import PlaitProc, write_plan
+from gitrepo import ISOLATION, GitRepo, git_identity
+from plait.branches import integration_branch, task_branch
+from plait.git import Git
+from plait.merge import MergeQueue
+from plait.worktrees import WorktreeProvider
+
+RUN = "20261128-120000-cd34"
+
+
+@pytest.fixture
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
+    git_identity(monkeypatch)
+    repo = GitRepo.create(
+        tmp_path / "local", {"README.md": "# demo\n", "src/app.py": "x = 1\n", "lock": "v1\n"}
+    )
+    repo.git("branch", integration_branch(RUN))
+    return repo
+
+
+def provider_for(repo: GitRepo, **kwargs: Any) -> WorktreeProvider:
+    git = Git(repo.path, repo.common_dir)
+    return WorktreeProvider(git, RUN, worktrees_dir=repo.common_dir / "plait" / "worktrees",
+                            **kwargs)  # fmt: skip
+
+
+def agent_git(ws: Path, *args: str) -> str:
+    """git as an agent runs it in its workspace: plain git, nothing of plait's."""
+    env = {**os.environ, **ISOLATION}
+    done = subprocess.run(["git", *args], cwd=ws, env=env, capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(main())  # type: ignore[arg-type]
+
+
+def forge_commit(ws: Path, on: str, name: str) -> str:
+    """A commit adding `name` on top of `on`, made with plumbing from inside `ws`."""
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=ws, input="evil\n",
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    listing = agent_git(ws, "ls-tree", on) + f"\n100644 blob {blob}\t{name}\n"
+    tree = subprocess.run(["git", "mktree"], cwd=ws, input=listing, capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    return agent_git(ws, "commit-tree", tree, "-p", on, "-m", "sneaky")
+
+
+# --- 1. the workspace deleted or replaced ---------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["deleted", "symlink", "new-folder"])
+def test_deleted_or_replaced_workspace_fails_only_that_attempt(
+    local: GitRepo, tmp_path: Path, how: str
+) -> None:
+    provider = provider_for(local)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not plait's\n")
+
+    async def main() -> None:
+        ws = await provider.open("nuker", 1, local.head())
+        other = await provider.open("other", 1, local.head())
+        subprocess.run(["rm", "-rf", str(ws.path)], check=True)
+        if how == "symlink":
+            ws.path.symlink_to(outside)
+        elif how == "new-folder":
+            ws.path.mkdir()
+            (ws.path / "README.md").write_text("agent's\n")
+        change = await provider.collect(ws, writes=[], message="m")
+        assert not change.ok
+        if how == "new-folder":  # the file system may give it the old inode: its .git is gone
+            assert {"(workspace)", ".git"} & set(change.protected_violations)
+        else:
+            assert "(workspace)" in change.protected_violations
+            assert any("deleted or replaced its workspace" in p for p in change.problems)
+        # kept for inspection is impossible: the registration goes, the branch is freed
+        await provider.close(ws, keep=True)
+        # the other attempt is unaffected
+        (other.path / "src" / "app.py").write_text("x = 2\n")
+        good = await provider.collect(other, writes=["src/**"], message="m")
+        assert good.ok and good.changed_files == ("src/app.py",)
+        await provider.close(other, keep=False)
+        # the same task runs again, on the same branch
+        again = await provider.open("nuker", 2, local.head())
+        (again.path / "src" / "app.py").write_text("x = 3\n")
+        assert (await provider.collect(again, writes=[], message="m")).ok
+        await provider.close(again, keep=True)
+        report = await provider.clean(RUN)
+        assert task_branch(RUN, "nuker") in report.branches
+
+    run(main)
+    # nothing outside was touched, no worktree is left registered, git is sound
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
+    assert local.worktrees() == [str(local.path)]
+    assert not any(p.is_symlink() for p in (local.common_dir / "plait" / "worktrees").rglob("*"))
+    local.fsck()
+
+
+def test_workspace_deleted_after_committing_keeps_its_commit(local: GitRepo) -> None:
+    provider = provider_for(local)
+
+    async def main() -> None:
+        ws = await provider.open("t", 1, local.head())
+        (ws.path / "new.txt").write_text("work\n")
+        agent_git(ws.path, "add", "-A")
+        agent_git(ws.path, "-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qm", "w")
+        subprocess.run(["rm", "-rf", str(ws.path)], check=True)
+        change = await provider.collect(ws, writes=[], message="m")
+        assert not change.ok and change.changed_files == ("new.txt",)
+        await provider.close(ws, keep=False)  # no crash; unmerged commit kept on its branch
+
+    run(main)
+    assert local.show(task_branch(RUN, "t"), "new.txt") == "work\n"
+    assert local.worktrees() == [str(local.path)]
+
+
+# --- 2. refs moved by an agent --------------------------------------------------------
+
+
+def test_refs_an_agent_moves_are_put_back_and_fail_it(local: GitRepo) -> None:
+    provider = provider_for(local)
+    base = local.head()
+    local.git("tag", "v1")
+    other_branch = f"refs/heads/{task_branch(RUN, 'other')}"
+
+    async def main() -> None:
+        other = await provider.open("other", 1, base)
+        ws = await provider.open("evil", 1, base)
+        evil = forge_commit(ws.path, base, "evil.txt")
+        agent_git(ws.path, "update-ref", "refs/heads/main", evil)
+        agent_git(ws.path, "update-ref", f"refs/heads/{integration_branch(RUN)}", evil)
+        agent_git(ws.path, "update-ref", other_branch, evil)
+        agent_git(ws.path, "tag", "-f", "v1", evil)
+        agent_git(ws.path, "update-ref", "refs/heads/new-branch", evil)
+        agent_git(ws.path, "update-ref", "-d", "refs/heads/plait/" + RUN)
+        # its own branch is its own: committing there is fine
+        (ws.path / "ok.txt").write_text("ok\n")
+        change = await provider.collect(ws, writes=[], message="m")
+        assert not change.ok
+        moved = {
+            "refs/heads/main",
+            f"refs/heads/{integration_branch(RUN)}",
+            other_branch,
+            "refs/tags/v1",
+            "refs/heads/new-branch",
+        }
+        assert moved <= set(change.protected_violations)
+        assert any("refs/heads/main" in p and "restored" in p for p in change.problems)
+        # the attempt running beside it cannot be cleared: it reports the moves too
+        bystander = await provider.collect(other, writes=[], message="m")
+        assert "refs/heads/main" in bystander.protected_violations
+        later = await provider.open("later", 1, base)  # opened after: clean
+        (later.path / "later.txt").write_text("l\n")
+        assert (await provider.collect(later, writes=[], message="m")).ok
+
+    run(main)
+    assert local.head("main") == base
+    assert local.head(integration_branch(RUN)) == base
+    assert local.head(task_branch(RUN, "other")) == base
+    assert local.head("v1") == base
+    assert local.rev("refs/heads/new-branch") is None
+
+
+def test_plaits_own_ref_writes_are_not_tampering(local: GitRepo) -> None:
+    """Merges, commits, snapshots and other attempts' branches move while an attempt
+    runs: none of that is held against it."""
+    provider = provider_for(local)
+    queue = MergeQueue(provider.git, integration_branch(RUN))
+
+    async def main() -> None:
+        base = await queue.tip()
+        watcher = await provider.open("watcher", 1, base)
+        for n in range(3):
+            ws = await provider.open(f"t{n}", 1, await queue.tip())
+            (ws.path / f"t{n}.txt").write_text(f"{n}\n")
+            change = await provider.collect(ws, writes=[], message="m")
+            assert change.ok and change.commit is not None
+            assert (await queue.merge(change.commit, message="m")).status == "merged"
+            await provider.close(ws, keep=n == 1)
+        (watcher.path / "w.txt").write_text("w\n")
+        change = await provider.collect(watcher, writes=[], message="m")
+        assert change.ok, change.problems
+
+    run(main)
+
+
+def write_evil_plan(repo: GitRepo, tmp_path: Path) -> None:
+    evil = tmp_path / "evil.sh"
+    evil.write_text(
+        "#!/bin/sh\n"
+        "mkdir -p docs && echo doc > docs/x.md\n"
+        'tip=$(git rev-parse "refs/heads/plait/$PLAIT_RUN_ID")\n'
+        "blob=$(echo evil | git hash-object -w --stdin)\n"
+        'tree=$( (git ls-tree "$tip"; printf \'100644 blob %s\\tevil.txt\\n\' "$blob")'
+        " | git mktree)\n"
+        'c=$(git commit-tree "$tree" -p "$tip" -m sneaky)\n'
+        'git update-ref "refs/heads/plait/$PLAIT_RUN_ID" "$c" "$tip"\n'
+        'git update-ref refs/heads/main "$c"\n'
+    )
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nname: evil\njobs: 2\nagents:\n"
+        f'  evil: {{backend: command, command: ["sh", "{evil}"]}}\n'
+        "  nuke: {backend: command,"
+        ' command: ["sh", "-c", "cd / && rm -rf \\"$PLAIT_WORKSPACE\\""]}\n'
+        '  fine: {backend: command, command: ["sh", "-c", "sleep 1; echo ok > ok.txt"]}\n'
+        "tasks:\n"
+        '  docs: {agent: evil, prompt: write docs, writes: ["docs/**"]}\n'
+        "  nuker: {agent: nuke, prompt: nuke}\n"
+        # beside an agent that moved refs, an attempt cannot be cleared: it runs again
+        "  other: {agent: fine, prompt: fine, retries: 2}\n"
+        "  after: {agent: fine, prompt: after, needs: other}\n",
+    )
+    repo.commit("plan")
+
+
+def test_run_with_hostile_agents_end_to_end(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """The reviewer's repros through the real CLI: a workspace deleted, the run's branch
+    and the user's main moved. Only those attempts fail; the rest merges; main stays."""
+    write_evil_plan(repo, tmp_path)
+    main_before = repo.head("main")
+    done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    status = json.loads(done.stdout)
+    tasks = {t["id"]: t for t in status["tasks"]}
+    assert {k: v["status"] for k, v in tasks.items()} == {
+        "docs": "failed",
+        "nuker": "failed",
+        "other": "succeeded",
+        "after": "succeeded",
+    }
+    assert "deleted or replaced its workspace" in tasks["nuker"]["error"]
+    assert "refs/heads/main" in tasks["docs"]["error"]
+    assert repo.head("main") == main_before
+    files = repo.git("ls-tree", "-r", "--name-only", status["branch"]).split()
+    assert "evil.txt" not in files and "docs/x.md" not in files
+    assert "ok.txt" in files
+    # the bookkeeping stays sane: clean afterwards works, leaves no worktree behind
+    cleaned = plait_proc("clean", cwd=repo.path, timeout=60)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert repo.worktrees() == [str(repo.path)]
+    repo.fsck()
