@@ -266,3 +266,53 @@ def test_run_with_hostile_agents_end_to_end(
     assert cleaned.returncode == 0, cleaned.stderr
     assert repo.worktrees() == [str(repo.path)]
     repo.fsck()
+
+
+# --- 3. files setup changed -----------------------------------------------------------
+
+
+def test_agent_edits_to_files_setup_changed_are_committed(local: GitRepo) -> None:
+    """setup rewrites a tracked lockfile (like `npm install`): left as setup left it, it
+    is not the agent's change; edited by the agent, it is, and is held against scope."""
+    setup = [("/bin/sh", "-c", "echo v2 >> lock; echo setup >> README.md; echo n > gen.txt")]
+    provider = provider_for(local, setup=setup)
+
+    async def main() -> None:
+        ws = await provider.open("t", 1, local.head())
+        (ws.path / "lock").write_text("agent's lock\n")  # README.md as setup left it
+        (ws.path / "gen.txt").write_text("agent\n")  # untracked setup output: never
+        (ws.path / "src" / "app.py").write_text("x = 2\n")
+        change = await provider.collect(ws, writes=["src/**"], message="m")
+        assert change.changed_files == ("lock", "src/app.py")
+        assert change.scope_violations == ("lock",) and not change.ok
+        assert change.commit is not None
+        assert local.show(change.commit, "lock") == "agent's lock\n"
+        assert local.show(change.commit, "README.md") == "# demo\n"
+        await provider.close(ws, keep=True)
+        # an agent that leaves setup's changes alone changes nothing
+        quiet = await provider.open("q", 1, local.head())
+        (quiet.path / "src" / "app.py").write_text("x = 5\n")
+        done = await provider.collect(quiet, writes=["src/**"], message="m")
+        assert done.ok and done.changed_files == ("src/app.py",)
+        await provider.close(quiet, keep=False)
+
+    run(main)
+
+
+def test_setup_touched_file_edited_by_the_agent_reaches_the_result(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nname: setup-touch\n"
+        'setup: [["sh", "-c", "echo \'lock v2\' >> README.md"]]\n'
+        "agents:\n"
+        '  w: {backend: command, command: ["sh", "-c", "echo mine > README.md"]}\n'
+        "tasks:\n  a: {agent: w, prompt: a}\n",
+    )
+    repo.commit("plan")
+    done = plait_proc("run", "--json", cwd=repo.path, timeout=90)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["tasks"][0]["changed_files"] == ["README.md"]
+    assert repo.show(status["branch"], "README.md") == "mine\n"

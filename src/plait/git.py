@@ -54,20 +54,26 @@ class MergeTree:
 
 def status_paths(output: str) -> list[str]:
     """Paths from `git status --porcelain=v1 -z` (both sides of a rename)."""
+    return [path for _, path in status_entries(output)]
+
+
+def status_entries(output: str) -> list[tuple[str, str]]:
+    """(XY code, path) pairs from `git status --porcelain=v1 -z` (both sides of a
+    rename, each with the rename's code); "??" is an untracked path."""
     fields = output.split("\0")
-    paths: list[str] = []
+    entries: list[tuple[str, str]] = []
     i = 0
     while i < len(fields):
         record = fields[i]
         i += 1
         if len(record) < 4:
             continue
-        paths.append(record[3:])
+        entries.append((record[:2], record[3:]))
         if record[0] in "RC":  # a rename or copy: the source path follows
             if i < len(fields) and fields[i]:
-                paths.append(fields[i])
+                entries.append((record[:2], fields[i]))
             i += 1
-    return paths
+    return entries
 
 
 class RefLedger:

@@ -44,7 +44,10 @@ class Workspace:
     branch: str  # "" for in-place workspaces
     start_commit: str
     git_dir: Path | None = None  # the worktree's own git dir (.git/worktrees/<name>)
-    excluded: tuple[str, ...] = ()  # plait's copy/setup artefacts: never committed
+    excluded: tuple[str, ...] = ()  # plait's copy/setup artefacts: not committed...
+    #: ...except these tracked files `setup` changed, once they differ from what it left
+    #: (path, `worktreegit.content_digest`): the agent's own edits to them are its work
+    setup_left: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,11 @@ is deleted. Both leave out the files plait's own `copy` and `setup` put there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import os
 import shutil
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,8 +28,10 @@ from plait.workspace import Workspace
 
 __all__ = [
     "commit",
+    "content_digest",
     "found_workspace",
     "git_dir_of",
+    "left_out",
     "remove_worktree",
     "run_git",
     "snapshot",
@@ -64,12 +70,40 @@ async def run_git(
     )  # fmt: skip
 
 
+def content_digest(path: Path) -> str:
+    """What is at `path` now, in a few bytes: a file's hash, a link's target, or its kind."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return "missing"
+    if stat.S_ISLNK(info.st_mode):
+        return f"link:{os.readlink(path)}"
+    if not stat.S_ISREG(info.st_mode):
+        return "dir" if stat.S_ISDIR(info.st_mode) else "other"
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"{info.st_mode & 0o111:o}:{digest.hexdigest()}"
+
+
+def left_out(ws: Workspace) -> list[str]:
+    """The paths plait's own `copy` and `setup` put in `ws` that are still theirs.
+
+    A tracked file setup changed (a lockfile `npm install` rewrote) stays out only
+    while it is exactly as setup left it: once the agent edits it, it is the agent's.
+    """
+    left = dict(ws.setup_left)
+    return [p for p in ws.excluded if p not in left or content_digest(ws.path / p) == left[p]]
+
+
 async def stage(git: Git, ws: Workspace, env: Mapping[str, str] | None = None) -> None:
-    """`git add -A`, except the paths plait itself put there."""
-    if not ws.excluded:
+    """`git add -A`, except the paths plait itself put there (and still owns)."""
+    excluded = left_out(ws)
+    if not excluded:
         await run_git(git, ws, "add", "-A", env=env)
         return
-    specs = [".", *(f":(exclude,literal){p}" for p in ws.excluded)]
+    specs = [".", *(f":(exclude,literal){p}" for p in excluded)]
     await run_git(
         git, ws, "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul", env=env,
         input="\0".join(specs).encode("utf-8", errors="surrogateescape"),
@@ -105,11 +139,10 @@ async def snapshot(git: Git, ws: Workspace, run_id: str, *, locked: bool = False
     git_dir = ws.git_dir or git_dir_of(ws.path, git.common_dir)
     if folder_id(ws.path) is None or git_dir is None or not git_dir.is_dir():
         return True  # gone, or a link git would follow out of the worktree: nothing to save
-    ws = Workspace(ws.task_id, ws.attempt, ws.path, ws.branch, ws.start_commit, git_dir,
-                   ws.excluded)  # fmt: skip
+    ws = dataclasses.replace(ws, git_dir=git_dir)
     try:
         status = await run_git(git, ws, "status", "--porcelain=v1", "-z", readonly=True)
-        skip = {p.rstrip("/") for p in ws.excluded}
+        skip = {p.rstrip("/") for p in left_out(ws)}
         if not {p.rstrip("/") for p in status_paths(status.stdout)} - skip:
             return True
         # Stage into a copy of the index (its stat data saves rehashing every file).

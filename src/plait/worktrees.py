@@ -25,13 +25,20 @@ from plait import proc
 from plait.branches import integration_branch, snapshot_ref, task_branch
 from plait.clean import CleanReport, clean_runs
 from plait.collect import RefGuard, StrayWatch, collect_worktree
-from plait.git import Git, status_paths
+from plait.git import Git, status_entries
 from plait.gitrun import scrubbed_env
 from plait.model import Command, ScopePolicy
 from plait.pool import WorktreePool
 from plait.scope import GitGuard
 from plait.workspace import Change, SetupFailed, Workspace
-from plait.worktreegit import found_workspace, git_dir_of, remove_worktree, run_git, snapshot
+from plait.worktreegit import (
+    content_digest,
+    found_workspace,
+    git_dir_of,
+    remove_worktree,
+    run_git,
+    snapshot,
+)
 
 __all__ = ["WorktreeProvider"]
 
@@ -128,8 +135,14 @@ class WorktreeProvider:
             # kept for inspection (its setup logs sit beside it), the branch freed
             await self.close(ws, keep=True)
             raise
-        excluded = sorted({*copied, *status_paths(status.stdout)})
-        return Workspace(task_id, attempt, path, branch, start_commit, git_dir, tuple(excluded))
+        entries = status_entries(status.stdout)
+        excluded = sorted({*copied, *(rel for _, rel in entries)})
+        # What setup did to tracked files, as it left them: the agent's later edits to
+        # them are committed (copied files, plain copies of the user's, never are).
+        tracked = sorted({rel for code, rel in entries if code != "??"} - set(copied))
+        left = tuple((rel, content_digest(path / rel)) for rel in tracked)
+        return Workspace(task_id, attempt, path, branch, start_commit, git_dir, tuple(excluded),
+                         left)  # fmt: skip
 
     async def collect(self, ws: Workspace, *, writes: Sequence[str], message: str) -> Change:
         """Commit what the agent left and check everything it changed."""
