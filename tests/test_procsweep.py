@@ -110,3 +110,26 @@ def test_nothing_is_read_when_the_program_was_the_last_process(
     monkeypatch.setattr(os, "open", spy)
     assert procsweep.sweep("test/x/1", 4242) == 0
     assert opened == []
+
+
+def test_end_runs_kills_what_the_runs_left_and_spares_other_runs(
+    tmp_path: os.PathLike[str],
+) -> None:
+    """What a killed plait left, of two runs, in one call; another run's are not touched."""
+    first, second, other = (f"test{uuid.uuid4().hex}" for _ in range(3))
+    doomed = [start_escapee(tmp_path, f"{run}/task/1")[1] for run in (first, second)]
+    # a prefix of a run id is another run: `<run>/` is matched, never `<run>` alone
+    spared = [
+        start_escapee(tmp_path, f"{other}/task/1")[1],
+        start_escapee(tmp_path, f"{first}x/task/1")[1],
+    ]
+    try:
+        assert procsweep.end_runs([first, second, ""]) == 2
+        assert all(gone(pid) for pid in doomed)
+        assert all(alive(pid) for pid in spared)
+        assert procsweep.end_runs([first, second]) == 0  # nothing left to end
+        assert procsweep.end_runs([]) == 0
+    finally:
+        for pid in doomed + spared:
+            if alive(pid):
+                os.kill(pid, 9)

@@ -2,8 +2,9 @@
 
 `run_process` gives each program `PLAIT_MARKER=<run>/<task>/<attempt>`. A program's
 descendants inherit it even when they leave its process group (`setsid`), so when
-the program ends, what still carries its marker escaped and is killed; resume ends
-what a killed plait left behind with `kill_marked(f"{run}/", prefix=True)`.
+the program ends, what still carries its marker escaped and is killed. What a killed plait
+left behind (its agents, in groups of their own, and their escapees) is ended by
+`end_runs` (`plait clean`) or `kill_marked(f"{run}/", prefix=True)` (resume).
 
 Only processes younger than the program can be its descendants: the kernel's last
 allocated pid bounds them, so a quick program costs a few failed opens of
@@ -33,7 +34,7 @@ def sweep(marker: str, pid: int) -> int:
     needle = f"\0{MARKER_VAR}={marker}\0".encode()
     seen: set[int] = set()
     for _ in range(_SWEEP_ROUNDS):  # again, in case one forked while being killed
-        new = _kill_marked(needle, signal.SIGKILL, pid, born_after=pid) - seen
+        new = _kill_marked((needle,), signal.SIGKILL, pid, born_after=pid) - seen
         if not new:
             break
         seen |= new
@@ -110,9 +111,9 @@ def _thread_group(pid: int) -> int:
 
 
 def _kill_marked(
-    needle: bytes, sig: int, exclude_pgid: int | None, born_after: int | None = None
+    needles: tuple[bytes, ...], sig: int, exclude_pgid: int | None, born_after: int | None = None
 ) -> set[int]:
-    """Signal processes whose environment holds `needle`; see `_candidates`."""
+    """Signal processes whose environment holds one of `needles`; see `_candidates`."""
     me = os.getpid()
     killed: set[int] = set()
     # In a sweep after one program, the others plait runs are not its escapees.
@@ -132,7 +133,7 @@ def _kill_marked(
             continue
         finally:
             os.close(fd)
-        if needle not in data:
+        if not any(needle in data for needle in needles):
             continue
         pid = _thread_group(candidate) if born_after is not None else candidate
         if pid in killed or pid == me:
@@ -162,4 +163,26 @@ def kill_marked(
     itself, nor members of process group `exclude_pgid`. Returns how many were signalled.
     """
     needle = f"\0{MARKER_VAR}={marker}" + ("" if prefix else "\0")
-    return len(_kill_marked(needle.encode(), sig, exclude_pgid))
+    return len(_kill_marked((needle.encode(),), sig, exclude_pgid))
+
+
+def end_runs(run_ids: Iterable[str]) -> int:
+    """Kill every process left by these runs, whose plait is gone; how many there were.
+
+    A plait killed with SIGKILL cannot end its agents: each runs in its own process
+    group (and what they started may have left even that), so they live on, spending
+    money, after their worktrees are gone. Everything plait started for a run carries
+    `PLAIT_MARKER=<run>/...`. One scan of /proc serves all the runs, repeated while new
+    ones appear (a process that forked while the scan went by). Call it only for runs
+    no live plait is driving: under the repository's run lock.
+    """
+    needles = tuple(f"\0{MARKER_VAR}={run}/".encode() for run in run_ids if run)
+    if not needles:
+        return 0
+    seen: set[int] = set()
+    for _ in range(_SWEEP_ROUNDS):
+        new = _kill_marked(needles, signal.SIGKILL, None) - seen
+        if not new:
+            break
+        seen |= new
+    return len(seen)
