@@ -316,3 +316,50 @@ def test_setup_touched_file_edited_by_the_agent_reaches_the_result(
     status = json.loads(done.stdout)
     assert status["tasks"][0]["changed_files"] == ["README.md"]
     assert repo.show(status["branch"], "README.md") == "mine\n"
+
+
+# --- 4. the output file ---------------------------------------------------------------
+
+
+def test_output_file_is_neither_committed_nor_scope_checked(local: GitRepo) -> None:
+    provider = provider_for(local)
+
+    async def main() -> None:
+        ws = await provider.open("t", 1, local.head())
+        (ws.path / "notes").mkdir()
+        (ws.path / "notes" / "result.md").write_text("THE RESULT\n")
+        (ws.path / "out.txt").write_text("via PLAIT_OUTPUT_FILE\n")
+        (ws.path / "src" / "b.py").write_text("b = 1\n")
+        change = await provider.collect(
+            ws, writes=["src/**"], message="m",
+            outputs=["notes/result.md", ws.path / "out.txt", "/elsewhere/x.out"],
+        )  # fmt: skip
+        assert change.ok, change.problems
+        assert change.changed_files == ("src/b.py",)
+        assert change.commit is not None
+        tree = local.git("ls-tree", "-r", "--name-only", change.commit).split()
+        assert "notes/result.md" not in tree and "out.txt" not in tree
+        # still there for the caller to read; not snapshotted as lost work on close
+        assert (ws.path / "notes" / "result.md").read_text() == "THE RESULT\n"
+        await provider.close(ws, keep=False)
+
+    run(main)
+    assert local.git("for-each-ref", "refs/plait/") == ""
+
+
+def test_output_file_in_place_is_not_a_change(local: GitRepo) -> None:
+    from plait.inplace import InPlaceProvider
+
+    provider = InPlaceProvider(local.path, Git(local.path, local.common_dir))
+
+    async def main() -> None:
+        ws = await provider.open("t", 1, local.head())
+        (local.path / "notes").mkdir()
+        (local.path / "notes" / "result.md").write_text("THE RESULT\n")
+        (local.path / "src" / "b.py").write_text("b = 1\n")
+        change = await provider.collect(
+            ws, writes=["src/**"], message="m", outputs=["notes/result.md"]
+        )
+        assert change.ok and change.changed_files == ("src/b.py",)
+
+    run(main)

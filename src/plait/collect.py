@@ -163,8 +163,13 @@ async def collect_worktree(
     writes: Sequence[str],
     message: str,
     policy: ScopePolicy,
+    outputs: Sequence[str] = (),
 ) -> Change:
-    """Commit what the agent left and check everything it changed."""
+    """Commit what the agent left and check everything it changed.
+
+    `outputs` (repository-relative) are the task's output files: left out of the
+    commit by the caller (`Workspace.excluded`), and never held against `writes`.
+    """
     problems: list[str] = []
     protected: list[str] = []
     for violation, reason in guard.check(ws.path):
@@ -216,7 +221,7 @@ async def collect_worktree(
     links = outside_symlinks(ws.path, files)
     if links:
         problems.append(f"symlinks pointing outside the workspace: {', '.join(links)}")
-    outside = check_scope(files, writes)
+    outside = check_scope([f for f in files if f not in outputs], writes)
     if outside:
         problems.append(f"changed files outside its writes: {', '.join(outside)}")
     return Change(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from plait.git import Git, status_paths
 from plait.model import ScopePolicy
-from plait.scope import check_scope, outside_symlinks, protected_violations
+from plait.scope import check_scope, output_paths, outside_symlinks, protected_violations
 from plait.workspace import Change, Workspace
 
 __all__ = ["InPlaceProvider"]
@@ -37,11 +37,26 @@ class InPlaceProvider:
         self._before[(task_id, attempt)] = await self._state()
         return Workspace(task_id, attempt, self.root, "", start_commit)
 
-    async def collect(self, ws: Workspace, *, writes: Sequence[str], message: str) -> Change:
-        """What changed in the checkout since `open` (nothing is committed; `message` unused)."""
+    async def collect(
+        self,
+        ws: Workspace,
+        *,
+        writes: Sequence[str],
+        message: str,
+        outputs: Sequence[str | Path] = (),
+    ) -> Change:
+        """What changed in the checkout since `open` (nothing is committed; `message` unused).
+
+        `outputs`, the task's output files, are plait's channel: not a change.
+        """
         before = self._before.pop((ws.task_id, ws.attempt), {})
         after = await self._state()
-        files = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+        channel = set(output_paths(self.root, outputs))
+        files = sorted(
+            p
+            for p in set(before) | set(after)
+            if before.get(p) != after.get(p) and p not in channel
+        )
         outside = check_scope(files, writes)
         forbidden = [*protected_violations(files), *outside_symlinks(self.root, files)]
         problems = []

@@ -63,6 +63,20 @@ def check_scope(changed: Sequence[str], writes: Sequence[str]) -> list[str]:
     return sorted({path for path in changed if not spec.match_file(path)})
 
 
+def output_paths(root: Path, outputs: Sequence[str | Path]) -> tuple[str, ...]:
+    """The output files (relative to `root`, or absolute) that lie in `root`, as
+    repository-relative paths; files elsewhere are not the workspace's concern."""
+    base = os.path.abspath(root)
+    found: list[str] = []
+    for output in outputs:
+        if not str(output):
+            continue
+        full = os.path.abspath(os.path.join(base, output))
+        if full != base and os.path.commonpath([base, full]) == base:
+            found.append(Path(os.path.relpath(full, base)).as_posix())
+    return tuple(dict.fromkeys(found))
+
+
 def protected_reason(path: str) -> str | None:
     """Why no task may write `path`, or None if it is an ordinary path."""
     parts = [part.lower() for part in path.strip("/").split("/") if part]

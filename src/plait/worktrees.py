@@ -16,6 +16,7 @@ out files, staging and writing objects run in parallel.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -29,7 +30,7 @@ from plait.git import Git, status_entries
 from plait.gitrun import scrubbed_env
 from plait.model import Command, ScopePolicy
 from plait.pool import WorktreePool
-from plait.scope import GitGuard
+from plait.scope import GitGuard, output_paths
 from plait.workspace import Change, SetupFailed, Workspace
 from plait.worktreegit import (
     content_digest,
@@ -72,6 +73,7 @@ class WorktreeProvider:
         self.guard = GitGuard(git.common_dir)
         self.beside = StrayWatch()
         self.refs = RefGuard(git)
+        self._outputs: dict[Path, tuple[str, ...]] = {}  # each workspace's output files
 
     def path_for(self, task_id: str, attempt: int) -> Path:
         """Where the worktree of this attempt lives."""
@@ -144,11 +146,27 @@ class WorktreeProvider:
         return Workspace(task_id, attempt, path, branch, start_commit, git_dir, tuple(excluded),
                          left)  # fmt: skip
 
-    async def collect(self, ws: Workspace, *, writes: Sequence[str], message: str) -> Change:
-        """Commit what the agent left and check everything it changed."""
+    async def collect(
+        self,
+        ws: Workspace,
+        *,
+        writes: Sequence[str],
+        message: str,
+        outputs: Sequence[str | Path] = (),
+    ) -> Change:
+        """Commit what the agent left and check everything it changed.
+
+        `outputs`: the task's `output` file and `PLAIT_OUTPUT_FILE` (relative to the
+        workspace, or absolute): plait's channel for the task's output, read by the
+        caller, never committed nor held against `writes` (DESIGN §4.9).
+        """
+        channel = output_paths(ws.path, outputs)
+        if channel:
+            ws = dataclasses.replace(ws, excluded=(*ws.excluded, *channel))
+            self._outputs[ws.path] = channel
         return await collect_worktree(
             self.git, ws, guard=self.guard, beside=self.beside, refs=self.refs,
-            writes=writes, message=message, policy=self.scope,
+            writes=writes, message=message, policy=self.scope, outputs=channel,
         )  # fmt: skip
 
     async def close(self, ws: Workspace, *, keep: bool) -> None:
@@ -157,6 +175,9 @@ class WorktreeProvider:
         self.guard.forget(ws.path)
         self.beside.forget(ws.path)
         self.refs.forget(ws.path)
+        channel = self._outputs.pop(ws.path, ())
+        if channel:  # the output file is not work to snapshot
+            ws = dataclasses.replace(ws, excluded=(*ws.excluded, *channel))
         if (keep or not intact) and self.pool is not None and ws.git_dir is not None:
             self.pool.forget(ws.git_dir)
         if not intact:
