@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import PlaitProc
+from gitrepo import GitRepo
 from plait.errors import PlanError
 from plait.planfile import MAX_PLAN_BYTES, load_plan
 
@@ -454,6 +456,131 @@ CASES: list[tuple[str, str | bytes, str, int | None, str]] = [
         None,
         "'prompt' is required",
     ),
+    (
+        "glob-reversed-range",
+        plan("a:\n  agent: dev\n  prompt: x\n  writes: ['[z-a]']  #<\n"),
+        "tasks.a.writes[0]",
+        None,
+        "backwards",
+    ),
+    (
+        "glob-trailing-backslash",
+        plan("a:\n  agent: dev\n  prompt: x\n  writes: ['z.txt\\']  #<\n"),
+        "tasks.a.writes[0]",
+        None,
+        "escapes nothing",
+    ),
+    (
+        "glob-unclosed-set",
+        plan("a:\n  agent: dev\n  prompt: x\n  writes: [src/x, '[']  #<\n"),
+        "tasks.a.writes[1]",
+        None,
+        "never closed",
+    ),
+    (
+        "glob-empty-set",
+        plan("a:\n  agent: dev\n  prompt: x\n  reads: ['a[]']  #<\n"),
+        "tasks.a.reads[0]",
+        None,
+        "matches no path",
+    ),
+    (
+        "glob-only-an-exclusion",
+        plan("a:\n  agent: dev\n  prompt: x\n  writes: ['!z.txt']  #<\n"),
+        "tasks.a.writes[0]",
+        None,
+        "removes paths from the globs listed before it",
+    ),
+    (
+        "glob-excluded-absolute",
+        plan("a:\n  agent: dev\n  prompt: x\n  writes: [src/**, '!/etc/x']  #<\n"),
+        "tasks.a.writes[1]",
+        None,
+        "absolute",
+    ),
+    (
+        "copy-bad-glob",
+        plan(OK_TASK, top="copy: ['.env', 'conf/[z-a].ini']  #<\n"),
+        "copy[1]",
+        None,
+        "backwards",
+    ),
+    (
+        "copy-exclusion",
+        plan(OK_TASK, top="copy: ['!.env']  #<\n"),
+        "copy[0]",
+        None,
+        "not available here",
+    ),
+    (
+        "template-unknown-name",
+        plan("a:\n  agent: dev\n  prompt: '{{ task.ok.output }}'  #<\n" + OK_TASK),
+        "tasks.a.prompt",
+        None,
+        "did you mean 'tasks'",
+    ),
+    (
+        "template-github-actions",
+        plan("a:\n  agent: dev\n  prompt: 'use ${{ secrets.NPM_TOKEN }}'  #<\n"),
+        "tasks.a.prompt",
+        None,
+        "{% raw %}",
+    ),
+    (
+        "template-run-attribute",
+        plan("a:\n  agent: dev\n  prompt: '{{ run.bogus }}'  #<\n"),
+        "tasks.a.prompt",
+        None,
+        "use run.id",
+    ),
+    (
+        "template-hyphenated-id",
+        plan(
+            "oauth-service:\n  agent: dev\n  prompt: x\n"
+            "b:\n  agent: dev\n  prompt: '{{ tasks.oauth-service.output }}'  #<\n"
+        ),
+        "tasks.b.prompt",
+        None,
+        "write tasks['oauth-service'].output",
+    ),
+    (
+        "fixer-prompt-unknown-name",
+        plan(OK_TASK, top="on_verify_failure:\n  agent: dev\n  prompt: '{{ foo }}'  #<\n"),
+        "on_verify_failure.prompt",
+        None,
+        "'foo' is not defined",
+    ),
+    (
+        "prompt-file-absolute",
+        plan("a:\n  agent: dev\n  prompt_file: /etc/hostname  #<\n"),
+        "tasks.a.prompt_file",
+        None,
+        "absolute",
+    ),
+    (
+        "prompt-file-dotdot",
+        plan("a:\n  agent: dev\n  prompt_file: ../../x.md  #<\n"),
+        "tasks.a.prompt_file",
+        None,
+        "'..'",
+    ),
+    (
+        "prompt-file-device",
+        plan("a:\n  agent: dev\n  prompt_file: /dev/zero  #<\n"),
+        "tasks.a.prompt_file",
+        None,
+        "read from the repository",
+    ),
+    (
+        "task-id-of-the-fixer",
+        plan(
+            OK_TASK + "fix-verify:  #<\n  agent: dev\n  prompt: x\n",
+            top="on_verify_failure:\n  agent: dev\n  prompt: fix it\n",
+        ),
+        "tasks.fix-verify",
+        None,
+        "on_verify_failure",
+    ),
 ]
 
 
@@ -573,3 +700,111 @@ def test_a_missing_plan_file_is_a_plan_error(tmp_path: Path) -> None:
     assert "no such plan file" in str(raised.value)
     assert raised.value.exit_code == 2
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the real command line: `plait plan` and `plait run` both refuse, and write nothing ---
+
+PROFILE_TYPO = "---\nbackend: comand\ncommand: [sh, agent.sh]\n---\nDo the task.\n"
+
+# (id, plan text with a `#<` marker, extra files, field path, a fragment of the message)
+CLI_CASES: list[tuple[str, str, dict[str, str], str, str]] = [
+    (
+        "reversed-range",
+        plan("a:\n  agent: dev\n  prompt: x\n  writes: ['[z-a]']  #<\n"),
+        {},
+        "tasks.a.writes[0]",
+        "backwards",
+    ),
+    (
+        "trailing-backslash",
+        plan("a:\n  agent: dev\n  prompt: x\n  writes: ['z.txt\\']  #<\n"),
+        {},
+        "tasks.a.writes[0]",
+        "escapes nothing",
+    ),
+    (
+        "unclosed-set",
+        plan("a:\n  agent: dev\n  prompt: x\n  writes: ['[']  #<\n"),
+        {},
+        "tasks.a.writes[0]",
+        "never closed",
+    ),
+    (
+        "only-an-exclusion",
+        plan("a:\n  agent: dev\n  prompt: x\n  writes: ['!z.txt']  #<\n"),
+        {},
+        "tasks.a.writes[0]",
+        "removes paths",
+    ),
+    (
+        "github-actions-text",
+        plan("a:\n  agent: dev\n  prompt: 'use ${{ secrets.NPM_TOKEN }}'  #<\n"),
+        {},
+        "tasks.a.prompt",
+        "{% raw %}",
+    ),
+    (
+        "hyphenated-id",
+        plan(
+            "oauth:\n  agent: dev\n  prompt: x\noauth-service:\n  agent: dev\n  prompt: x\n"
+            "b:\n  agent: dev\n  prompt: '{{ tasks.oauth-service.output }}'  #<\n"
+        ),
+        {},
+        "tasks.b.prompt",
+        "tasks['oauth-service'].output",
+    ),
+    (
+        "profile-typo",
+        plan("a:\n  agent: helper  #<\n  prompt: x\n"),
+        {".plait/agents/helper.md": PROFILE_TYPO},
+        "tasks.a.agent",
+        ".plait/agents/helper.md:2, which is invalid: backend: unknown backend 'comand'",
+    ),
+    (
+        "prompt-file-device",
+        plan("a:\n  agent: dev\n  prompt_file: /dev/zero  #<\n"),
+        {},
+        "tasks.a.prompt_file",
+        "absolute",
+    ),
+    (
+        "fixer-task-id",
+        plan(
+            OK_TASK + "fix-verify:  #<\n  agent: dev\n  prompt: x\n",
+            top="verify: ['false']\non_verify_failure:\n  agent: dev\n  prompt: fix it\n",
+        ),
+        {},
+        "tasks.fix-verify",
+        "on_verify_failure",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "files", "path", "fragment"),
+    [c[1:] for c in CLI_CASES],
+    ids=[c[0] for c in CLI_CASES],
+)
+def test_the_cli_refuses_before_writing_anything(
+    tmp_path: Path,
+    plait_proc: PlaitProc,
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    files: dict[str, str],
+    path: str,
+    fragment: str,
+) -> None:
+    repo = GitRepo.create(
+        tmp_path / "repo", {"agent.py": "print('done')\n", "plait.yaml": text, **files}
+    )
+    monkeypatch.delenv("PLAIT_HOME")  # state would go to .git/plait: it must not appear
+    before = snapshot(repo.path)
+    for command in ("plan", "run"):
+        done = plait_proc(command, "plait.yaml", cwd=repo.path)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert f"plait.yaml:{marked_line(text)}:" in done.stderr, done.stderr
+        assert f" {path}: " in done.stderr and fragment in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert snapshot(repo.path) == before
+    assert not (repo.path / ".git" / "plait").exists()
+    assert repo.branches("plait/*") == []

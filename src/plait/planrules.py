@@ -38,6 +38,9 @@ TIMEOUT_RANGE = (1.0, 7 * 86400.0)
 RETRIES_MAX = 10
 JOBS_RANGE = (1, 256)
 RERUNS_MAX = 10
+#: The id the run gives the `on_verify_failure` fixer's task (`plait.runner` imports
+#: it from here: importing the runner would load the whole engine to read a plan).
+FIXER_TASK_ID = "fix-verify"
 
 
 # `{{ tasks.<id>.<attribute> }}` exactly as Jinja reads it: ASCII names, plain spaces.
@@ -111,8 +114,7 @@ def check_plan(plan: Plan, profiles: Iterable[str] = ()) -> list[Problem]:
         _check_command(join("setup", i), command, add)
     if plan.verify is not None:
         _check_command("verify", plan.verify, add)
-    for i, glob in enumerate(plan.copy):
-        _check_glob(join("copy", i), glob, add)
+    _check_globs("copy", plan.copy, add, negatable=False)
     known = set(profiles) | set(plan.agents)
     for name, agent in plan.agents.items():
         # A plan built in Python (no file) may use plait's in-process test backends.
@@ -124,6 +126,12 @@ def check_plan(plan: Plan, profiles: Iterable[str] = ()) -> list[Problem]:
         _check_prompt("on_verify_failure.prompt", fixer.prompt, ids, None, add)
     if not plan.tasks:
         add("tasks", "a plan needs at least one task")
+    if plan.on_verify_failure is not None and FIXER_TASK_ID in plan.tasks:
+        add(
+            join("tasks", FIXER_TASK_ID),
+            f"'{FIXER_TASK_ID}' is the id the run gives the `on_verify_failure` fixer's task; "
+            "give this task another id",
+        )
     for key, task in plan.tasks.items():
         _check_task(key, task, ids, known, add)
     return problems
@@ -149,13 +157,14 @@ def _check_task(key: str, task: Task, ids: set[str], known: set[str], add: Add) 
             add(join(join(path, "needs"), i), "a task cannot need itself")
         elif need not in ids:
             add(join(join(path, "needs"), i), f"unknown task '{need}'{did_you_mean(need, ids)}")
-    for name, globs in (("writes", task.writes), ("reads", task.reads)):
-        for i, glob in enumerate(globs):
-            problem = glob_problem(glob)
-            if problem:
-                add(join(join(path, name), i), problem)
+    if task.writes:
+        _check_globs(join(path, "writes"), task.writes, add)
+    if task.reads:
+        _check_globs(join(path, "reads"), task.reads, add)
     if task.output_file is not None:
-        _check_glob(join(path, "output"), task.output_file, add)
+        problem = path_problem(task.output_file)
+        if problem:
+            add(join(path, "output"), problem)
     if task.verify is not None:
         _check_command(join(path, "verify"), task.verify, add)
     low, high = TIMEOUT_RANGE
@@ -256,29 +265,99 @@ _DRIVE = re.compile(r"[A-Za-z]:[\\/]")
 _SEPARATOR = re.compile(r"[\\/]")
 
 
-def glob_problem(glob: str) -> str | None:
-    """Why `glob` is not a valid repository-relative glob, or None."""
-    if not glob.strip():
+def path_problem(path: str) -> str | None:
+    """Why `path` (a glob, or a plain path such as `output`) does not name a place
+    inside the repository outside .git/, or None."""
+    if not path.strip():
         return "is empty"
-    if "\x00" in glob:
+    if "\x00" in path:
         return "contains a NUL byte"
-    if glob.startswith(("/", "\\", "~")) or _DRIVE.match(glob):
-        relative = glob.lstrip("/\\~") or "**"
-        return f"'{glob}' is absolute; write it from the repository root, e.g. '{relative}'"
-    parts = _SEPARATOR.split(glob)
+    if path.startswith(("/", "\\", "~")) or _DRIVE.match(path):
+        relative = _DRIVE.sub("", path, count=1).lstrip("/\\~") or "**"
+        return f"'{path}' is absolute; write it from the repository root, e.g. '{relative}'"
+    parts = _SEPARATOR.split(path)
     if ".." in parts:
-        return f"'{glob}' uses '..'; globs must stay inside the repository"
+        return f"'{path}' uses '..'; paths and globs must stay inside the repository"
     if any(part.lower() == ".git" for part in parts):
-        return f"'{glob}' points into .git/, which no task may touch"
+        return f"'{path}' points into .git/, which no task may touch"
     if "." in parts:
-        return f"'{glob}' has a '.' segment; write it from the repository root, without './'"
+        return f"'{path}' has a '.' segment; write it from the repository root, without './'"
     return None
 
 
-def _check_glob(path: str, glob: str, add: Add) -> None:
-    problem = glob_problem(glob)
-    if problem:
-        add(path, problem)
+# A '[' whose set never ends: ']' right after '[' or '[!' is a member, not the end.
+_UNCLOSED = re.compile(r"(?<!\\)\[[!^]?\]?[^\]]*$")
+# Only a set or an escape can make pathspec refuse a pattern or discard it.
+_NEEDS_COMPILE = re.compile(r"[\[\\]")
+
+
+def glob_problem(glob: str) -> str | None:
+    """Why `glob` is not a valid repository-relative glob that can match a path, or None.
+
+    A leading '!' (an exclusion) is judged by the glob after it. A glob with a `[` set
+    or a `\\` escape is compiled as the run compiles scopes (`plait.scope.compile_scope`),
+    so one that would fail there, or that git would discard, is refused here.
+    """
+    body = glob[1:] if glob.startswith("!") else glob
+    if glob == "!":
+        return "'!' alone excludes nothing; write '!<glob>'"
+    problem = path_problem(body)
+    if problem is None and _NEEDS_COMPILE.search(body):
+        problem = _compile_problem(glob, body)
+    return problem
+
+
+def _compile_problem(glob: str, body: str) -> str | None:
+    from pathspec.patterns.gitignore.base import GitIgnorePatternError
+
+    from plait.scope import compile_scope  # pathspec: only for globs with a set or escape
+
+    literal = "write '\\[' for a literal '['"
+    try:
+        spec = compile_scope([glob])
+    except re.error as exc:
+        if "bad character range" in str(exc.msg):
+            return (
+                f"'{glob}' has a character range written backwards ({exc.msg}); "
+                "write the lower character first, e.g. '[a-z]'"
+            )
+        return f"'{glob}' is not a valid glob ({exc.msg}); {literal}"
+    except GitIgnorePatternError:
+        if (len(body) - len(body.rstrip("\\"))) % 2:
+            return (
+                f"'{glob}' ends with a '\\' that escapes nothing; write '/' between "
+                "folders, or '\\\\' for a literal backslash"
+            )
+        return f"'{glob}' is not a valid glob"
+    if all(pattern.regex is None for pattern in spec.patterns):
+        if _UNCLOSED.search(body):
+            why = "has a '[' that is never closed (a ']' just after '[' or '[!' is in the set)"
+        else:  # a set across folders: `[/]` can never match one character of a name
+            why = "has a '[...]' set with a '/' in it, which no name can match"
+        # git discards such a pattern, and so does the run's matcher.
+        return f"'{glob}' {why}, so it matches no path; {literal}"
+    return None
+
+
+def _check_globs(path: str, globs: Iterable[str], add: Add, *, negatable: bool = True) -> None:
+    """Each glob of a list field; a '!' glob only narrows the globs listed before it."""
+    positive = False
+    for i, glob in enumerate(globs):
+        problem = glob_problem(glob)
+        if problem is None and glob.startswith("!"):
+            if not negatable:
+                problem = (
+                    f"'{glob}': a '!' exclusion is not available here; these globs only add paths"
+                )
+            elif not positive:
+                problem = (
+                    f"'{glob}' removes paths from the globs listed before it, and there are "
+                    f"none, so it matches nothing; list it after the glob it narrows"
+                )
+        elif not glob.startswith("!"):
+            positive = True
+        if problem:
+            add(join(path, i), problem)
 
 
 def _int_in(path: str, value: int, low: int, high: int, add: Add) -> None:
