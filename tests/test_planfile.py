@@ -15,6 +15,7 @@ import pytest
 from plait.errors import PlanError
 from plait.model import Agent, Fixer, Isolation, Permission, Plan, ScopePolicy, Task
 from plait.planfile import (
+    MAX_PLAN_BYTES,
     check_plan,
     load_plan,
     parse_duration,
@@ -489,3 +490,64 @@ def test_loading_a_plan_writes_nothing(tmp_path: Path) -> None:
     before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
     load_plan(plan_file)
     assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+
+
+# ---------------------------------------------------------------- prompt files stay inside
+
+
+def _prompt_file_problem(tmp_path: Path, name: str) -> str:
+    text = (
+        "version: 1\nagents: {a: {backend: codex}}\ntasks:\n"
+        f"  t: {{agent: a, prompt_file: {name!r}}}\n"
+    )
+    with pytest.raises(PlanError) as raised:
+        parse_plan(text, file="plait.yaml", root=tmp_path / "repo")
+    [problem] = raised.value.problems
+    assert (problem.path, problem.line) == ("tasks.t.prompt_file", 4)
+    return problem.message
+
+
+def test_a_prompt_file_through_a_link_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("the neighbour's secrets")
+    (tmp_path / "repo" / "prompts").mkdir(parents=True)
+    (tmp_path / "repo" / "prompts" / "p.md").symlink_to(outside)
+    message = _prompt_file_problem(tmp_path, "prompts/p.md")
+    assert "leads outside the repository" in message
+
+
+def test_a_prompt_file_is_read_up_to_the_cap_not_trusted_by_its_size(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    # A device reports a size of 0: a link to one inside the repository leads outside too.
+    (repo / "zero").symlink_to("/dev/zero")
+    assert "leads outside" in _prompt_file_problem(tmp_path, "zero")
+    os.mkfifo(repo / "pipe")  # would block a plain open() until someone writes
+    assert "not a regular file" in _prompt_file_problem(tmp_path, "pipe")
+    (repo / "big.md").write_bytes(b"x" * (MAX_PLAN_BYTES + 1))
+    assert "larger than" in _prompt_file_problem(tmp_path, "big.md")
+    (repo / "prompts").mkdir()
+    assert "not a regular file" in _prompt_file_problem(tmp_path, "prompts")
+
+
+def test_a_prompt_file_inside_the_repository_is_read(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "p.md").write_bytes(b"x" * MAX_PLAN_BYTES)
+    (tmp_path / "link.md").symlink_to("docs/p.md")  # a link that stays inside is fine
+    text = (
+        "version: 1\nagents: {a: {backend: codex}}\ntasks:\n  t: {agent: a, prompt_file: link.md}\n"
+    )
+    plan = parse_plan(text, root=tmp_path)
+    assert plan.tasks["t"].prompt == "x" * MAX_PLAN_BYTES
+
+
+def test_the_fixer_id_is_free_unless_the_plan_has_a_fixer() -> None:
+    from plait.planrules import FIXER_TASK_ID
+    from plait.runner import FIXER_TASK_ID as RUNNER_FIXER_ID
+
+    assert FIXER_TASK_ID == RUNNER_FIXER_ID  # the id the run would clash with
+    task = Task(FIXER_TASK_ID, prompt="x", agent="a")
+    agents = [Agent("a", backend="codex")]
+    assert validate_plan(Plan(tasks=[task], agents=agents)).tasks[FIXER_TASK_ID] == task
+    with pytest.raises(PlanError, match="on_verify_failure"):
+        validate_plan(Plan(tasks=[task], agents=agents, on_verify_failure=Fixer("a", "fix")))

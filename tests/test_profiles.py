@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from plait.errors import PlanError
 from plait.model import Agent, Permission, Plan, Task
+from plait.planfile import load_plan, validate_plan
 from plait.profiles import load_profile, profile_names, resolve_agent
 
 CLAUDE_PROFILE = """\
@@ -151,3 +154,83 @@ def test_profiles_written_by_plait_init_load(tmp_path: Path, backend: str) -> No
         assert agent.backend == backend
         assert agent.instructions
         assert names[agent.name] == path
+
+
+# --- reading a plan checks the profiles it uses, all at once, with their file and line ---
+
+PLAN_USING_PROFILES = """\
+version: 1
+defaults:
+  agent: typo
+agents:
+  mine: {backend: codex}
+on_verify_failure:
+  agent: unclosed
+  prompt: fix it
+tasks:
+  a: {prompt: x}
+  b: {agent: badyaml, prompt: x}
+  c: {agent: tools, prompt: x}
+  d: {agent: tools, prompt: x}
+  e: {agent: mine, prompt: x}
+  f: {agent: fine, prompt: x}
+"""
+
+
+def test_loading_a_plan_reports_every_broken_profile_it_uses(tmp_path: Path) -> None:
+    write(tmp_path / ".plait/agents/typo.md", "---\nbackend: comand\ncommand: [x]\n---\n")
+    write(tmp_path / ".plait/agents/badyaml.md", "---\nmodel: [unclosed\n---\n")
+    write(tmp_path / ".claude/agents/unclosed.md", "---\nname: x\nno end\n")
+    write(tmp_path / ".claude/agents/tools.md", "---\ntools: 5\n---\n")
+    write(tmp_path / ".claude/agents/fine.md", CLAUDE_PROFILE)
+    # Broken, but the plan's own `mine` wins, and nothing uses `unused`.
+    write(tmp_path / ".plait/agents/mine.md", "---\nbackend: nope\n---\n")
+    write(tmp_path / ".plait/agents/unused.md", "---\nbackend: nope\n---\n")
+    plan_file = write(tmp_path / "plait.yaml", PLAN_USING_PROFILES)
+    with pytest.raises(PlanError) as raised:
+        load_plan(plan_file)
+    found = [(p.path, p.line, p.message) for p in raised.value.problems]
+    assert [(path, line) for path, line, _ in found] == [
+        ("defaults.agent", 3),
+        ("on_verify_failure.agent", 7),
+        ("tasks.b.agent", 11),
+        ("tasks.c.agent", 12),  # once, though d uses it too
+    ]
+    messages = [message for _, _, message in found]
+    assert (
+        ".plait/agents/typo.md:2, which is invalid: backend: unknown backend 'comand'"
+        in (messages[0])
+    )
+    assert ".claude/agents/unclosed.md:1, which is invalid:" in messages[1]
+    assert "never closed" in messages[1]
+    assert ".plait/agents/badyaml.md:" in messages[2] and "not valid YAML" in messages[2]
+    assert ".claude/agents/tools.md:2, which is invalid: tools: expected a list" in messages[3]
+    assert raised.value.exit_code == 2
+    assert f"{plan_file}:3:" in str(raised.value)
+
+
+def test_a_python_built_plan_checks_its_profiles_too(tmp_path: Path) -> None:
+    write(tmp_path / ".plait/agents/typo.md", "---\nbackend: comand\ncommand: [x]\n---\n")
+    plan = Plan(tasks=[Task("a", prompt="x", agent="typo", line=4)], root=tmp_path)
+    with pytest.raises(PlanError) as raised:
+        validate_plan(plan)
+    [problem] = raised.value.problems
+    assert (problem.path, problem.line) == ("tasks.a.agent", 4)
+    assert "unknown backend 'comand'" in problem.message
+
+
+def test_a_plan_using_no_profile_reads_none(tmp_path: Path) -> None:
+    plan_text = "version: 1\nagents: {a: {backend: codex}}\ntasks:\n  t: {agent: a, prompt: x}\n"
+    plan_file = write(tmp_path / "bare" / "plait.yaml", plan_text)
+    code = (
+        "import sys; from plait.planfile import load_plan\n"
+        f"load_plan({str(plan_file)!r})\n"
+        "print('plait.profiles' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"  # no profile folder: the module is not even loaded
+    # A broken profile that no task uses does not stop the plan.
+    write(tmp_path / "bare" / ".plait/agents/broken.md", "---\nbackend: [\n")
+    assert list(load_plan(plan_file).tasks) == ["t"]

@@ -14,13 +14,15 @@ writes anywhere.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from plait.errors import PlanError, Problem
 from plait.model import PROFILE_DIRS, Fixer, Isolation, Plan, ScopePolicy, Task
-from plait.planrules import check_plan
+from plait.planrules import check_plan, path_problem
 from plait.planvalues import agent_from_spec, describe, parse_duration
 from plait.planyaml import MAX_PLAN_BYTES, Located, join, read_yaml
 
@@ -121,33 +123,106 @@ def _present(spec: Any) -> dict[str, Any]:
 def _read_prompt(
     name: str, root: Path, fpath: str, located: Located, problems: list[Problem]
 ) -> str | None:
-    file = root / name
-    message = None
-    try:
-        if file.stat().st_size > MAX_PLAN_BYTES:
-            message = f"'{name}' is larger than {MAX_PLAN_BYTES:,} bytes"
-        else:
-            return file.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        message = f"prompt file '{name}' not found (paths are relative to {root})"
-    except UnicodeDecodeError:
-        message = f"prompt file '{name}' is not UTF-8 text"
-    except OSError as exc:
-        message = f"cannot read prompt file '{name}': {exc.strerror}"
+    message = _prompt_file_problem(name, root)
+    if message is None:
+        try:
+            return _read_capped(root / name, name)
+        except UnicodeDecodeError:
+            message = f"prompt file '{name}' is not UTF-8 text"
+        except FileNotFoundError:
+            message = f"prompt file '{name}' not found (paths are relative to {root})"
+        except OSError as exc:
+            message = f"cannot read prompt file '{name}': {exc.strerror}"
+        except ValueError as exc:
+            message = str(exc)
     problems.append(Problem(fpath, message, *located.where(fpath)))
     return None
+
+
+def _prompt_file_problem(name: str, root: Path) -> str | None:
+    """Why `name` is not a file path inside the repository (as written, and once links
+    are followed), or None: a plan's prompt is no way to read the rest of the disk."""
+    problem = path_problem(name)
+    if problem == "is empty":
+        return "is empty; name a file in the repository"
+    if problem is not None:
+        return f"prompt files are read from the repository: {problem}"
+    base = root.resolve()
+    target = (base / name).resolve()
+    if target != base and base not in target.parents:
+        return f"prompt file '{name}' leads outside the repository (to {target})"
+    return None
+
+
+def _read_capped(file: Path, name: str) -> str:
+    """The file's text, reading at most the cap and one byte: a device or a file that
+    grows reports a size of its own, or none, so its stat size proves nothing."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore it.
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"prompt file '{name}' is not a regular file")
+        chunks, left = [], MAX_PLAN_BYTES + 1
+        while left > 0 and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_PLAN_BYTES:
+        raise ValueError(f"'{name}' is larger than {MAX_PLAN_BYTES:,} bytes")
+    return data.decode("utf-8")
 
 
 # ---------------------------------------------------------------- public API
 
 
-def _profile_names(root: Path | None) -> set[str]:
+def _profile_names(root: Path | None) -> dict[str, Path]:
     if root is None or not any((root / d).is_dir() for d in PROFILE_DIRS):
-        return set()
+        return {}
     # Imported here: profiles.py builds on this module's YAML reader and models.
     from plait.profiles import profile_names
 
-    return set(profile_names(root))
+    return profile_names(root)
+
+
+def _profile_problems(plan: Plan, profiles: dict[str, Path]) -> list[Problem]:
+    """What is wrong in the profile files the plan's agents come from, each reported
+    at the first field that names the agent, with the profile's own file and line."""
+    users: dict[str, str] = {}
+    if plan.on_verify_failure is not None:
+        users[plan.on_verify_failure.agent] = "on_verify_failure.agent"
+    for tid, task in plan.tasks.items():
+        users.setdefault(task.agent, join(join("tasks", tid), "agent"))
+    used = {name: path for name, path in users.items() if name in profiles}
+    used = {name: path for name, path in used.items() if name not in plan.agents}
+    if not used:
+        return []
+    from plait.profiles import load_profile
+
+    problems: list[Problem] = []
+    for name, path in used.items():
+        file = profiles[name]
+        try:
+            load_profile(file)
+        except PlanError as exc:
+            shown = _shown(file, plan.root)
+            for inner in exc.problems:
+                where = shown + (f":{inner.line}" if inner.line else "")
+                field = f" {inner.path}:" if inner.path else ""
+                message = (
+                    f"agent '{name}' comes from {where}, which is invalid:{field} {inner.message}"
+                )
+                problems.append(Problem(path, message))
+    return problems
+
+
+def _shown(file: Path, root: Path | None) -> str:
+    """A profile's path as the user knows it: relative to the plan's folder."""
+    try:
+        return file.relative_to(root).as_posix() if root is not None else str(file)
+    except ValueError:
+        return str(file)
 
 
 def _within(path: str, outer: str) -> bool:
@@ -186,7 +261,9 @@ def _parse(text: str, *, file: str | None, root: Path, path: Path | None) -> Pla
     built = _build(spec, root=root, path=path, located=located)
     problems += built.problems
     reported = [p.path for p in problems]
-    for problem in check_plan(built.plan, _profile_names(root)):
+    profiles = _profile_names(root)
+    found = check_plan(built.plan, profiles) + _profile_problems(built.plan, profiles)
+    for problem in found:
         where = _from_defaults(problem.path, built.inherited)
         if not any(_within(where, outer) for outer in reported):
             problems.append(Problem(where, problem.message, *located.where(where)))
@@ -230,7 +307,8 @@ def validate_plan(plan: Plan) -> Plan:
     Problems about a task are placed at the task's line when it has one.
     """
     problems = []
-    for problem in check_plan(plan, _profile_names(plan.root)):
+    profiles = _profile_names(plan.root)
+    for problem in check_plan(plan, profiles) + _profile_problems(plan, profiles):
         line = None
         for tid, task in plan.tasks.items():
             if _within(problem.path, join("tasks", tid)):
