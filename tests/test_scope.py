@@ -69,6 +69,11 @@ def test_no_writes_means_anywhere() -> None:
         ".aiderignore",
         ".aider.tags.cache.v3/x",
         ".Claude/settings.json",  # case-insensitive file systems
+        ".mcp.json",  # Claude Code's project MCP servers: commands it starts
+        "pkg/.mcp.json",
+        ".MCP.json",
+        "opencode.json",  # opencode's config: MCP servers, permissions
+        "web/opencode.jsonc",
     ],
 )
 def test_protected_paths(path: str) -> None:
@@ -77,7 +82,17 @@ def test_protected_paths(path: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["src/git.py", ".gitignore", ".github/workflows/ci.yml", "docs/.claude.md", "CLAUDE.md"],
+    [
+        "src/git.py",
+        ".gitignore",
+        ".github/workflows/ci.yml",
+        "docs/.claude.md",
+        "CLAUDE.md",  # instructions, not configuration
+        "AGENTS.md",
+        "GEMINI.md",
+        "mcp.json",
+        "docs/x.mcp.json",
+    ],
 )
 def test_ordinary_paths(path: str) -> None:
     assert protected_violations([path]) == []

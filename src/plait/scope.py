@@ -8,7 +8,8 @@ Three checks, all on repository-relative paths with `/` separators:
   and `package.json` is only the root file (`**/package.json` is any of them).
   A task without `writes` may write anywhere (except protected paths).
 - `protected_violations`: paths no task may ever write, whatever its scope: git's
-  own files, folders of git hooks, and the configuration folders of coding agents.
+  own files, folders of git hooks, and the configuration folders and files of coding
+  agents (`.claude/`, `.mcp.json`, `.codex/`, `.gemini/`, `.aider*`, ...).
   Changing them would run code, or change an agent's permissions, the next time
   someone uses the repository.
 - `outside_symlinks`: symbolic links whose target resolves outside the workspace,
@@ -35,8 +36,16 @@ HOOK_DIRS = (".githooks", ".husky")
 #: that agents load on start), protected at any depth.
 AGENT_CONFIG_DIRS = (".claude", ".plait", ".codex", ".gemini", ".cursor", ".opencode", ".amp")
 
-#: Name prefixes of aider's configuration and cache files and folders.
+#: Name prefixes of aider's configuration and cache files and folders
+#: (`.aider.conf.yml` can set `test-cmd` and `lint-cmd`, commands aider runs).
 AGENT_CONFIG_PREFIXES = (".aider",)
+
+#: Agent configuration files outside those folders, protected at any depth: each can
+#: start commands. Claude Code's project `.mcp.json` (MCP servers are commands it
+#: spawns) and opencode's `opencode.json[c]` (its `mcp` servers and permissions).
+#: Instruction files (CLAUDE.md, AGENTS.md, GEMINI.md, .cursorrules) are not here:
+#: they are text an agent reads, which tasks may legitimately write.
+AGENT_CONFIG_FILES = (".mcp.json", "opencode.json", "opencode.jsonc")
 
 
 def compile_scope(writes: Sequence[str]) -> pathspec.GitIgnoreSpec:
@@ -90,7 +99,7 @@ def protected_reason(path: str) -> str | None:
         if part in AGENT_CONFIG_DIRS or part.startswith(AGENT_CONFIG_PREFIXES):
             return "an agent configuration folder"
     last = parts[-1]
-    if last.startswith(AGENT_CONFIG_PREFIXES):
+    if last.startswith(AGENT_CONFIG_PREFIXES) or last in AGENT_CONFIG_FILES:
         return "an agent configuration file"
     return None
 
