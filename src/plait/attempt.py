@@ -10,6 +10,7 @@ merge, give up) is `plait.taskrun`'s.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import time
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 PORTS_PER_SLOT = 10
 NOTE_TAIL_LINES = 60  # how much of a failure's output goes into the next prompt
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
+#: Why a task's attempt was cut short, or never started, once the run stopped its tasks.
+STOPPED_ERROR = "cancelled: another task failed and the run stops (--fail-fast)"
 
 
 @dataclass
@@ -136,10 +139,15 @@ async def run_attempt(
     request = _request(ctx, task, agent, backend, slot, attempt, ws, attempt_stem, prompt)
     if not getattr(backend, "WRITES_PROMPT_FILE", False):
         request.prompt_file.write_text(prompt, encoding="utf-8")
-    result = await backend.run(request)
+    result = await _run_agent(ctx, backend, request)
+    stopped = result is None
+    if result is None:
+        # Ended like a timeout (the group terminated, then killed), recorded as cancelled;
+        # what it left is committed on its branch below, as after a timeout.
+        result = AgentResult(AttemptStatus.FAILED, error=STOPPED_ERROR)
     _account(ctx, task, result)
     if result.status is AttemptStatus.RATE_LIMITED:
-        _finish_attempt(ctx, task, attempt, result.status.value, result.error, result)
+        end_attempt(ctx, task, attempt, result.status.value, result.error, result)
         await ctx.journal.sync()
         return result, None, None, ws
 
@@ -148,14 +156,15 @@ async def run_attempt(
     )
     change = _attribute_in_place(ctx, task, change, since)
     failure: AttemptFailure | None = _judge(ctx, task, result, change)
+    if stopped:
+        failure = AttemptFailure(Outcome.CANCELLED, STOPPED_ERROR, "")
     if failure is None and task.verify is not None:
         view.state = "verifying"
         ctx.emit("verify_started", task.id, attempt=attempt)
         failure = await _task_verify(ctx, task, request, ws)
     status = "ok" if failure is None else (result.status.value if not result.ok else "rejected")
-    _finish_attempt(
-        ctx, task, attempt, status, failure.error if failure else "", result, change.commit
-    )
+    status = "cancelled" if stopped else status
+    end_attempt(ctx, task, attempt, status, failure.error if failure else "", result, change.commit)
     if failure is not None:
         # A failed attempt's record decides whether its worktree is kept for inspection.
         await ctx.journal.sync()
@@ -164,10 +173,33 @@ async def run_attempt(
     return result, failure, change, ws
 
 
+async def _run_agent(
+    ctx: RunContext, backend: Backend, request: AgentRequest
+) -> AgentResult | None:
+    """The backend's run of the agent, or None if the run stopped its tasks meanwhile.
+
+    Stopping cancels the backend's run, which ends the agent's process group as a
+    timeout does (SIGTERM, a grace period, SIGKILL) before it returns. An interrupt of
+    plait itself (Ctrl-C, SIGTERM) cancels this coroutine instead, and goes on up.
+    """
+    agent = asyncio.ensure_future(backend.run(request))
+    stop = asyncio.ensure_future(ctx.stopped.wait())
+    try:
+        await asyncio.wait((agent, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not agent.done():
+            agent.cancel()
+            await asyncio.wait((agent,))  # the group is ended before this returns
+    if agent.cancelled():
+        return None
+    return agent.result()
+
+
 async def _end_early(
     ctx: RunContext, task: Task, attempt: int, failure: AttemptFailure
 ) -> AttemptFailure:
-    _finish_attempt(ctx, task, attempt, "errored", failure.error)
+    end_attempt(ctx, task, attempt, "errored", failure.error)
     await ctx.journal.sync()
     return failure
 
@@ -316,7 +348,7 @@ def _account(ctx: RunContext, task: Task, result: AgentResult) -> None:
         view.tokens = (view.tokens or 0) + tokens
 
 
-def _finish_attempt(
+def end_attempt(
     ctx: RunContext,
     task: Task,
     attempt: int,
@@ -324,7 +356,11 @@ def _finish_attempt(
     error: str,
     result: AgentResult | None = None,
     commit: str | None = None,
+    *,
+    announce: bool = True,
 ) -> None:
+    """Record how the attempt ended (journalled with the next sync) and, if `announce`,
+    say so in an event."""
     usage = result.usage if result is not None else None
     finished = time.time()
     ctx.journal.write(
@@ -343,7 +379,8 @@ def _finish_attempt(
             commit=commit,
         )
     )
-    ctx.emit("attempt_finished", task.id, attempt=attempt, status=status, error=error)
+    if announce:
+        ctx.emit("attempt_finished", task.id, attempt=attempt, status=status, error=error)
 
 
 def _commit_message(ctx: RunContext, task: Task, attempt: int) -> str:

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,11 @@ from plait.analysis import analyze
 from plait.branches import task_branch
 from plait.errors import RunNotFound
 from plait.git import Git
-from plait.model import Isolation, Outcome, Plan
+from plait.model import Isolation, Outcome, Plan, Task
 from plait.planfile import parse_plan
 from plait.proc import kill_marked
 from plait.runlock import RunLock
-from plait.runner import RunOutcome
+from plait.runner import RunOutcome, fixer_task
 from plait.session import (
     RunPlace,
     RunSettings,
@@ -31,15 +32,18 @@ from plait.session import (
     discover,
     drive,
     isolation_of,
+    read_defaults,
     with_agents,
 )
 from plait.statehome import state_home
-from plait.store import AttemptRow, Store
+from plait.store import AttemptRow, RunRow, Store
 from plait.taskrun import tries_used
 from plait.workspace import Workspace
 from plait.worktrees import WorktreeProvider
 
 FINAL_STATES = {o.value for o in Outcome}
+#: Run statuses of a run that ended: resuming one changes nothing.
+FINISHED_RUNS = frozenset({"succeeded", "failed"})
 #: Attempt statuses whose worktree a run keeps for inspection.
 KEPT_ATTEMPTS = frozenset({"failed", "timeout", "crashed", "rejected", "errored"})
 #: Task outcomes whose last worktree a run keeps for inspection, whatever its attempt says.
@@ -56,6 +60,8 @@ async def resume_run(
         if run_id is None:
             raise RunNotFound("there is no run to resume here")
         row = store.run(run_id)
+        if row.status in FINISHED_RUNS:
+            return _already_finished(store, row)
         lock.acquire(run_id)
         record = json.loads(row.plan_json)
         if record.get("text") is None:
@@ -65,6 +71,7 @@ async def resume_run(
         if record.get("path"):
             plan = dataclasses.replace(plan, path=Path(record["path"]))
         plan = with_agents(plan)
+        defaults = read_defaults(record["text"])
         settings.jobs = settings.jobs or record.get("jobs")
         settings.fail_fast = settings.fail_fast or bool(record.get("fail_fast"))
         git = await discover(root)
@@ -74,15 +81,33 @@ async def resume_run(
         analysis = analyze(plan, jobs=jobs, history=store.durations(plan.name))
         # Agents of the interrupted run live on in their own sessions: end them first.
         kill_marked(f"{run_id}/", prefix=True)
-        done, attempts, results = await _reconcile(store, run_id, git, row.branch, plan)
+        tasks = dict(plan.tasks)
+        if (fixer := fixer_task(plan, defaults)) is not None:
+            tasks[fixer.id] = fixer  # its row is reconciled like a task's
+        done, attempts, results = await _reconcile(store, run_id, git, row.branch, plan, tasks)
         if isolation is Isolation.WORKTREE and git is not None:
             await _close_left_open(git, store, run_id, home)
         store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
         place = RunPlace(
             plan, analysis, store, run_id, git, isolation, home, root, row.base or "",
-            row.branch, jobs,
+            row.branch, jobs, defaults,
         )  # fmt: skip
         return await drive(place, settings, done, attempts, results)
+
+
+def _already_finished(store: Store, row: RunRow) -> RunOutcome:
+    """A run that ended is left as it is: resuming it changes nothing, and says how it
+    ended, with its exit code (so a script that resumes after any stop gets the run's)."""
+    outcomes = {t.id: Outcome(t.status) for t in store.tasks(row.id) if t.status in FINAL_STATES}
+    verify = row.verify.get("ok") if isinstance(row.verify, dict) else None
+    return RunOutcome(
+        row.id,
+        row.status,
+        outcomes,
+        verify if isinstance(verify, bool) else None,
+        row.wall_s or 0.0,
+        messages=[f"run {row.id} already finished ({row.status}); there is nothing to resume"],
+    )
 
 
 async def _reconcile(
@@ -91,8 +116,10 @@ async def _reconcile(
     git: Git | None,
     branch: str | None,
     plan: Plan,
+    tasks: Mapping[str, Task],
 ) -> tuple[dict[str, Outcome], dict[str, int], dict[str, dict[str, Any]]]:
-    """What the store and git say happened before the interruption."""
+    """What the store and git say happened before the interruption (`tasks`: the plan's
+    and the fixer, by id)."""
     done: dict[str, Outcome] = {}
     attempts: dict[str, int] = {}
     results: dict[str, dict[str, Any]] = {}
@@ -113,7 +140,7 @@ async def _reconcile(
     for task in store.tasks(run_id):
         attempts[task.id] = task.attempts
         status = task.status
-        ran_out = _tries_ran_out(plan, task.id, by_task.get(task.id, []))
+        ran_out = _tries_ran_out(plan, tasks.get(task.id), by_task.get(task.id, []))
         if status not in FINAL_STATES and ran_out is not None:
             # Its last attempt failed (or conflicted) with no retries left: the task
             # had ended, only its row was not updated. Running it again would give it
@@ -157,9 +184,10 @@ async def _merge_commit_of(git: Git, tip: str, commit: str) -> str | None:
     return None
 
 
-def _tries_ran_out(plan: Plan, task_id: str, rows: list[AttemptRow]) -> tuple[Outcome, str] | None:
+def _tries_ran_out(
+    plan: Plan, task: Task | None, rows: list[AttemptRow]
+) -> tuple[Outcome, str] | None:
     """The outcome of a task whose recorded attempts used up its retries or re-runs."""
-    task = plan.tasks.get(task_id)
     if task is None or not rows:
         return None
     retries, reruns = tries_used(rows)

@@ -18,7 +18,7 @@ from typing import Any
 
 from plait.analysis import Analysis
 from plait.journal import Journal
-from plait.merge import MergeQueue
+from plait.merge import MergeQueue, VerifyResult
 from plait.model import Outcome, Plan, Task
 from plait.scheduler import Scheduler
 from plait.store import AttemptRow, Store
@@ -33,6 +33,35 @@ from plait.taskrun import (
 
 FIXER_TASK_ID = "fix-verify"
 EventSink = Callable[[Mapping[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class PlanDefaults:
+    """What the plan file's `defaults:` gives a task that does not set it, for what the
+    plan runs besides its tasks (the fixer); `plait.session` reads it from the file."""
+
+    timeout_s: float | None = None
+    retries: int = 0
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def fixer_task(plan: Plan, defaults: PlanDefaults) -> Task | None:
+    """The `on_verify_failure` fixer as a task: it runs like any task, so it takes the
+    plan's defaults for its time limit, retries and environment (None: no fixer).
+
+    Its scope is not limited: it mends whatever the plan's verify found, anywhere.
+    """
+    fixer = plan.on_verify_failure
+    if fixer is None:
+        return None
+    return Task(
+        id=FIXER_TASK_ID,
+        prompt=fixer.prompt,
+        agent=fixer.agent,
+        timeout_s=defaults.timeout_s,
+        retries=defaults.retries,
+        env=dict(defaults.env),
+    )
 
 
 @dataclass
@@ -93,6 +122,7 @@ class Driver:
         attempts_so_far: Mapping[str, int] | None = None,
         results: Mapping[str, dict[str, Any]] | None = None,
         sink: EventSink | None = None,
+        defaults: PlanDefaults | None = None,
     ) -> None:
         self.plan = plan
         self.analysis = analysis
@@ -103,6 +133,13 @@ class Driver:
         self.journal = Journal(store)
         self.attempts_so_far = dict(attempts_so_far or {})
         self.started = time.monotonic()
+        self.fail_fast = fail_fast
+        self.fixer = fixer_task(plan, defaults or PlanDefaults())
+        # On resume the fixer's row is among the recorded ones (every recorded task has
+        # its attempt count): it is the fixer's, not a plan task's, and is not made again.
+        done = dict(done or {})
+        self.fixer_done = done.pop(FIXER_TASK_ID, None)
+        self.fixer_recorded = FIXER_TASK_ID in self.attempts_so_far
         self.scheduler = Scheduler(
             plan.tasks.keys(),
             analysis.needs,
@@ -127,8 +164,10 @@ class Driver:
             on_rate_limit=self._throttle,
             on_success=self._unthrottle,
         )
-        for task_id, outcome in (done or {}).items():
+        for task_id, outcome in done.items():
             self.ctx.views[task_id].state = outcome.value
+        if self.fixer is not None and self.fixer_recorded:
+            self.ctx.views[FIXER_TASK_ID] = TaskView(FIXER_TASK_ID, self.fixer.agent)
         if self.attempts_so_far:
             self._count_earlier_spending()
         self.slots = SlotPool()
@@ -149,7 +188,10 @@ class Driver:
             by_task.setdefault(row.task_id, []).append(row)
         for task_id, mine in by_task.items():
             self.ctx.tries_used[task_id] = tries_used(mine)
-            if task_id not in self.plan.tasks or self.scheduler.outcome(task_id) is not None:
+            if task_id == FIXER_TASK_ID:
+                if self.fixer_done is not None:
+                    continue
+            elif task_id not in self.plan.tasks or self.scheduler.outcome(task_id) is not None:
                 continue  # ended before the interruption: it runs no attempt again
             note = resumed_note(
                 mine, functools.partial(self.store.attempt_stem, self.run_id, task_id)
@@ -240,6 +282,11 @@ class Driver:
             self.slots.give(slot)
         self.emit("task_finished", task.id, outcome=outcome.value)
         self._record_ended(self.scheduler.finish(task.id, outcome))
+        if self.fail_fast and self.scheduler.run_failed and not self.ctx.stopped.is_set():
+            # DESIGN §4.10: --fail-fast cancels the rest. The scheduler ended the tasks
+            # not started; this ends the attempts running and stops any retry.
+            self.ctx.stopped.set()
+            self.emit("stopping", None, reason=f"{task.id} {outcome.value} (--fail-fast)")
         if self.ctx.budget_hit:
             self._record_ended(self.scheduler.stop_starting(Outcome.CANCELLED))
         # No commit here: nothing depends on these rows before the tasks now launched
@@ -313,29 +360,56 @@ class Driver:
         )
 
     async def _verify(self) -> bool:
+        """The plan's verify on the merged result; on failure, the fixer, then again.
+
+        A resumed run picks up where the first process stopped: after a fixer that
+        ended, only the check after it is left; with the fixer interrupted, it runs
+        again (a new attempt of the same row), told the failure recorded before.
+        """
+        fixer = self.fixer
+        if self.fixer_done is not None:
+            return self.fixer_done is Outcome.SUCCEEDED and (await self._check()).ok
+        failure = await self._recorded_failure() if self.fixer_recorded and fixer else None
+        if failure is None:
+            result = await self._check()
+            if result.ok or fixer is None:
+                return result.ok
+            failure = result.output_tail
+        assert fixer is not None
+        # The failure output goes in as a note, after rendering: it is data, not a template.
+        notes = [f"The plan's checks failed on the merged result:\n\n```\n{failure}\n```"]
+        if FIXER_TASK_ID in self.ctx.resumed_notes:  # its last attempt failed, then a crash
+            notes.append(self.ctx.resumed_notes[FIXER_TASK_ID])
+        self.ctx.views.setdefault(fixer.id, TaskView(fixer.id, fixer.agent))
+        if not self.fixer_recorded:
+            self.journal.write(lambda: self.store.add_task(self.run_id, fixer.id))
+        self.emit("fixer_started", fixer.id)
+        first = self.attempts_so_far.get(fixer.id, 0) + 1
+        outcome = await run_task(self.ctx, fixer, self.slots.take(), first, notes=notes)
+        self.emit("task_finished", fixer.id, outcome=outcome.value)
+        await self.journal.sync()
+        return outcome is Outcome.SUCCEEDED and (await self._check()).ok
+
+    async def _check(self) -> VerifyResult:
+        """Run the plan's verify on the integration tip and record how it went."""
         merge = self.ctx.merge
         assert merge is not None
         self.emit("verify_started", None)
         await self.journal.sync()
         result = await merge.verify()
         self._record_verify(result.ok, result.output_tail, result.commit)
-        if result.ok or self.plan.on_verify_failure is None:
-            return result.ok
-        fixer = self.plan.on_verify_failure
-        # The failure output goes in as a note, after rendering: it is data, not a template.
-        note = f"The plan's checks failed on the merged result:\n\n```\n{result.output_tail}\n```"
-        task = Task(id=FIXER_TASK_ID, prompt=fixer.prompt, agent=fixer.agent)
-        self.ctx.views[task.id] = TaskView(task.id, task.agent)
-        self.journal.write(lambda: self.store.add_task(self.run_id, task.id))
-        self.emit("fixer_started", task.id)
-        outcome = await run_task(self.ctx, task, self.slots.take(), 1, notes=[note])
-        await self.journal.sync()
-        if outcome is not Outcome.SUCCEEDED:
-            return False
-        self.emit("verify_started", None)
-        again = await merge.verify()
-        self._record_verify(again.ok, again.output_tail, again.commit)
-        return again.ok
+        return result
+
+    async def _recorded_failure(self) -> str | None:
+        """The failure output the interrupted run recorded, if its verify failed on
+        what the tip still is (None: the check must run again to know)."""
+        assert self.ctx.merge is not None
+        recorded = self.store.run(self.run_id).verify
+        if not isinstance(recorded, dict) or recorded.get("ok") is not False:
+            return None
+        if recorded.get("commit") != await self.ctx.merge.tip():
+            return None
+        return str(recorded.get("output", ""))
 
     def _record_verify(self, ok: bool, tail: str, commit: str | None) -> None:
         payload = json.dumps({"ok": ok, "commit": commit, "output": tail[-4000:]})

@@ -22,7 +22,14 @@ from typing import Any
 
 from plait.agents import get_backend
 from plait.analysis import Analysis, analyze, reestimate
-from plait.errors import BackendMissing, NotARepository
+from plait.errors import (
+    BackendMissing,
+    EnvironmentProblem,
+    GitError,
+    NotARepository,
+    PlanError,
+    Problem,
+)
 from plait.git import Git
 from plait.inplace import InPlaceProvider
 from plait.merge import MergeQueue
@@ -30,11 +37,16 @@ from plait.model import Isolation, Outcome, Plan
 from plait.planfile import validate_plan
 from plait.pool import POOL_DIR, WorktreePool, pool_size
 from plait.runlock import RunLock
-from plait.runner import Driver, EventSink, RunOutcome
+from plait.runner import Driver, EventSink, PlanDefaults, RunOutcome, fixer_task
 from plait.statehome import new_run_id, state_home
 from plait.store import Store
 from plait.taskrun import WorkspaceProvider
 from plait.worktrees import WorktreeProvider
+
+#: How long a step of the run that is not an agent may take when nothing in the plan
+#: says: the plan's verify without `defaults.timeout`, and each workspace's `setup`
+#: when a task has no `timeout`. A hung test suite must not hold a run forever.
+DEFAULT_STEP_TIMEOUT_S = 3600.0
 
 
 @dataclass
@@ -115,9 +127,62 @@ async def _signals_cancel_run() -> AsyncIterator[None]:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
-def _plan_record(plan: Plan, settings: RunSettings) -> str:
+def read_defaults(text: str | None) -> PlanDefaults:
+    """The `defaults:` of a plan's source text (already validated), for the fixer and
+    the plan's verify; a plan built in Python has none."""
+    if text is None:
+        return PlanDefaults()
+    from plait.planspec import DefaultsSpec  # pydantic: loaded already to read the plan
+    from plait.planyaml import read_yaml
+
+    data = read_yaml(text).data
+    given = data.get("defaults") if isinstance(data, dict) else None
+    if not isinstance(given, dict):
+        return PlanDefaults()
+    spec = DefaultsSpec.model_validate(given)
+    return PlanDefaults(spec.timeout, spec.retries or 0, dict(spec.env or {}))
+
+
+def step_timeouts(plan: Plan, defaults: PlanDefaults) -> tuple[float, float]:
+    """How long each workspace's `setup`, and the plan's verify, may take.
+
+    Setup runs for a task and takes the task's `timeout` (a time of its own, not taken
+    from the agent's). The provider has one limit for every workspace, so it is the
+    longest any task has. The verify is the plan's, so `defaults.timeout` applies.
+    Either falls back to DEFAULT_STEP_TIMEOUT_S.
+    """
+    tasks = list(plan.tasks.values())
+    fixer = fixer_task(plan, defaults)
+    if fixer is not None:
+        tasks.append(fixer)
+    limits = [t.timeout_s for t in tasks]
+    setup = DEFAULT_STEP_TIMEOUT_S
+    if limits and all(limit is not None for limit in limits):
+        setup = max(limit for limit in limits if limit is not None)
+    return setup, defaults.timeout_s or DEFAULT_STEP_TIMEOUT_S
+
+
+async def resolve_base(git: Git, plan: Plan, text: str | None) -> str:
+    """The commit the run starts from; a `base` naming none is a plan error (exit 2)."""
+    try:
+        return await git.rev_parse_commit(plan.base or "HEAD")
+    except GitError:
+        if plan.base is None:
+            raise EnvironmentProblem(
+                f"{git.toplevel} has no commit yet: commit something before `plait run`"
+            ) from None
+    line = column = None
+    if text is not None:
+        from plait.planyaml import read_yaml
+
+        line, column = read_yaml(text).where("base")
+    message = f"{plan.base!r} does not name a commit in this repository"
+    file = str(plan.path) if plan.path else None
+    raise PlanError([Problem("base", message, line, column)], file)
+
+
+def _plan_record(plan: Plan, settings: RunSettings, text: str | None) -> str:
     """What resume needs to rebuild the plan: its source text and where it lived."""
-    text = plan.path.read_text(encoding="utf-8") if plan.path is not None else None
     return json.dumps(
         {
             "path": str(plan.path) if plan.path else None,
@@ -140,6 +205,9 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
     jobs = settings.jobs or plan.jobs
     # The graph is checked (cycles are plan errors) before anything is written.
     analysis = analyze(plan, jobs=jobs)
+    text = plan.path.read_text(encoding="utf-8") if plan.path is not None else None
+    # So is the base: a run that cannot start leaves no trace.
+    base_commit = await resolve_base(git, plan, text) if git is not None else ""
     # The database is synced at every commit; events.jsonl is rebuilt from it after a
     # crash, so syncing the file too would only double the cost of each transition.
     with Store.open(home, fsync_events=False, any_thread=True) as store, RunLock(home) as lock:
@@ -148,9 +216,7 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
         history = store.durations(plan.name)
         if history:  # earlier runs make better estimates, and so better priorities
             analysis = reestimate(analysis, history)
-        base_commit, branch = "", None
-        if git is not None:
-            base_commit = await git.rev_parse_commit(plan.base or "HEAD")
+        branch = None
         if isolation is Isolation.WORKTREE:
             assert git is not None
             branch = f"plait/{run_id}"
@@ -159,7 +225,7 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
             run_id,
             plan_name=plan.name,
             plan_path=str(plan.path) if plan.path else None,
-            plan_json=_plan_record(plan, settings),
+            plan_json=_plan_record(plan, settings, text),
             base=base_commit or None,
             branch=branch,
             jobs=jobs,
@@ -168,8 +234,9 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
         )
         store.update_run(run_id, status="running", pid=os.getpid())
         place = RunPlace(
-            plan, analysis, store, run_id, git, isolation, home, root, base_commit, branch, jobs
-        )
+            plan, analysis, store, run_id, git, isolation, home, root, base_commit, branch, jobs,
+            read_defaults(text),
+        )  # fmt: skip
         return await drive(place, settings)
 
 
@@ -188,6 +255,7 @@ class RunPlace:
     base_commit: str
     branch: str | None
     jobs: int
+    defaults: PlanDefaults = dataclasses.field(default_factory=PlanDefaults)
 
 
 async def drive(
@@ -204,6 +272,7 @@ async def drive(
     provider: WorkspaceProvider
     merge: MergeQueue | None = None
     store.run_dir(run_id)  # where every attempt's prompt, log and output go
+    setup_timeout, verify_timeout = step_timeouts(plan, place.defaults)
     if isolation is Isolation.WORKTREE:
         assert git is not None and branch is not None
         # finished worktrees are kept (one per job at most) and reset for later attempts,
@@ -216,6 +285,7 @@ async def drive(
             copy=plan.copy,
             setup=plan.setup,
             scope=plan.scope,
+            setup_timeout_s=setup_timeout,
             pool=pool,
         )
         merge = MergeQueue(
@@ -224,6 +294,7 @@ async def drive(
             verify=plan.verify,
             verify_each_merge=plan.verify_each_merge,
             verify_dir=home / "verify" / run_id,
+            verify_timeout_s=verify_timeout,
         )
     else:
         provider = InPlaceProvider(root, git)
@@ -241,6 +312,7 @@ async def drive(
         attempts_so_far=attempts,
         results=results,
         sink=settings.sink,
+        defaults=place.defaults,
     )
     started = time.monotonic()
     try:

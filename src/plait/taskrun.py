@@ -11,6 +11,7 @@ the task's final row. One attempt's own work is `plait.attempt`'s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from plait.agents.base import (
     AttemptStatus,
     attempt_file,
 )
-from plait.attempt import AttemptFailure, note, run_attempt
+from plait.attempt import STOPPED_ERROR, AttemptFailure, end_attempt, note, run_attempt
 from plait.journal import Journal
 from plait.merge import MergeQueue
 from plait.model import Agent, Outcome, Plan, Task
@@ -91,6 +92,9 @@ class RunContext:
     #: Told the task's id when one of its attempts was rate limited, and when it succeeded.
     on_rate_limit: Callable[[str], None] = lambda task_id: None
     on_success: Callable[[str], None] = lambda task_id: None
+    #: Set when the run stops its tasks (--fail-fast after a failure): no attempt
+    #: starts after it, and the agents running are ended (`plait.attempt`).
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     def agent(self, name: str) -> Agent:
         return self.plan.agents[name]
@@ -176,6 +180,9 @@ async def run_task(
             ctx.budget_hit = True
             _finish_task(ctx, task, Outcome.CANCELLED, error="budget spent before this attempt")
             return Outcome.CANCELLED
+        if ctx.stopped.is_set():
+            _finish_task(ctx, task, Outcome.CANCELLED, error=STOPPED_ERROR)
+            return Outcome.CANCELLED
         attempt += 1
         view.attempt = attempt
         result, failure, change, ws = await run_attempt(
@@ -193,13 +200,15 @@ async def run_task(
             ctx.emit("rate_limited", task.id, attempt=attempt, wait_s=wait)
             if ws is not None:
                 await ctx.provider.close(ws, keep=False)
-            await asyncio.sleep(wait)
+            # The wait ends early when the run stops: the loop's top then cancels the task.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.stopped.wait(), wait)
             kind = "rate_limit"
             continue
         if failure is None and change is not None:
             # Read before the workspace is closed: closing removes the `output` file.
             output = _task_output(ctx, task, attempt, result, ws)
-            merged = await _merge(ctx, task, attempt, change, output)
+            merged = await _merge(ctx, task, attempt, change, output, result)
             if isinstance(merged, AttemptFailure):
                 failure = merged
             else:
@@ -249,7 +258,12 @@ async def run_task(
 
 
 async def _merge(
-    ctx: RunContext, task: Task, attempt: int, change: Change, output: str
+    ctx: RunContext,
+    task: Task,
+    attempt: int,
+    change: Change,
+    output: str,
+    agent: AgentResult | None,
 ) -> str | AttemptFailure | None:
     """Merge the attempt's commit; its new integration commit, None if nothing to merge.
 
@@ -287,18 +301,10 @@ async def _merge(
         return result.commit
     if result.status == "conflict":
         files = ", ".join(result.conflicts)
-        ended = time.time()
-        ctx.journal.write(
-            lambda: ctx.store.finish_attempt(
-                ctx.run_id,
-                task.id,
-                attempt,
-                status="conflict",
-                finished_at=ended,
-                error=f"merge conflict in {files}",
-                commit=change.commit,
-            )
-        )
+        # The row's end is rewritten whole, the agent's usage with it; the "conflict"
+        # event below says what happened.
+        end_attempt(ctx, task, attempt, "conflict", f"merge conflict in {files}", agent,
+                    change.commit, announce=False)  # fmt: skip
         ctx.emit("conflict", task.id, attempt=attempt, files=list(result.conflicts))
         return AttemptFailure(
             Outcome.CONFLICTED,
@@ -307,10 +313,13 @@ async def _merge(
             f"{files}. Start again from the current code, which already holds that work, "
             "and keep both changes.",
         )
+    # Refused: the attempt failed (it used one of the task's retries), and its row says
+    # so, as a conflict's does; resume counts the retries used from these rows.
+    error = "the plan's verify failed on the merge result"
+    end_attempt(ctx, task, attempt, "rejected", error, agent, change.commit)
+    await ctx.journal.sync()  # a failed attempt's record decides whether its worktree is kept
     return AttemptFailure(
-        Outcome.FAILED,
-        "the plan's verify failed on the merge result",
-        note("The plan's checks failed on your merged change", result.output),
+        Outcome.FAILED, error, note("The plan's checks failed on your merged change", result.output)
     )
 
 

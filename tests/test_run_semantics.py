@@ -1,0 +1,367 @@
+"""Run semantics at the edges: a base that names nothing, resuming a run that ended,
+time limits of what is not an agent (setup, the plan's verify, the fixer), merges
+refused by `verify_each_merge`, `--fail-fast`, and the fixer across a SIGKILL.
+
+Every test runs the real CLI (`python -m plait`) as a subprocess in a real git
+repository, with small agent scripts written into the test's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import PlaitProc, write_plan, yaml_list
+from gitrepo import GitRepo
+from plait.branches import task_branch
+
+PYTHON = sys.executable
+
+#: An agent driven by its environment: appends "<task> <attempt>" to $LEDGER, writes
+#: WRITE (a file name) with the value of $CONTENT (default "done"), sleeps $SLEEP
+#: seconds after writing, and exits $EXIT. On attempt $SLOW_ON it sleeps 60 s first.
+AGENT = """\
+import os, sys, time
+task, attempt = os.environ["PLAIT_TASK_ID"], os.environ["PLAIT_ATTEMPT"]
+sys.stdin.read()
+if os.environ.get("LEDGER"):
+    open(os.environ["LEDGER"], "a").write(f"{task} {attempt}\\n")
+if os.environ.get("SLOW_ON") == attempt:
+    time.sleep(60)
+if os.environ.get("WRITE"):
+    open(os.environ["WRITE"], "w").write(os.environ.get("CONTENT", "done") + "\\n")
+time.sleep(float(os.environ.get("SLEEP", "0")))
+sys.exit(int(os.environ.get("EXIT", "0")))
+"""
+
+
+def _agent(tmp_path: Path) -> str:
+    script = tmp_path / "agent.py"
+    script.write_text(AGENT, encoding="utf-8")
+    return yaml_list([PYTHON, str(script)])
+
+
+def _db(home: Path) -> sqlite3.Connection:
+    return sqlite3.connect(home / "state.db")
+
+
+def _run_id(home: Path) -> str:
+    with _db(home) as db:
+        row = db.execute("SELECT id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    return str(row[0])
+
+
+def _tasks(home: Path, run_id: str) -> dict[str, tuple[str, int, str | None]]:
+    """task id -> (status, attempts, error)."""
+    with _db(home) as db:
+        rows = db.execute(
+            "SELECT task_id, status, attempts, error FROM tasks WHERE run_id = ?", (run_id,)
+        ).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def _attempts(home: Path, run_id: str, task: str) -> list[dict[str, Any]]:
+    with _db(home) as db:
+        rows = db.execute(
+            "SELECT attempt, kind, status, error FROM attempts WHERE run_id = ? AND task_id = ?"
+            " ORDER BY attempt",
+            (run_id, task),
+        ).fetchall()
+    return [{"attempt": r[0], "kind": r[1], "status": r[2], "error": r[3]} for r in rows]
+
+
+# --- base ----------------------------------------------------------------------
+
+
+def test_a_base_naming_no_commit_is_a_plan_error_and_writes_nothing(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    write_plan(
+        repo.path / "plait.yaml",
+        f"version: 1\nagents:\n  a: {{backend: command, command: {_agent(tmp_path)}}}\n"
+        "base: nosuchref\ntasks:\n  t: {agent: a, prompt: x}\n",
+    )
+    for extra in ((), ("--json",)):
+        done = plait_proc("run", *extra, cwd=repo.path)
+        assert done.returncode == 2, done.stderr
+        assert "plait.yaml:4" in done.stderr and "base" in done.stderr, done.stderr
+        assert "nosuchref" in done.stderr
+    assert not (plait_home / "state.db").exists()
+    assert "plait/" not in repo.git("branch", "--list")
+
+
+# --- resuming a run that ended ---------------------------------------------------
+
+
+def test_resuming_a_finished_run_changes_nothing_and_gives_its_exit_code(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    agent = _agent(tmp_path)
+    for name, code in (("good", 0), ("bad", 1)):
+        plan = write_plan(
+            repo.path / f"{name}.yaml",
+            f"version: 1\nname: {name}\nagents:\n  a: {{backend: command, command: {agent}}}\n"
+            f"tasks:\n  t: {{agent: a, prompt: x, env: {{EXIT: '{code}'}}}}\n",
+        )
+        assert plait_proc("run", str(plan), cwd=repo.path).returncode == code
+        run_id = _run_id(plait_home)
+        with _db(plait_home) as db:
+            before = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        resumed = plait_proc("resume", run_id, cwd=repo.path)
+        assert resumed.returncode == code, resumed.stderr
+        assert "already finished" in resumed.stderr
+        with _db(plait_home) as db:
+            after = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            attempts = db.execute(
+                "SELECT COUNT(*) FROM attempts WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
+        assert after == before  # wall time, status, pid: all as the run left them
+        assert attempts == 1
+
+
+# --- time limits -----------------------------------------------------------------
+
+
+def test_setup_is_held_to_the_tasks_timeout(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+setup: [["sh", "-c", "sleep 40"]]
+agents:
+  a: {{backend: command, command: {_agent(tmp_path)}}}
+tasks:
+  t: {{agent: a, prompt: x, timeout: 2s, env: {{WRITE: t.txt}}}}
+""",
+    )
+    started = time.monotonic()
+    done = plait_proc("run", cwd=repo.path)
+    took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert took < 25, took
+    status, _, error = _tasks(plait_home, _run_id(plait_home))["t"]
+    assert status == "failed"
+    assert error is not None and "timed out" in error
+
+
+def test_the_plans_verify_is_held_to_defaults_timeout(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+verify: ["sh", "-c", "echo verifying; sleep 40"]
+defaults: {{timeout: 2s}}
+agents:
+  a: {{backend: command, command: {_agent(tmp_path)}}}
+tasks:
+  t: {{agent: a, prompt: x, env: {{WRITE: t.txt}}}}
+""",
+    )
+    started = time.monotonic()
+    done = plait_proc("run", "--json", cwd=repo.path)
+    took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert took < 25, took
+    with _db(plait_home) as db:
+        verify = json.loads(db.execute("SELECT verify FROM runs").fetchone()[0])
+    assert verify["ok"] is False
+    assert "timed out after 2.0s" in verify["output"]
+
+
+def test_the_fixer_takes_the_plans_defaults(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    # The fixer's first attempt hangs: defaults.timeout ends it, defaults.retries gives
+    # it a second attempt, which writes the file with defaults.env's value.
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+verify: ["sh", "-c", "grep -q from-defaults fixed.txt"]
+defaults: {{timeout: 3s, retries: 1, env: {{CONTENT: from-defaults}}}}
+on_verify_failure: {{agent: fixer, prompt: fix it}}
+agents:
+  a: {{backend: command, command: {_agent(tmp_path)}}}
+  fixer: {{backend: command, command: {_agent(tmp_path)}, env: {{WRITE: fixed.txt, SLOW_ON: "1"}}}}
+tasks:
+  t: {{agent: a, prompt: x, env: {{WRITE: t.txt}}}}
+""",
+    )
+    done = plait_proc("run", cwd=repo.path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    run_id = _run_id(plait_home)
+    attempts = _attempts(plait_home, run_id, "fix-verify")
+    assert [a["status"] for a in attempts] == ["timeout", "ok"]
+    content = repo.git("show", f"plait/{run_id}:fixed.txt")
+    assert content.strip() == "from-defaults"
+
+
+# --- verify_each_merge ----------------------------------------------------------
+
+
+def test_a_merge_refused_by_verify_is_a_failed_attempt(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+verify_each_merge: true
+verify: ["sh", "-c", "test ! -f bad.txt"]
+agents:
+  a: {{backend: command, command: {_agent(tmp_path)}}}
+tasks:
+  good: {{agent: a, prompt: x, env: {{WRITE: good.txt}}}}
+  bad: {{agent: a, prompt: x, retries: 1, env: {{WRITE: bad.txt}}}}
+""",
+    )
+    done = plait_proc("run", cwd=repo.path)
+    assert done.returncode == 1, done.stderr
+    run_id = _run_id(plait_home)
+    tasks = _tasks(plait_home, run_id)
+    assert tasks["good"][0] == "succeeded"
+    assert tasks["bad"][:2] == ("failed", 2)
+    attempts = _attempts(plait_home, run_id, "bad")
+    assert [(a["kind"], a["status"]) for a in attempts] == [
+        ("first", "rejected"),
+        ("retry", "rejected"),
+    ]
+    assert all("verify failed on the merge result" in a["error"] for a in attempts)
+
+
+# --- --fail-fast -----------------------------------------------------------------
+
+
+def test_fail_fast_cancels_running_attempts_and_starts_no_retry(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.txt"
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+jobs: 2
+agents:
+  a: {{backend: command, command: {_agent(tmp_path)}, env: {{LEDGER: "{ledger}"}}}}
+tasks:
+  boom: {{agent: a, prompt: x, env: {{SLEEP: "0.5", EXIT: "1"}}}}
+  slow: {{agent: a, prompt: x, retries: 3, env: {{WRITE: slow.txt, SLEEP: "40", EXIT: "1"}}}}
+""",
+    )
+    started = time.monotonic()
+    done = plait_proc("run", "--fail-fast", cwd=repo.path)
+    took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert took < 25, took
+    run_id = _run_id(plait_home)
+    tasks = _tasks(plait_home, run_id)
+    assert tasks["boom"][0] == "failed"
+    assert tasks["slow"][:2] == ("cancelled", 1)
+    attempts = _attempts(plait_home, run_id, "slow")
+    assert [a["status"] for a in attempts] == ["cancelled"]
+    assert "--fail-fast" in attempts[0]["error"]
+    assert sorted(ledger.read_text().split("\n")) == ["", "boom 1", "slow 1"]
+    # What the cancelled attempt left is committed on its branch, as after a timeout.
+    assert repo.git("show", f"{task_branch(run_id, 'slow')}:slow.txt").strip() == "done"
+
+
+# --- the fixer across a SIGKILL -----------------------------------------------------
+
+#: The plan's verify: appends to a ledger, fails until fixed.txt exists; with fixed.txt
+#: there, the first time it kills plait (its parent) when asked to.
+VERIFY = """\
+import os, pathlib, signal, sys
+ledger, kill_flag = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+with ledger.open("a") as f:
+    f.write("verify\\n")
+if not pathlib.Path("fixed.txt").is_file():
+    print("CHECK-FAILED: fixed.txt is missing")
+    sys.exit(1)
+if sys.argv[3] == "verify" and not kill_flag.exists():
+    kill_flag.touch()
+    os.kill(os.getppid(), signal.SIGKILL)
+sys.exit(0)
+"""
+
+#: The fixer: records its prompt; the first time, kills plait when asked to.
+FIXER = """\
+import os, pathlib, signal, sys
+ledger, kill_flag = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+attempt = os.environ["PLAIT_ATTEMPT"]
+pathlib.Path(sys.argv[1] + f".fixer-{attempt}.prompt").write_text(sys.stdin.read())
+with ledger.open("a") as f:
+    f.write(f"fixer {attempt}\\n")
+if sys.argv[3] == "fixer" and not kill_flag.exists():
+    kill_flag.touch()
+    os.kill(os.getppid(), signal.SIGKILL)
+    sys.exit(0)
+pathlib.Path("fixed.txt").write_text("ok\\n")
+"""
+
+
+def _fixer_plan(repo: GitRepo, tmp_path: Path, kill_in: str) -> Path:
+    ledger, flag = tmp_path / "ledger.txt", tmp_path / "killed"
+    verify, fixer = tmp_path / "verify.py", tmp_path / "fixer.py"
+    verify.write_text(VERIFY, encoding="utf-8")
+    fixer.write_text(FIXER, encoding="utf-8")
+    args = [str(ledger), str(flag), kill_in]
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+verify: {yaml_list([PYTHON, str(verify), *args])}
+on_verify_failure: {{agent: fixer, prompt: fix it}}
+agents:
+  a: {{backend: command, command: {_agent(tmp_path)}}}
+  fixer: {{backend: command, command: {yaml_list([PYTHON, str(fixer), *args])}}}
+tasks:
+  t: {{agent: a, prompt: x, env: {{WRITE: t.txt}}}}
+""",
+    )
+    return ledger
+
+
+def test_a_run_killed_in_the_verify_after_the_fixer_resumes_to_the_check(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    ledger = _fixer_plan(repo, tmp_path, "verify")
+    killed = plait_proc("run", cwd=repo.path)
+    assert killed.returncode == -9, killed.stderr
+    assert ledger.read_text().split() == ["verify", "fixer", "1", "verify"]
+    resumed = plait_proc("resume", cwd=repo.path)
+    assert resumed.returncode == 0, resumed.stderr
+    # Only the check after the fixer ran again: the fixer is not run a second time.
+    assert ledger.read_text().split() == ["verify", "fixer", "1", "verify", "verify"]
+    run_id = _run_id(plait_home)
+    assert _tasks(plait_home, run_id)["fix-verify"][:2] == ("succeeded", 1)
+    with _db(plait_home) as db:
+        status, verify = db.execute("SELECT status, verify FROM runs").fetchone()
+    assert status == "succeeded" and json.loads(verify)["ok"] is True
+
+
+def test_a_run_killed_in_the_fixer_resumes_the_fixer(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    ledger = _fixer_plan(repo, tmp_path, "fixer")
+    killed = plait_proc("run", cwd=repo.path)
+    assert killed.returncode == -9, killed.stderr
+    resumed = plait_proc("resume", cwd=repo.path)
+    assert resumed.returncode == 0, resumed.stderr
+    # The failure recorded before the kill is what the fixer's new attempt is told:
+    # the verify is not run again before it, only after it.
+    assert ledger.read_text().split() == ["verify", "fixer", "1", "fixer", "2", "verify"]
+    prompt = Path(f"{ledger}.fixer-2.prompt").read_text()
+    assert "fix it" in prompt and "CHECK-FAILED: fixed.txt is missing" in prompt
+    run_id = _run_id(plait_home)
+    assert _tasks(plait_home, run_id)["fix-verify"][:2] == ("succeeded", 2)
+    kinds = [(a["kind"], a["status"]) for a in _attempts(plait_home, run_id, "fix-verify")]
+    assert kinds == [("first", "interrupted"), ("resume", "ok")]
+    assert repo.git("show", f"plait/{run_id}:fixed.txt").strip() == "ok"
