@@ -94,6 +94,23 @@ def test_a_base_naming_no_commit_is_a_plan_error_and_writes_nothing(
     assert "plait/" not in repo.git("branch", "--list")
 
 
+def test_a_repository_without_a_commit_is_refused_before_anything_is_written(
+    tmp_path: Path, plait_proc: PlaitProc, plait_home: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    GitRepo(empty).git("init", "-q", "-b", "main")
+    write_plan(
+        empty / "plait.yaml",
+        f"version: 1\nagents:\n  a: {{backend: command, command: {_agent(tmp_path)}}}\n"
+        "tasks:\n  t: {agent: a, prompt: x}\n",
+    )
+    done = plait_proc("run", cwd=empty)
+    assert done.returncode == 3, done.stderr
+    assert "no commit yet" in done.stderr
+    assert not (plait_home / "state.db").exists()
+
+
 # --- resuming a run that ended ---------------------------------------------------
 
 
