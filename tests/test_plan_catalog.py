@@ -485,6 +485,13 @@ CASES: list[tuple[str, str | bytes, str, int | None, str]] = [
         "matches no path",
     ),
     (
+        "glob-windows-separator",
+        plan("a:\n  agent: dev\n  prompt: x\n  writes: ['src\\api\\**']  #<\n"),
+        "tasks.a.writes[0]",
+        None,
+        "separate folders with '/'",
+    ),
+    (
         "glob-only-an-exclusion",
         plan("a:\n  agent: dev\n  prompt: x\n  writes: ['!z.txt']  #<\n"),
         "tasks.a.writes[0]",

@@ -287,6 +287,9 @@ def path_problem(path: str) -> str | None:
 
 # A '[' whose set never ends: ']' right after '[' or '[!' is a member, not the end.
 _UNCLOSED = re.compile(r"(?<!\\)\[[!^]?\]?[^\]]*$")
+# A backslash before a character that needs no escaping: a Windows path (`src\api`),
+# which pathspec reads as `srcapi`.
+_PLAIN_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*(\\[^*?\[\]\\!# ])")
 # Only a set or an escape can make pathspec refuse a pattern or discard it.
 _NEEDS_COMPILE = re.compile(r"[\[\\]")
 
@@ -304,6 +307,11 @@ def glob_problem(glob: str) -> str | None:
     problem = path_problem(body)
     if problem is None and _NEEDS_COMPILE.search(body):
         problem = _compile_problem(glob, body)
+    if problem is None and (plain := _PLAIN_ESCAPE.search(body)):
+        problem = (
+            f"'{glob}': '\\' escapes the next character in a glob ('{plain.group(1)}' means "
+            f"'{plain.group(1)[1]}'); separate folders with '/'"
+        )
     return problem
 
 
