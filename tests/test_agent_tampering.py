@@ -184,6 +184,23 @@ def test_refs_an_agent_moves_are_put_back_and_fail_it(local: GitRepo) -> None:
     assert local.rev("refs/heads/new-branch") is None
 
 
+def test_a_branch_an_agent_checks_out_is_pinned_on_it_alone(local: GitRepo) -> None:
+    provider = provider_for(local)
+
+    async def main() -> None:
+        bystander = await provider.open("bystander", 1, local.head())
+        ws = await provider.open("brancher", 1, local.head())
+        agent_git(ws.path, "checkout", "-q", "-b", "mine")
+        change = await provider.collect(ws, writes=[], message="m")
+        assert {"refs/heads/mine", "HEAD"} <= set(change.protected_violations)
+        (bystander.path / "b.txt").write_text("b\n")
+        assert (await provider.collect(bystander, writes=[], message="m")).ok
+        await provider.close(ws, keep=True)
+
+    run(main)
+    assert local.rev("refs/heads/mine") is None
+
+
 def test_plaits_own_ref_writes_are_not_tampering(local: GitRepo) -> None:
     """Merges, commits, snapshots and other attempts' branches move while an attempt
     runs: none of that is held against it."""

@@ -50,17 +50,21 @@ class RefGuard:
         self.git = git
         self._before: dict[Path, tuple[str, dict[str, str]]] = {}
         self._found: dict[Path, list[tuple[str, str]]] = {}
+        self._git_dirs: dict[Path, Path] = {}
         git.ledger.on_foreign.append(self._report_all)
 
-    async def watch(self, path: Path, own_ref: str) -> None:
+    async def watch(self, path: Path, own_ref: str, git_dir: Path | None = None) -> None:
         """Note the refs before the agent of the workspace at `path` starts."""
         self._before[path] = (own_ref, await self._read())
         self._found[path] = []
+        if git_dir is not None:
+            self._git_dirs[path] = git_dir
 
     def forget(self, path: Path) -> None:
         """Stop watching the workspace at `path`."""
         self._before.pop(path, None)
         self._found.pop(path, None)
+        self._git_dirs.pop(path, None)
 
     async def check(self, path: Path) -> list[tuple[str, str]]:
         """Restore the refs moved since `watch`; (violation, reason) for each."""
@@ -80,7 +84,18 @@ class RefGuard:
             else:
                 note = "plait: put back a ref an agent moved"
                 await self.git.update_ref(ref, target, new or ZERO_OID, message=note)
-            self._report_all(ref, f"{_short(new)}, restored to {_short(target)}")
+            detail = f"{_short(new)}, restored to {_short(target)}"
+            # A branch an agent made and checked out (`git checkout -b`) is pinned on
+            # the attempt whose HEAD names it; any other move on everyone open.
+            owners = [
+                p
+                for p, d in self._git_dirs.items()
+                if self._before[p][0] != ref and _head_names(d, ref)
+            ]
+            for owner in owners:
+                self._found[owner].append((ref, f"moved {ref} to {detail}"))
+            if not owners:
+                self._report_all(ref, detail)
         found = self._found.get(path, [])
         reported = list(dict.fromkeys(found))
         found.clear()
@@ -92,6 +107,15 @@ class RefGuard:
 
     async def _read(self) -> dict[str, str]:
         return await self.git.list_refs(*GUARDED_REFS)
+
+
+def _head_names(git_dir: Path, ref: str) -> bool:
+    """True if the worktree whose git dir is `git_dir` has `ref` checked out."""
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return head.strip() == f"ref: {ref}"
 
 
 def _short(oid: str | None) -> str:

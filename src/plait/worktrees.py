@@ -122,7 +122,7 @@ class WorktreeProvider:
         self.guard.watch(path, git_dir)
         self.beside.watch(path)
         try:
-            await self.refs.watch(path, ref)
+            await self.refs.watch(path, ref, git_dir)
             if not reused:  # a pooled worktree was reset to its start commit already
                 await run_git(self.git, ws, "read-tree", "--reset", "-u", "HEAD")
             if self.pool is not None:
