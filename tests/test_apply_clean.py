@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shlex
+import signal
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,7 @@ from gitrepo import GitRepo, git_identity
 from plait.pool import POOL_DIR
 from plait.runlock import RunLock
 from test_e2e_git import outline, plait, plan_text, run_plan, tasks_by_id
+from test_procsweep import alive, gone
 
 
 @pytest.fixture
@@ -265,3 +272,192 @@ def test_clean_of_an_unknown_run_exits_2_like_apply(repo: GitRepo) -> None:
     cleaned = plait(repo, "clean", run)
     assert cleaned.returncode == 0, cleaned.stderr
     assert repo.worktrees() == [str(repo.path)]
+
+
+# -- runs caught in the middle: still going, or killed -------------------------------
+
+
+def start_run(repo: GitRepo, plan: str) -> subprocess.Popen[bytes]:
+    """`plait run` in the background, as a user would leave it running in a terminal."""
+    (repo.path / "plait.yaml").write_text(plan)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "plait", "run", "plait.yaml", "--json"],
+        cwd=repo.path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_until(check: Callable[[], object], what: str, within_s: float = 60) -> Any:
+    deadline = time.monotonic() + within_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def json_of(done: subprocess.CompletedProcess[str]) -> Any:
+    """A command's JSON; None while there is none yet (the store not made)."""
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return None
+
+
+def task_state(repo: GitRepo, run: str, task: str) -> tuple[str, bool]:
+    status = json_of(plait(repo, "status", run, "--json"))
+    found = tasks_by_id(status)[task]
+    return found["status"], found["merged"]
+
+
+def run_with_quick_merged(repo: GitRepo, flags: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A run whose `quick` task has merged while `slow` waits for the flag `go` and `after`
+    (which needs `slow`) has not started: the run, and its id."""
+    tasks = {
+        "quick": {"do": ["write quick.txt done"], "writes": ["quick.txt"]},
+        "slow": {
+            "do": ["write slow.txt done", f"waitflag {shlex.quote(str(flags))} go"],
+            "writes": ["slow.txt"],
+        },
+        "after": {"do": ["write after.txt done"], "writes": ["after.txt"], "needs": ["slow"]},
+    }
+    proc = start_run(repo, plan_text(tasks, jobs=2))
+    try:
+        runs = wait_until(lambda: json_of(plait(repo, "runs", "--json")), "the run")
+        run: str = runs[0]["run"]
+        # git says when the merge landed (the store's row may still say "merging")
+        wait_until(lambda: repo.git("show", f"plait/{run}:quick.txt", check=False), "quick merged")
+        assert task_state(repo, run, "slow")[0] == "running"
+    except BaseException:
+        (flags / "go").touch()
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, run
+
+
+def test_apply_refuses_a_run_in_progress_naming_its_plait(repo: GitRepo, tmp_path: Path) -> None:
+    """Half a run is not its result: apply waits for it, exit 3 as for a held lock."""
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    proc, run = run_with_quick_merged(repo, flags)
+    try:
+        before = checkout(repo)
+        refused = plait(repo, "apply", run)
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert f"run {run} is still in progress" in refused.stderr
+        assert f"plait process {proc.pid}" in refused.stderr  # who holds the lock
+        assert "nothing was changed" in refused.stderr and "Traceback" not in refused.stderr
+        assert checkout(repo) == before
+        assert not (repo.path / "quick.txt").exists()
+    finally:
+        (flags / "go").touch()
+        assert proc.wait(timeout=120) == 0
+
+    applied = plait(repo, "apply", run)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.startswith("applied ")  # a succeeded run: no word about missing tasks
+    for name in ("quick", "slow", "after"):
+        assert (repo.path / f"{name}.txt").read_text() == "done\n"
+
+
+def test_apply_of_an_interrupted_run_says_what_is_missing_and_how_to_finish(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    proc, run = run_with_quick_merged(repo, flags)
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+        applied = plait(repo, "apply", run)
+
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        lines = applied.stdout.splitlines()
+        assert lines[0] == (
+            f"run {run} was interrupted: its result lacks 2 task(s): "
+            "slow (not finished), after (not run)."
+        ), applied.stdout
+        assert f"`plait resume {run}` would finish it" in applied.stdout
+        assert lines[-1].startswith(f"applied plait/{run} ")  # said first, then done
+        assert (repo.path / "quick.txt").read_text() == "done\n"
+        assert not (repo.path / "slow.txt").exists() and not (repo.path / "after.txt").exists()
+    finally:
+        (flags / "go").touch()  # the killed run's agent, still waiting: let it go
+        plait(repo, "clean")
+
+
+def test_apply_of_a_failed_run_names_the_tasks_left_out(repo: GitRepo) -> None:
+    tasks = {
+        "good": {"do": ["write good.txt fine"], "writes": ["good.txt"]},
+        "bad": {"do": ["write bad.txt wip", "fail"], "writes": ["bad.txt"]},
+        "after": {"do": ["write after.txt x"], "writes": ["after.txt"], "needs": ["bad"]},
+    }
+    code, status = run_plan(repo, plan_text(tasks), "-j", "2")
+    assert code == 1, outline(status)
+    run = status["run"]
+
+    applied = plait(repo, "apply", run)
+
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.splitlines()[0] == (
+        f"run {run} failed: its result lacks 2 task(s): bad (failed), after (skipped)."
+    ), applied.stdout
+    assert "resume" not in applied.stdout  # a finished run has nothing to resume
+    assert "applied plait/" in applied.stdout
+    assert (repo.path / "good.txt").read_text() == "fine\n"
+    assert not (repo.path / "bad.txt").exists()
+
+
+LEAKY_AGENT = """
+import os, subprocess, sys, time
+# A child in a session of its own: out of the agent's process group, but it keeps the
+# environment (plait's marker). `sh` writes its pid, then becomes `sleep`.
+subprocess.Popen(["setsid", "sh", "-c", 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1" && exec sleep 300',
+                  "sh", sys.argv[1] + "/child"])
+open(sys.argv[1] + "/agent", "w").write(str(os.getpid()))
+time.sleep(300)
+"""
+
+
+def test_clean_ends_what_a_killed_run_left_running(repo: GitRepo, tmp_path: Path) -> None:
+    """plait killed with SIGKILL cannot end its agent (its own group) nor the agent's
+    `setsid` child: `plait clean` finds both by the run's marker before the worktree goes."""
+    script, pids = tmp_path / "leaky.py", tmp_path / "pids"
+    script.write_text(LEAKY_AGENT)
+    pids.mkdir()
+    plan = {
+        "version": 1,
+        "name": "leak",
+        "agents": {
+            "leaky": {"backend": "command", "command": [sys.executable, str(script), str(pids)]}
+        },
+        "tasks": {"leak": {"agent": "leaky", "prompt": "leak\n", "writes": ["x.txt"]}},
+    }
+    proc = start_run(repo, json.dumps(plan))
+    child = agent = 0
+    try:
+        wait_until(lambda: (pids / "child").exists() and (pids / "agent").exists(), "the agent")
+        child = int((pids / "child").read_text())
+        agent = int((pids / "agent").read_text())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        time.sleep(0.5)
+        assert alive(agent) and alive(child)  # what the kill left, spending money
+        assert len(repo.worktrees()) == 2
+
+        cleaned = plait(repo, "clean")
+
+        assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+        assert gone(child) and gone(agent)
+        assert "ended 2 process(es)" in cleaned.stdout
+        assert repo.worktrees() == [str(repo.path)]
+        again = plait(repo, "clean")
+        assert again.returncode == 0 and "ended" not in again.stdout
+    finally:
+        for pid in (child, agent):
+            if pid and alive(pid):
+                os.kill(pid, signal.SIGKILL)

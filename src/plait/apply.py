@@ -2,7 +2,10 @@
 
 A run never touches the user's branch, index or working tree. `apply` merges a
 run's result branch into the current branch, and only when the working tree is
-clean: otherwise it says why and changes nothing.
+clean: otherwise it says why and changes nothing. A run still in progress is never
+applied (its branch holds only what merged so far); an interrupted or failed one is,
+after saying which tasks its result lacks. `clean` ends what killed runs left
+running before it removes their worktrees.
 """
 
 from __future__ import annotations
@@ -10,20 +13,54 @@ from __future__ import annotations
 from pathlib import Path
 
 from plait.branches import RUN_ID
-from plait.errors import ApplyRefused, RunNotFound
+from plait.errors import ApplyRefused, EnvironmentProblem, RunNotFound
 from plait.git import Git
-from plait.runlock import RunLock
+from plait.procsweep import end_runs
+from plait.runlock import LockHolder, RunLock
 from plait.statehome import state_home
-from plait.store import Store
+from plait.status import shown_status
+from plait.store import Store, TaskRow
+
+#: Task statuses not in a run's result, and how `apply` names them; others "not finished".
+_MISSING = {
+    "failed": "failed",
+    "errored": "errored",
+    "conflicted": "conflicted",
+    "skipped": "skipped",
+    "cancelled": "cancelled",
+    "pending": "not run",
+    "waiting": "not run",
+    "ready": "not run",
+}
+
+
+class RunInProgress(EnvironmentProblem):
+    """`plait apply` of a run that a live plait is still driving (exit 3, as a held lock)."""
+
+    def __init__(self, run_id: str, holder: LockHolder) -> None:
+        who = f"plait process {holder.pid}" + (f" on {holder.host}" if holder.host else "")
+        if holder.run_id is None:
+            who += " (for a run it does not name)"
+        super().__init__(
+            f"not applied: run {run_id} is still in progress ({who} holds this "
+            f"repository's run lock); its branch holds only what merged so far. "
+            f"Wait for it to finish, then run `plait apply {run_id}`; nothing was changed."
+        )
 
 
 async def apply_run(cwd: Path, run_id: str) -> str:
     """Merge `plait/<run>` into the current branch; a message saying what happened."""
     git = await Git.discover(cwd)
+    home = state_home(git.toplevel)
+    holder = RunLock(home).holder()
+    # The lock names the run it drives; a holder that names none could be this one.
+    if holder is not None and holder.run_id in (run_id, None):
+        raise RunInProgress(run_id, holder)
     branch = f"plait/{run_id}"
     result = await git.rev_parse(f"refs/heads/{branch}")
     if result is None:
         raise RunNotFound(f"run {run_id} has no result branch {branch} (was it cleaned?)")
+    note = await _unfinished_note(git, home, run_id, result)
     dirty = await git.run("status", "--porcelain", "--untracked-files=no", readonly=True)
     if dirty.stdout.strip():
         files = ", ".join(line[3:] for line in dirty.stdout.splitlines()[:10])
@@ -33,7 +70,7 @@ async def apply_run(cwd: Path, run_id: str) -> str:
         )
     head = await git.rev_parse("HEAD")
     if head is not None and await git.is_ancestor(result, head):
-        return f"{branch} is already part of the current branch; nothing to do"
+        return f"{note}{branch} is already part of the current branch; nothing to do"
     merged = await git.run(
         "merge", "--no-edit", "-m", f"Merge plait run {run_id}", branch,
         env=await git.identity_env(), check=False,
@@ -48,7 +85,60 @@ async def apply_run(cwd: Path, run_id: str) -> str:
             f"Nothing was changed; merge it yourself with `git merge {branch}`."
         )
     now = await git.rev_parse("HEAD")
-    return f"applied {branch} to the current branch (now at {str(now)[:12]})"
+    return f"{note}applied {branch} to the current branch (now at {str(now)[:12]})"
+
+
+async def _unfinished_note(git: Git, home: Path, run_id: str, result: str) -> str:
+    """What a run that did not succeed leaves out of its result, as lines to say first.
+
+    Empty for a succeeded run and for one the store does not know (its branch is all
+    there is to go by). Called only once no live plait holds the lock for the run, so
+    a row still saying "running" belongs to a plait that died: interrupted.
+    """
+    if not Store.exists(home):
+        return ""
+    with Store.open(home) as store:
+        try:
+            row = store.run(run_id)
+        except RunNotFound:
+            return ""
+        status = shown_status(row)
+        tasks = store.tasks(run_id)
+    if status == "succeeded":
+        return ""
+    interrupted = status in ("interrupted", "running")
+    ended = "failed" if status == "failed" else f"ended {status}"
+    head = f"run {run_id} " + ("was interrupted" if interrupted else ended)
+    missing = await _missing_tasks(git, tasks, result)
+    if missing:
+        head += f": its result lacks {len(missing)} task(s): {', '.join(missing)}"
+    elif isinstance(row.verify, dict) and row.verify.get("ok") is False:
+        head += ": every task is in its result, but the plan's verify failed on it"
+    elif interrupted:
+        head += " before it finished (the plan's verify has not run on its result)"
+    elif row.error:
+        head += f": {row.error}"
+    lines = [head + "."]
+    if interrupted:
+        lines.append(f"`plait resume {run_id}` would finish it (then apply it again).")
+    lines.append("Applying what it has.")
+    return "\n".join(lines) + "\n"
+
+
+async def _missing_tasks(git: Git, tasks: list[TaskRow], result: str) -> list[str]:
+    """`id (why)` for each task whose work is not in the result, in the plan's order.
+
+    Git has the last word, as resume's reconciliation gives it: a merge that landed
+    just before plait died is in the result although its row still says "merging".
+    """
+    missing = []
+    for task in sorted(tasks, key=lambda t: t.position):
+        if task.status == "succeeded":
+            continue
+        if task.status == "merging" and task.commit and await git.is_ancestor(task.commit, result):
+            continue
+        missing.append(f"{task.id} ({_MISSING.get(task.status, 'not finished')})")
+    return missing
 
 
 async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -> str:
@@ -67,6 +157,10 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
         if run_id is None and Store.exists(home):
             with Store.open(home) as store:
                 run_ids = [row.run_id for row in store.runs()] or [None]
+        # With the lock held no plait drives any of these runs: whatever still carries
+        # one's marker was left by a plait that died (SIGKILL, a crash) and would go on
+        # spending money after its worktree is gone. End it first (DESIGN §6).
+        ended = end_runs(one for one in run_ids if one) if lock.held else 0
         removed_worktrees = 0
         removed_branches = 0
         for one in run_ids:
@@ -74,7 +168,10 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
             report = await provider.clean(one, result_branches=branches)
             removed_worktrees += len(report.worktrees)
             removed_branches += len(report.branches)
-    return f"removed {removed_worktrees} worktree(s) and {removed_branches} branch(es)"
+    removed = f"removed {removed_worktrees} worktree(s) and {removed_branches} branch(es)"
+    if ended:
+        return f"ended {ended} process(es) that killed runs left running; {removed}"
+    return removed
 
 
 async def _known_run(git: Git, home: Path, run_id: str) -> bool:

@@ -320,10 +320,11 @@ def report(
 
 @app.command("apply")
 def apply_cmd(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
-    """Merge a run's result into the current branch (only with a clean working tree)."""
+    """Merge a run's result into the current branch (clean tree, run not in progress)."""
     from plait.apply import apply_run
 
-    out().print(run_coroutine(apply_run(Path.cwd(), run_id)))
+    # markup off: the message quotes task ids, branch names and git's own words
+    out().print(run_coroutine(apply_run(Path.cwd(), run_id)), markup=False)
 
 
 @app.command()
@@ -338,7 +339,7 @@ def clean(
     """Remove plait's worktrees (and task branches) for one run or all runs."""
     from plait.apply import clean_runs
 
-    out().print(run_coroutine(clean_runs(Path.cwd(), run_id, branches=branches)))
+    out().print(run_coroutine(clean_runs(Path.cwd(), run_id, branches=branches)), markup=False)
 
 
 @app.command()
