@@ -412,6 +412,21 @@ def test_apply_of_a_failed_run_names_the_tasks_left_out(repo: GitRepo) -> None:
     assert not (repo.path / "bad.txt").exists()
 
 
+def test_apply_of_a_run_whose_verify_failed_says_so(repo: GitRepo) -> None:
+    failing_check = [sys.executable, "-c", "raise SystemExit(1)"]
+    code, status = run_plan(repo, plan_text(TWO_TASKS, verify=failing_check), "-j", "2")
+    assert code == 1 and status["verify"]["ok"] is False, outline(status)
+
+    applied = plait(repo, "apply", status["run"])
+
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.splitlines()[0] == (
+        f"run {status['run']} failed: every task is in its result, "
+        "but the plan's verify failed on it."
+    ), applied.stdout
+    assert (repo.path / "src" / "feature.py").read_text() == "ON = True\n"
+
+
 LEAKY_AGENT = """
 import os, subprocess, sys, time
 # A child in a session of its own: out of the agent's process group, but it keeps the
