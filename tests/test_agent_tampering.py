@@ -1,9 +1,10 @@
 """Agents that attack plait's own bookkeeping rather than the code.
 
-An agent that deletes or replaces its workspace, moves refs it does not own (the
-user's branch, the run's integration branch, another task's branch, tags), or
-hides edits behind files its setup touched: each fails its own attempt (or has
-its work committed and checked), and every other task goes on. Provider-level
+An agent that deletes or replaces its workspace, moves the run's refs it does not
+own (the run's integration branch, another task's branch, snapshots), or hides
+edits behind files its setup touched: each fails its own attempt (or has its work
+committed and checked), and every other task goes on. The user's own branches and
+tags are theirs: plait never writes them, even to undo what an agent did. Provider-level
 tests use real git in a temporary repository; the end-to-end ones run the real
 CLI as a subprocess with small shell agents.
 """
@@ -22,7 +23,7 @@ import pytest
 
 from conftest import PlaitProc, write_plan
 from gitrepo import ISOLATION, GitRepo, git_identity
-from plait.branches import integration_branch, task_branch
+from plait.branches import integration_branch, snapshot_ref, task_branch
 from plait.git import Git
 from plait.merge import MergeQueue
 from plait.worktrees import WorktreeProvider
@@ -143,45 +144,55 @@ def test_workspace_deleted_after_committing_keeps_its_commit(local: GitRepo) -> 
 def test_refs_an_agent_moves_are_put_back_and_fail_it(local: GitRepo) -> None:
     provider = provider_for(local)
     base = local.head()
-    local.git("tag", "v1")
     other_branch = f"refs/heads/{task_branch(RUN, 'other')}"
+    snapshot = snapshot_ref(RUN, "other", 1)
 
     async def main() -> None:
         other = await provider.open("other", 1, base)
         ws = await provider.open("evil", 1, base)
         evil = forge_commit(ws.path, base, "evil.txt")
-        agent_git(ws.path, "update-ref", "refs/heads/main", evil)
         agent_git(ws.path, "update-ref", f"refs/heads/{integration_branch(RUN)}", evil)
         agent_git(ws.path, "update-ref", other_branch, evil)
-        agent_git(ws.path, "tag", "-f", "v1", evil)
-        agent_git(ws.path, "update-ref", "refs/heads/new-branch", evil)
-        agent_git(ws.path, "update-ref", "-d", "refs/heads/plait/" + RUN)
+        agent_git(ws.path, "update-ref", snapshot, evil)
         # its own branch is its own: committing there is fine
         (ws.path / "ok.txt").write_text("ok\n")
         change = await provider.collect(ws, writes=[], message="m")
         assert not change.ok
-        moved = {
-            "refs/heads/main",
-            f"refs/heads/{integration_branch(RUN)}",
-            other_branch,
-            "refs/tags/v1",
-            "refs/heads/new-branch",
-        }
+        moved = {f"refs/heads/{integration_branch(RUN)}", other_branch, snapshot}
         assert moved <= set(change.protected_violations)
-        assert any("refs/heads/main" in p and "restored" in p for p in change.problems)
+        assert any(other_branch in p and "restored" in p for p in change.problems)
         # the attempt running beside it cannot be cleared: it reports the moves too
         bystander = await provider.collect(other, writes=[], message="m")
-        assert "refs/heads/main" in bystander.protected_violations
+        assert other_branch in bystander.protected_violations
         later = await provider.open("later", 1, base)  # opened after: clean
         (later.path / "later.txt").write_text("l\n")
         assert (await provider.collect(later, writes=[], message="m")).ok
 
     run(main)
-    assert local.head("main") == base
     assert local.head(integration_branch(RUN)) == base
     assert local.head(task_branch(RUN, "other")) == base
-    assert local.head("v1") == base
-    assert local.rev("refs/heads/new-branch") is None
+    assert local.rev(snapshot) is None
+
+
+def test_the_users_branches_and_tags_are_never_written(local: GitRepo) -> None:
+    """The user commits and tags while attempts run: no attempt fails, nothing is put
+    back. (An agent that moves them runs as the user: plait cannot tell them apart.)"""
+    provider = provider_for(local)
+    base = local.head()
+
+    async def main() -> None:
+        ws = await provider.open("a", 1, base)
+        local.write("mine.txt", "the user's own work\n")
+        users = local.commit("the user goes on working")
+        local.git("tag", "v1")
+        local.git("branch", "topic")
+        (ws.path / "a.txt").write_text("a\n")
+        change = await provider.collect(ws, writes=[], message="m")
+        assert change.ok, change.problems
+        assert local.head("main") == users
+
+    run(main)
+    assert local.head("main") == local.head("v1") == local.head("topic")
 
 
 def test_a_branch_an_agent_checks_out_is_pinned_on_it_alone(local: GitRepo) -> None:
@@ -192,13 +203,12 @@ def test_a_branch_an_agent_checks_out_is_pinned_on_it_alone(local: GitRepo) -> N
         ws = await provider.open("brancher", 1, local.head())
         agent_git(ws.path, "checkout", "-q", "-b", "mine")
         change = await provider.collect(ws, writes=[], message="m")
-        assert {"refs/heads/mine", "HEAD"} <= set(change.protected_violations)
+        assert "HEAD" in change.protected_violations
         (bystander.path / "b.txt").write_text("b\n")
         assert (await provider.collect(bystander, writes=[], message="m")).ok
         await provider.close(ws, keep=True)
 
     run(main)
-    assert local.rev("refs/heads/mine") is None
 
 
 def test_plaits_own_ref_writes_are_not_tampering(local: GitRepo) -> None:
@@ -258,9 +268,9 @@ def test_run_with_hostile_agents_end_to_end(
     repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
 ) -> None:
     """The reviewer's repros through the real CLI: a workspace deleted, the run's branch
-    and the user's main moved. Only those attempts fail; the rest merges; main stays."""
+    and the user's main moved. Only those attempts fail; the rest merges. The run's
+    branch is put back; main is the user's: plait leaves it where the agent put it."""
     write_evil_plan(repo, tmp_path)
-    main_before = repo.head("main")
     done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
@@ -273,8 +283,9 @@ def test_run_with_hostile_agents_end_to_end(
         "after": "succeeded",
     }
     assert "deleted or replaced its workspace" in tasks["nuker"]["error"]
-    assert "refs/heads/main" in tasks["docs"]["error"]
-    assert repo.head("main") == main_before
+    assert f"refs/heads/plait/{status['run']}" in tasks["docs"]["error"]
+    sneaky = repo.head("main")
+    assert repo.show(sneaky, "evil.txt") == "evil\n"  # the agent's doing, left alone
     files = repo.git("ls-tree", "-r", "--name-only", status["branch"]).split()
     assert "evil.txt" not in files and "docs/x.md" not in files
     assert "ok.txt" in files

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["RUN_ID", "integration_branch", "snapshot_ref", "task_branch"]
+__all__ = ["RUN_ID", "integration_branch", "snapshot_ref", "snapshots_of", "task_branch"]
 
 
 #: What plait's run ids look like (`20261127-195612-ab12`).
@@ -34,3 +34,8 @@ def task_branch(run_id: str, task_id: str) -> str:
 def snapshot_ref(run_id: str, task_id: str, attempt: int | str) -> str:
     """Where uncommitted work of an attempt is kept before its worktree is removed."""
     return f"refs/plait/snapshots/{run_id}/{task_id}/{attempt}"
+
+
+def snapshots_of(run_id: str) -> str:
+    """The prefix of every snapshot ref of a run (ends with `/`)."""
+    return f"refs/plait/snapshots/{run_id}/"

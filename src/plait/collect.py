@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from plait.branches import integration_branch, snapshots_of, task_branch
 from plait.errors import GitError
 from plait.git import ZERO_OID, Git
 from plait.model import ScopePolicy
@@ -27,17 +28,27 @@ from plait.scope import (
 from plait.workspace import Change, Workspace
 from plait.worktreegit import commit, run_git
 
-__all__ = ["GUARDED_REFS", "RefGuard", "StrayWatch", "collect_worktree"]
+__all__ = ["RefGuard", "StrayWatch", "collect_worktree", "guarded_refs"]
 
-#: The refs no attempt may move, besides its own task branch: every branch (the
-#: user's, the run's integration branch, other tasks'), every tag, plait's own refs.
-GUARDED_REFS = ("refs/heads/", "refs/tags/", "refs/plait/")
+
+def guarded_refs(run_id: str) -> tuple[str, ...]:
+    """The refs no attempt of run `run_id` may move besides its own task branch: the
+    run's integration branch, its other tasks' branches and its snapshots.
+
+    Not the user's branches and tags: the user may commit or tag while a run goes
+    on, and plait never writes them (an agent that moves them runs as the user).
+    """
+    return (
+        f"refs/heads/{integration_branch(run_id)}",
+        f"refs/heads/{task_branch(run_id, '')}",
+        snapshots_of(run_id),
+    )
 
 
 class RefGuard:
-    """Puts back the refs an attempt moved, and fails it for doing so.
+    """Puts back the run's refs an attempt moved, and fails it for doing so.
 
-    The refs are listed (one `git for-each-ref`) when an attempt's workspace is
+    The refs (`guarded_refs`) are listed (one `git for-each-ref`) when an attempt's workspace is
     ready and again when it is collected. A ref that changed to a value plait did
     not write itself (`Git.ledger`) was moved by an agent: it is restored (to what
     plait last wrote, else to what it was before) and reported. As with the shared
@@ -46,8 +57,9 @@ class RefGuard:
     the merge queue finds its branch moved (`RefLedger.foreign`).
     """
 
-    def __init__(self, git: Git) -> None:
+    def __init__(self, git: Git, run_id: str) -> None:
         self.git = git
+        self.patterns = guarded_refs(run_id)
         self._before: dict[Path, tuple[str, dict[str, str]]] = {}
         self._found: dict[Path, list[tuple[str, str]]] = {}
         self._git_dirs: dict[Path, Path] = {}
@@ -106,7 +118,7 @@ class RefGuard:
             found.append((ref, f"moved {ref} to {detail}"))
 
     async def _read(self) -> dict[str, str]:
-        return await self.git.list_refs(*GUARDED_REFS)
+        return await self.git.list_refs(*self.patterns)
 
 
 def _head_names(git_dir: Path, ref: str) -> bool:

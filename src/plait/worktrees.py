@@ -72,7 +72,7 @@ class WorktreeProvider:
         self.pool = pool
         self.guard = GitGuard(git.common_dir)
         self.beside = StrayWatch()
-        self.refs = RefGuard(git)
+        self.refs = RefGuard(git, run_id)
         self._outputs: dict[Path, tuple[str, ...]] = {}  # each workspace's output files
 
     def path_for(self, task_id: str, attempt: int) -> Path:
@@ -204,12 +204,17 @@ class WorktreeProvider:
             await self._delete_branch_if_done(ws)
 
     async def clean(
-        self, run_id: str | None = None, *, result_branches: bool = False
+        self,
+        run_id: str | None = None,
+        *,
+        result_branches: bool = False,
+        verify_dir: Path | None = None,
     ) -> CleanReport:
         """Remove the worktrees and task branches of one run (or all runs): `plait.clean`."""
         return await clean_runs(
-            self.git, self.worktrees_dir, self.pool, run_id, result_branches=result_branches
-        )
+            self.git, self.worktrees_dir, self.pool, run_id,
+            result_branches=result_branches, verify_dir=verify_dir,
+        )  # fmt: skip
 
     # -- helpers ----------------------------------------------------------------
 
