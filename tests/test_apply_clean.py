@@ -164,8 +164,10 @@ def test_a_failed_task_keeps_its_worktree_until_clean(repo: GitRepo) -> None:
     gone = plait(repo, "clean", run, "--branches")
     assert gone.returncode == 0, gone.stderr
     assert repo.rev(result) is None
-    assert repo.git("for-each-ref", f"refs/plait/snapshots/{run}/") == ""
     assert repo.branches() == ["main"]
+    # the failed attempt's commit is held by no branch: its snapshot is the only copy
+    assert unmerged in repo.git("for-each-ref", "--format=%(objectname)", "refs/plait/").split()
+    assert "refs/plait/snapshots/" in gone.stdout
     repo.fsck()
 
 
@@ -476,3 +478,32 @@ def test_clean_ends_what_a_killed_run_left_running(repo: GitRepo, tmp_path: Path
         for pid in (child, agent):
             if pid and alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_clean_removes_the_verify_checkout_a_killed_run_left(repo: GitRepo, tmp_path: Path) -> None:
+    started = tmp_path / "verify-started"
+    code = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(60)"
+    verify = [sys.executable, "-c", code]
+    tasks = {"feature": TWO_TASKS["feature"]}
+    (repo.path / "plait.yaml").write_text(plan_text(tasks, verify=verify))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plait", "run", "--json"], cwd=repo.path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the plan's verify never started"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # plait and its verify, as a crash would
+        proc.wait()
+    checkouts = [p for p in repo.worktrees()[1:] if "/verify/" in p]
+    assert checkouts, repo.worktrees()
+
+    cleaned = plait(repo, "clean")
+
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert [p for p in repo.worktrees()[1:] if "/verify/" in p] == []
+    assert not any(Path(p).exists() for p in checkouts)

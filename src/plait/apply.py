@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plait.branches import RUN_ID
+from plait.branches import RUN_ID, snapshots_of, task_branch
 from plait.errors import ApplyRefused, EnvironmentProblem, RunNotFound
 from plait.git import Git
 from plait.procsweep import end_runs
@@ -163,12 +163,19 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
         ended = end_runs(one for one in run_ids if one) if lock.held else 0
         removed_worktrees = 0
         removed_branches = 0
+        kept: list[str] = []
         for one in run_ids:
             provider = WorktreeProvider(git, one or "", worktrees_dir=home / "worktrees")
-            report = await provider.clean(one, result_branches=branches)
+            report = await provider.clean(one, result_branches=branches, verify_dir=home / "verify")
             removed_worktrees += len(report.worktrees)
             removed_branches += len(report.branches)
+            kept.extend(report.snapshots)
     removed = f"removed {removed_worktrees} worktree(s) and {removed_branches} branch(es)"
+    if kept:
+        removed += (
+            f"; {len(kept)} ref(s) under refs/plait/snapshots/ keep work no branch holds"
+            " (`git for-each-ref refs/plait/snapshots/` lists them)"
+        )
     if ended:
         return f"ended {ended} process(es) that killed runs left running; {removed}"
     return removed
@@ -191,7 +198,7 @@ async def _known_run(git: Git, home: Path, run_id: str) -> bool:
         return False
     if (home / "worktrees" / run_id).is_dir():
         return True
-    for prefix in (f"refs/heads/plait/tasks/{run_id}/", f"refs/plait/snapshots/{run_id}/"):
+    for prefix in (f"refs/heads/{task_branch(run_id, '')}", snapshots_of(run_id)):
         if await git.list_refs(prefix):
             return True
     return await git.rev_parse(f"refs/heads/plait/{run_id}") is not None

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from plait.branches import RUN_ID, integration_branch, snapshot_ref, task_branch
+from plait.branches import RUN_ID, integration_branch, snapshot_ref, snapshots_of, task_branch
 from plait.git import Git
 from plait.pool import POOL_DIR, WorktreePool
 from plait.worktreegit import found_workspace, remove_worktree, snapshot
@@ -37,20 +37,30 @@ async def clean_runs(
     run_id: str | None = None,
     *,
     result_branches: bool = False,
+    verify_dir: Path | None = None,
 ) -> CleanReport:
     """Remove the worktrees and task branches of one run (or all runs).
 
     A task branch that is not merged into its run's integration branch is
     kept as a snapshot ref first. With `result_branches`, the integration
-    branch `plait/<run>` and the snapshot refs go too. Refs checked out
-    somewhere are never deleted. The pool of finished worktrees is emptied too.
+    branch `plait/<run>` goes too; snapshot refs stay unless a branch that
+    stays holds their commit (they are the only copy of unmerged work). Refs
+    checked out somewhere are never deleted. The pool of finished worktrees is
+    emptied too, and so are the checkouts of the plan's verify (under
+    `verify_dir`) that a killed run left.
     """
     root = worktrees_dir / run_id if run_id else worktrees_dir
     pool = pool or WorktreePool(git, worktrees_dir / POOL_DIR, 0)
     removed: list[Path] = await pool.drain()
+    checks = None if verify_dir is None else verify_dir / run_id if run_id else verify_dir
     saved: list[str] = []
     checked_out: set[str] = set()
     for info in await git.worktree_list():
+        if checks is not None and checks in info.path.parents:
+            async with git.write_lock:  # a detached checkout of a merge result: no work
+                await remove_worktree(git, info.path)
+            removed.append(info.path)
+            continue
         inside = info.path == root or root in info.path.parents
         if not inside:
             if info.branch:
@@ -64,8 +74,9 @@ async def clean_runs(
         async with git.write_lock:
             await remove_worktree(git, info.path)
         removed.append(info.path)
-    if root.exists():
-        shutil.rmtree(root)
+    for folder in (root, checks):
+        if folder is not None and folder.exists():
+            shutil.rmtree(folder)
     await git.worktree_prune()
     tasks_prefix = f"refs/heads/{task_branch(run_id, '')}" if run_id else "refs/heads/plait/tasks/"
     doomed: list[str] = []
@@ -86,11 +97,26 @@ async def clean_runs(
             ref = f"refs/heads/{integration_branch(run)}"
             if ref not in checked_out and await git.rev_parse(ref) is not None:
                 doomed.append(ref)
-            doomed.extend(await git.list_refs(f"refs/plait/snapshots/{run}/"))
+        doomed_set = set(doomed)
+        for run in runs:
+            for ref, oid in (await git.list_refs(snapshots_of(run))).items():
+                if await _held_elsewhere(git, oid, doomed_set):
+                    doomed.append(ref)  # a branch that stays has it: nothing is lost
+                elif ref not in saved:
+                    saved.append(ref)
         saved = [ref for ref in saved if ref not in doomed]
     await git.delete_refs(doomed)
     branches = tuple(r.removeprefix("refs/heads/") for r in doomed if r.startswith("refs/heads/"))
     return CleanReport(tuple(removed), branches, tuple(saved))
+
+
+async def _held_elsewhere(git: Git, oid: str, leaving: set[str]) -> bool:
+    """True if a local branch outside `leaving` contains commit `oid`."""
+    result = await git.run(
+        "for-each-ref", "--contains", oid, "--format=%(refname)", "refs/heads/",
+        readonly=True, check=False,
+    )  # fmt: skip
+    return any(ref not in leaving for ref in result.stdout.split())
 
 
 async def _run_ids(git: Git) -> set[str]:
