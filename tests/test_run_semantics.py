@@ -382,3 +382,38 @@ def test_a_run_killed_in_the_fixer_resumes_the_fixer(
     kinds = [(a["kind"], a["status"]) for a in _attempts(plait_home, run_id, "fix-verify")]
     assert kinds == [("first", "interrupted"), ("resume", "ok")]
     assert repo.git("show", f"plait/{run_id}:fixed.txt").strip() == "ok"
+
+
+# --- the output file ---------------------------------------------------------------
+
+
+def test_the_output_file_is_the_tasks_output_not_a_change(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    """DESIGN §4.9: `output` is plait's channel, outside `writes` and out of the result."""
+    script = tmp_path / "writer.py"
+    script.write_text(
+        "import os, pathlib, sys\nsys.stdin.read()\n"
+        "pathlib.Path('src').mkdir(exist_ok=True)\n"
+        "pathlib.Path('src/app.py').write_text('x = 2\\n')\n"
+        "pathlib.Path('notes').mkdir(exist_ok=True)\n"
+        "pathlib.Path('notes/result.md').write_text('THE RESULT\\n')\n"
+        "open(os.environ['PLAIT_OUTPUT_FILE'], 'w').write('not this one\\n')\n",
+        encoding="utf-8",
+    )
+    command = yaml_list([PYTHON, str(script)])
+    write_plan(
+        repo.path / "plait.yaml",
+        f"version: 1\nagents:\n  a: {{backend: command, command: {command}}}\n"
+        "tasks:\n  t: {agent: a, prompt: x, writes: ['src/**'], output: notes/result.md}\n",
+    )
+    done = plait_proc("run", "--json", cwd=repo.path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    (task,) = result["tasks"]
+    assert task["status"] == "succeeded", task
+    assert task["output"] == "THE RESULT\n"
+    assert task["changed_files"] == ["src/app.py"]
+    tree = repo.git("ls-tree", "-r", "--name-only", result["branch"]).split()
+    assert "src/app.py" in tree and "notes/result.md" not in tree
+    assert repo.show(result["branch"], "src/app.py") == "x = 2\n"

@@ -151,8 +151,11 @@ async def run_attempt(
         await ctx.journal.sync()
         return result, None, None, ws
 
+    # The output file (the plan's `output`, and PLAIT_OUTPUT_FILE if it lies in the
+    # workspace) is plait's channel for the task's output, not work to commit (§4.9).
+    outputs = tuple(o for o in (task.output_file, request.output_file) if o)
     change = await ctx.provider.collect(
-        ws, writes=task.writes, message=_commit_message(ctx, task, attempt)
+        ws, writes=task.writes, message=_commit_message(ctx, task, attempt), outputs=outputs
     )
     change = _attribute_in_place(ctx, task, change, since)
     failure: AttemptFailure | None = _judge(ctx, task, result, change)

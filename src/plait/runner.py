@@ -20,6 +20,7 @@ from plait.analysis import Analysis
 from plait.journal import Journal
 from plait.merge import MergeQueue, VerifyResult
 from plait.model import Outcome, Plan, Task
+from plait.planrules import FIXER_TASK_ID
 from plait.scheduler import Scheduler
 from plait.store import AttemptRow, Store
 from plait.taskrun import (
@@ -31,7 +32,6 @@ from plait.taskrun import (
     tries_used,
 )
 
-FIXER_TASK_ID = "fix-verify"
 EventSink = Callable[[Mapping[str, Any]], None]
 
 

@@ -44,7 +44,14 @@ class WorkspaceProvider(Protocol):
 
     async def open(self, task_id: str, attempt: int, start_commit: str) -> Workspace: ...
 
-    async def collect(self, ws: Workspace, *, writes: tuple[str, ...], message: str) -> Change: ...
+    async def collect(
+        self,
+        ws: Workspace,
+        *,
+        writes: tuple[str, ...],
+        message: str,
+        outputs: Sequence[str | Path] = (),
+    ) -> Change: ...
 
     async def close(self, ws: Workspace, *, keep: bool) -> None: ...
 
