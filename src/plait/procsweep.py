@@ -4,7 +4,8 @@
 descendants inherit it even when they leave its process group (`setsid`), so when
 the program ends, what still carries its marker escaped and is killed. What a killed plait
 left behind (its agents, in groups of their own, and their escapees) is ended by
-`end_runs` (`plait clean`) or `kill_marked(f"{run}/", prefix=True)` (resume).
+`end_runs`: by `plait clean`, and by `plait run` and `plait resume` once they hold
+the run lock, for every run that never recorded its end.
 
 Only processes younger than the program can be its descendants: the kernel's last
 allocated pid bounds them, so a quick program costs a few failed opens of

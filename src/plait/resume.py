@@ -22,7 +22,6 @@ from plait.errors import RunNotFound
 from plait.git import Git
 from plait.model import Isolation, Outcome, Plan, Task
 from plait.planfile import parse_plan
-from plait.proc import kill_marked
 from plait.runlock import RunLock
 from plait.runner import RunOutcome, fixer_task
 from plait.session import (
@@ -31,17 +30,21 @@ from plait.session import (
     check_backends,
     discover,
     drive,
+    end_dead_runs,
     isolation_of,
     read_defaults,
     with_agents,
 )
 from plait.statehome import state_home
+from plait.status import last_sign_of_life
 from plait.store import AttemptRow, RunRow, Store
 from plait.taskrun import tries_used
 from plait.workspace import Workspace
 from plait.worktrees import WorktreeProvider
 
 FINAL_STATES = {o.value for o in Outcome}
+#: The event each resume records as it starts, with the wall of the processes before it.
+RESUMED_EVENT = "run_resumed"
 #: Run statuses of a run that ended: resuming one changes nothing.
 FINISHED_RUNS = frozenset({"succeeded", "failed"})
 #: Attempt statuses whose worktree a run keeps for inspection.
@@ -76,23 +79,63 @@ async def resume_run(
         settings.fail_fast = settings.fail_fast or bool(record.get("fail_fast"))
         git = await discover(root)
         isolation = isolation_of(plan, git)
+        if isolation is Isolation.WORKTREE and git is not None and row.branch:
+            await _check_result_branch(git, row.branch, run_id)
         check_backends(plan)
         jobs = settings.jobs or row.jobs
         analysis = analyze(plan, jobs=jobs, history=store.durations(plan.name))
-        # Agents of the interrupted run live on in their own sessions: end them first.
-        kill_marked(f"{run_id}/", prefix=True)
+        # Measured before this process writes anything (its writes are no sign of the
+        # killed one's life); recorded with the moment it starts, for the next resume.
+        wall_before = earlier_wall_s(store, row)
+        store.add_event(run_id, RESUMED_EVENT, None, wall_before_s=round(wall_before, 3))
+        # Agents of the interrupted run (and of any other killed one) live on in their
+        # own sessions: end them first.
+        end_dead_runs(store)
         tasks = dict(plan.tasks)
         if (fixer := fixer_task(plan, defaults)) is not None:
             tasks[fixer.id] = fixer  # its row is reconciled like a task's
         done, attempts, results = await _reconcile(store, run_id, git, row.branch, plan, tasks)
         if isolation is Isolation.WORKTREE and git is not None:
             await _close_left_open(git, store, run_id, home)
-        store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
+        # No end recorded until this process records its own (wall_s with it).
+        store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None, wall_s=None)
         place = RunPlace(
             plan, analysis, store, run_id, git, isolation, home, root, row.base or "",
-            row.branch, jobs, defaults,
+            row.branch, jobs, defaults, wall_before,
         )  # fmt: skip
         return await drive(place, settings, done, attempts, results)
+
+
+async def _check_result_branch(git: Git, branch: str, run_id: str) -> None:
+    """A run whose result branch is gone cannot go on: exit 2, nothing changed.
+
+    Its merged tasks' work lived on that branch alone (`plait clean --branches`
+    deletes it), so resuming would either fail half-way or build on nothing. Like
+    asking for a run that does not exist, it is the request that cannot be met.
+    """
+    if await git.rev_parse(f"refs/heads/{branch}^{{commit}}") is None:
+        raise RunNotFound(
+            f"run {run_id} cannot be resumed: its result branch {branch} is gone "
+            "(`plait clean --branches` deletes it); start the plan again with `plait run`"
+        )
+
+
+def earlier_wall_s(store: Store, row: RunRow) -> float:
+    """The wall time of the run's processes so far, before the one resuming it now.
+
+    Each process counts from its start to its end: the end it recorded when a signal
+    stopped it (its `wall_s` is then the whole run's so far), or, when it was killed
+    outright, the run's last sign of life (as `plait status` judges it). Where the
+    last process started, and what came before it, is in its `RESUMED_EVENT`; the
+    first process started with the run. The gaps between processes do not count.
+    """
+    if row.status != "running" and row.wall_s is not None:
+        return row.wall_s
+    start, before = row.started_at, 0.0
+    for event in store.events(row.id):
+        if event.get("kind") == RESUMED_EVENT:
+            start, before = float(event["t"]), float(event.get("wall_before_s") or 0.0)
+    return before + max(0.0, last_sign_of_life(store, row) - start)
 
 
 def _already_finished(store: Store, row: RunRow) -> RunOutcome:

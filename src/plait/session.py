@@ -36,6 +36,7 @@ from plait.merge import MergeQueue
 from plait.model import Isolation, Outcome, Plan
 from plait.planfile import validate_plan
 from plait.pool import POOL_DIR, WorktreePool, pool_size
+from plait.procsweep import end_runs
 from plait.runlock import RunLock
 from plait.runner import Driver, EventSink, PlanDefaults, RunOutcome, fixer_task
 from plait.statehome import new_run_id, state_home
@@ -47,6 +48,10 @@ from plait.worktrees import WorktreeProvider
 #: says: the plan's verify without `defaults.timeout`, and each workspace's `setup`
 #: when a task has no `timeout`. A hung test suite must not hold a run forever.
 DEFAULT_STEP_TIMEOUT_S = 3600.0
+
+
+#: Run statuses of a run that did not end: its plait may have left processes behind.
+UNENDED_RUNS = frozenset({"running", "interrupted"})
 
 
 @dataclass
@@ -125,6 +130,17 @@ async def _signals_cancel_run() -> AsyncIterator[None]:
     finally:
         if installed:
             loop.remove_signal_handler(signal.SIGTERM)
+
+
+def end_dead_runs(store: Store) -> int:
+    """End whatever the plaits of runs that never ended left running; how many.
+
+    Call it holding the run lock: then no plait drives any of these runs, so every
+    process that carries one's marker (an agent in its own session, a `setsid`
+    escapee, a setup or verify command) is a leftover of a plait killed with SIGKILL,
+    still spending money and time. DESIGN §6: found by the marker, ended.
+    """
+    return end_runs(row.id for row in store.runs() if row.status in UNENDED_RUNS)
 
 
 def read_defaults(text: str | None) -> PlanDefaults:
@@ -213,6 +229,7 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
     with Store.open(home, fsync_events=False, any_thread=True) as store, RunLock(home) as lock:
         run_id = new_run_id()
         lock.acquire(run_id)
+        end_dead_runs(store)  # before this run's agents start, which carry its own marker
         history = store.durations(plan.name)
         if history:  # earlier runs make better estimates, and so better priorities
             analysis = reestimate(analysis, history)
@@ -256,6 +273,9 @@ class RunPlace:
     branch: str | None
     jobs: int
     defaults: PlanDefaults = dataclasses.field(default_factory=PlanDefaults)
+    #: The wall time of the run's earlier processes (a resumed run's), so that the
+    #: run's wall is the sum of its processes' and the speed-up stays meaningful.
+    wall_before_s: float = 0.0
 
 
 async def drive(
@@ -314,19 +334,22 @@ async def drive(
         sink=settings.sink,
         defaults=place.defaults,
     )
-    started = time.monotonic()
+    # The driver's clock (the wall it records at the end, the board's run time) starts
+    # where the earlier processes left off: a resumed run's wall is all of its processes'.
+    driver.started -= place.wall_before_s
     try:
         async with _signals_cancel_run():
             outcome = await driver.run()
     except asyncio.CancelledError:
         driver.journal.close()
-        store.update_run(run_id, status="interrupted", wall_s=time.monotonic() - started)
+        wall = time.monotonic() - driver.started
+        store.update_run(run_id, status="interrupted", wall_s=wall)
         return RunOutcome(
             run_id,
             "interrupted",
             dict(driver.scheduler.outcomes),
             None,
-            time.monotonic() - started,
+            wall,
             messages=[f"interrupted; continue with `plait resume {run_id}`"],
         )
     finally:

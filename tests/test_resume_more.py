@@ -1,0 +1,343 @@
+"""Resume and start-up follow-ups, through the CLI: a resumed run's wall time is its
+processes' wall time added up; `plait run` and `plait resume` end what killed runs
+left running; a run whose result branch was cleaned is refused with a clear message.
+
+Every plait here is a real `python -m plait` subprocess; kills are SIGKILL to plait
+alone, so its agents (in sessions of their own) live on, as after an OOM kill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gitrepo import IDENTITY, ISOLATION, GitRepo
+from plait.store import Store
+
+PYTHON = sys.executable
+
+#: Prints a line every 0.1 s (plait's log of it is the run's sign of life) for
+#: argv[1] seconds, then writes out/<task>.txt.
+TICKER = """
+import os, pathlib, sys, time
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    print("tick", flush=True)
+    time.sleep(0.1)
+out = pathlib.Path("out", os.environ["PLAIT_TASK_ID"] + ".txt")
+out.parent.mkdir(exist_ok=True)
+out.write_text("done\\n")
+"""
+
+AGENT_S = 4.0
+TICKER_PLAN = """\
+version: 1
+name: ticks
+jobs: 3
+agents:
+  ticker:
+    backend: command
+    command: {command}
+defaults:
+  agent: ticker
+tasks:
+  a: {{prompt: a, writes: ["out/a.txt"]}}
+  b: {{prompt: b, writes: ["out/b.txt"]}}
+  c: {{prompt: c, writes: ["out/c.txt"]}}
+"""
+
+#: Leaves a `setsid` escapee (its pid in argv[1]) and its own pid (argv[2]), then waits.
+ESCAPER = 'setsid sh -c \'echo $$ > "$0"; exec sleep 300\' "$1" & echo $$ > "$2"; exec sleep 300'
+
+ESCAPE_PLAN = """\
+version: 1
+name: escapes
+agents:
+  escaper:
+    backend: command
+    command: ["sh", "-c", {script}, "escaper", {escapee}, {agent}]
+tasks:
+  hang: {{agent: escaper, prompt: hang, writes: ["out/hang.txt"]}}
+"""
+
+QUICK_PLAN = """\
+version: 1
+name: quick
+agents:
+  quick:
+    backend: command
+    command: ["sh", "-c", "mkdir -p out && echo ok > out/quick.txt"]
+tasks:
+  quick: {agent: quick, prompt: quick, writes: ["out/quick.txt"]}
+"""
+
+
+class Cli:
+    """A repository with plans, a PLAIT_HOME, and plait started in it."""
+
+    def __init__(self, root: Path, plans: dict[str, str]) -> None:
+        self.root = root
+        self.home = root / "plait-home"
+        self.repo = GitRepo.create(root / "repo")
+        for name, text in plans.items():
+            self.repo.write(name, text)
+        self.repo.commit("plans")
+        self.env = {**os.environ, **IDENTITY, **ISOLATION, "PLAIT_HOME": str(self.home)}
+        for key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+            self.env.pop(key, None)
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, *argv: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "plait", *argv],
+            cwd=self.repo.path,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.started.append(process)
+        return process
+
+    def run(self, *argv: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, "-m", "plait", *argv],
+            cwd=self.repo.path,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def run_ids(self) -> list[str]:
+        if not Store.exists(self.home):
+            return []
+        with Store.open(self.home) as store:
+            return [r.id for r in store.runs()]
+
+    def attempts_started(self, run_id: str) -> int:
+        with Store.open(self.home) as store:
+            return len(store.attempts(run_id))
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    def first_run_with_attempts(self, count: int) -> str:
+        """The one run's id, once `count` of its attempts have started."""
+        found: list[str] = []
+
+        def ready() -> bool:
+            ids = self.run_ids()
+            if ids and self.attempts_started(ids[0]) >= count:
+                found.append(ids[0])
+                return True
+            return False
+
+        self.wait_for(ready, f"{count} attempts to start")
+        return found[0]
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        os.kill(process.pid, signal.SIGKILL)  # plait alone: its agents live on
+        process.communicate()
+
+    def close(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+MakeCli = Callable[[dict[str, str]], Cli]
+
+
+@pytest.fixture
+def cli_factory(tmp_path: Path) -> Iterator[MakeCli]:
+    """Makes the test's `Cli`; kills whatever plait it left running."""
+    made: list[Cli] = []
+
+    def make(plans: dict[str, str]) -> Cli:
+        made.append(Cli(tmp_path, plans))
+        return made[-1]
+
+    yield make
+    for cli in made:
+        cli.close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def read_pid(path: Path, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text().strip() if path.exists() else ""
+        if text:
+            return int(text)
+        assert time.monotonic() < deadline, f"{path} was never written"
+        time.sleep(0.05)
+
+
+def gone(pid: int, within_s: float = 10) -> bool:
+    deadline = time.monotonic() + within_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+# --- 1. a resumed run's wall time is all of its processes' ---------------------------------
+
+
+def test_resumed_wall_adds_up_the_processes_and_leaves_out_the_gap(cli_factory: MakeCli) -> None:
+    command = json.dumps([PYTHON, "-c", TICKER, str(AGENT_S)])
+    cli = cli_factory({"plan.yaml": TICKER_PLAN.format(command=command)})
+    spawned = time.time()
+    first = cli.spawn("run", "plan.yaml")
+    run_id = cli.first_run_with_attempts(3)
+    time.sleep(2.5)  # the agents tick (plait logs each tick) and are not done
+    assert first.poll() is None
+    killed = time.time()
+    cli.kill(first)
+    with Store.open(cli.home) as store:
+        started_at = store.run(run_id).started_at
+    time.sleep(2.0)  # a gap in which no plait runs: it is no part of the run's wall
+    resumed = time.time()
+    second = cli.spawn("resume")
+    _, err = second.communicate(timeout=90)
+    ended = time.time()
+    assert second.returncode == 0, err.decode()
+
+    shown = cli.run("status", run_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    wall = data["wall_s"]
+    assert data["totals"]["wall_s"] == wall
+    # The first process lived until the kill; its log ticks every 0.1 s, so its last
+    # sign of life is within half a second of the kill. The resume ran the three
+    # interrupted agents again, each for AGENT_S.
+    first_span = killed - 0.5 - started_at
+    assert wall >= first_span + AGENT_S, (wall, first_span)
+    # Each process counts only while it lived: the gap between them does not.
+    assert wall <= (killed - spawned) + (ended - resumed) + 0.5, wall
+    assert ended - spawned - wall >= 1.5  # the 2 s gap left out
+    speedup = data["totals"]["speedup"]
+    assert speedup is not None and speedup <= 3.05  # never more than the 3 jobs
+
+
+# --- 2. a new run ends what killed runs left running ---------------------------------------
+
+
+def test_new_run_ends_the_agents_and_escapees_of_a_killed_run(cli_factory: MakeCli) -> None:
+    cli = cli_factory({})
+    escapee_pid = cli.root / "escapee.pid"
+    agent_pid = cli.root / "agent.pid"
+    plan = ESCAPE_PLAN.format(
+        script=json.dumps(ESCAPER),
+        escapee=json.dumps(str(escapee_pid)),
+        agent=json.dumps(str(agent_pid)),
+    )
+    cli.repo.write("escape.yaml", plan)
+    cli.repo.write("quick.yaml", QUICK_PLAN)
+    cli.repo.commit("plans")
+    first = cli.spawn("run", "escape.yaml")
+    escapee, agent = read_pid(escapee_pid), read_pid(agent_pid)
+    cli.kill(first)
+    time.sleep(0.3)
+    assert alive(escapee) and alive(agent)  # nothing ended them: plait died first
+
+    done = cli.run("run", "quick.yaml")
+    assert done.returncode == 0, done.stderr
+    assert gone(escapee), "the setsid escapee of the killed run lives on"
+    assert gone(agent), "the agent of the killed run lives on"
+
+
+def test_resume_ends_the_leftovers_of_every_killed_run(cli_factory: MakeCli) -> None:
+    cli = cli_factory({})
+    escapee_pid = cli.root / "escapee.pid"
+    agent_pid = cli.root / "agent.pid"
+    plan = ESCAPE_PLAN.format(
+        script=json.dumps(ESCAPER),
+        escapee=json.dumps(str(escapee_pid)),
+        agent=json.dumps(str(agent_pid)),
+    )
+    cli.repo.write("escape.yaml", plan)
+    cli.repo.write("quick.yaml", QUICK_PLAN)
+    cli.repo.commit("plans")
+    # A run of the quick plan, killed before it ended: the run to resume.
+    quick = cli.spawn("run", "quick.yaml")
+    cli.wait_for(lambda: bool(cli.run_ids()), "the quick run to be recorded")
+    cli.kill(quick)
+    # Then a run that leaves an escapee, killed too (the lock of the first is taken over).
+    first = cli.spawn("run", "escape.yaml")
+    escapee = read_pid(escapee_pid)
+    cli.kill(first)
+    ids = cli.run_ids()
+    assert len(ids) == 2
+    quick_id = ids[-1]  # newest first
+    with Store.open(cli.home) as store:
+        assert store.run(quick_id).plan_name == "quick"
+
+    resumed = cli.run("resume", quick_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert gone(escapee), "resume left another killed run's escapee running"
+
+
+# --- 3. a run whose result branch was cleaned ----------------------------------------------
+
+
+def _state(cli: Cli, run_id: str) -> tuple[object, ...]:
+    with Store.open(cli.home) as store:
+        row = store.run(run_id)
+        return (
+            row,
+            store.tasks(run_id),
+            store.attempts(run_id),
+            len(store.events(run_id)),
+        )
+
+
+def test_resume_of_a_run_whose_branch_was_cleaned_is_refused(cli_factory: MakeCli) -> None:
+    cli = cli_factory({})
+    escapee_pid = cli.root / "escapee.pid"
+    agent_pid = cli.root / "agent.pid"
+    plan = ESCAPE_PLAN.format(
+        script=json.dumps(ESCAPER),
+        escapee=json.dumps(str(escapee_pid)),
+        agent=json.dumps(str(agent_pid)),
+    )
+    cli.repo.write("escape.yaml", plan)
+    cli.repo.commit("plan")
+    first = cli.spawn("run", "escape.yaml")
+    read_pid(agent_pid)
+    cli.kill(first)
+    run_id = cli.run_ids()[0]
+    cleaned = cli.run("clean", run_id, "--branches")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not cli.repo.git("branch", "--list", f"plait/{run_id}").strip()
+    before = _state(cli, run_id)
+    refs = cli.repo.git("for-each-ref")
+
+    resumed = cli.run("resume", run_id)
+    assert resumed.returncode == 2, (resumed.returncode, resumed.stdout, resumed.stderr)
+    message = resumed.stdout + resumed.stderr
+    assert f"result branch plait/{run_id} is gone" in message
+    assert "rev-parse" not in message  # no raw git error
+    assert _state(cli, run_id) == before  # nothing recorded, nothing reconciled
+    assert cli.repo.git("for-each-ref") == refs
