@@ -117,10 +117,16 @@ def test_top_level_fields(full_plan: Plan, tmp_path: Path) -> None:
     assert plan.copy == (".env",)
     assert plan.verify == ("/bin/sh", "-c", "pytest -q")
     assert plan.verify_each_merge is True
-    # The fixer has no agent of its own: it takes defaults.agent.
+    # The fixer has no settings of its own: it takes defaults' agent, timeout, retries
+    # and env, as a task would; the plan's verify takes defaults.timeout.
     assert plan.on_verify_failure == Fixer(
-        agent="backend-engineer", prompt="Fix the failing tests."
+        agent="backend-engineer",
+        prompt="Fix the failing tests.",
+        timeout_s=1800.0,
+        retries=1,
+        env={"LOG_LEVEL": "debug"},
     )
+    assert plan.verify_timeout_s == 1800.0
     assert plan.max_conflict_reruns == 3
     assert plan.scope is ScopePolicy.WARN
     assert plan.isolation is Isolation.WORKTREE
@@ -181,6 +187,19 @@ def test_tasks_with_defaults_applied(full_plan: Plan) -> None:
     assert ui.prompt_file == "prompts/login-ui.md"
     assert ui.agent == "scripted"
     assert isinstance(ui, Task)
+
+
+def test_without_defaults_the_fixer_and_verify_have_no_settings(tmp_path: Path) -> None:
+    text = (
+        "verify: make check\n"
+        "on_verify_failure: {agent: a, prompt: fix}\n"
+        "agents: {a: {backend: command, command: [sh]}}\n"
+        "tasks:\n  t: {agent: a, prompt: x, timeout: 5m, retries: 2, env: {K: v}}\n"
+    )
+    plan = parse_plan(text, root=tmp_path)
+    # A task's own settings are its own: they give the fixer nothing.
+    assert plan.on_verify_failure == Fixer(agent="a", prompt="fix")
+    assert plan.verify_timeout_s is None
 
 
 def test_a_default_prompt_file_yields_to_a_task_prompt(tmp_path: Path) -> None:

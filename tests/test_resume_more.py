@@ -341,3 +341,60 @@ def test_resume_of_a_run_whose_branch_was_cleaned_is_refused(cli_factory: MakeCl
     assert "rev-parse" not in message  # no raw git error
     assert _state(cli, run_id) == before  # nothing recorded, nothing reconciled
     assert cli.repo.git("for-each-ref") == refs
+
+
+# --- 4. the fixer's and the verify's settings on the Plan, for plans built in Python ---
+
+WRITER = """
+import os, pathlib
+pathlib.Path("out").mkdir(exist_ok=True)
+pathlib.Path("out", os.environ["PLAIT_TASK_ID"] + ".txt").write_text("done\\n")
+"""
+
+#: Fails its first attempt; then writes the file its environment names.
+MENDER = """
+import os, pathlib, sys
+if os.environ["PLAIT_ATTEMPT"] == "1":
+    sys.exit(1)
+pathlib.Path(os.environ["FIX_FILE"]).write_text("fixed\\n")
+"""
+
+#: Passes once fixed.txt is there; hangs otherwise (only a time limit ends it).
+HANGING_CHECK = """
+import pathlib, sys, time
+if pathlib.Path("fixed.txt").exists():
+    sys.exit(0)
+time.sleep(120)
+"""
+
+
+def test_a_plan_built_in_python_gives_its_fixer_and_verify_their_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitrepo import git_identity
+    from plait import Agent, Fixer, Plan, Task, run_plan
+
+    git_identity(monkeypatch)
+    repo = GitRepo.create(tmp_path / "repo")
+    plan = Plan(
+        tasks=[Task(id="t", prompt="write", agent="writer", writes=("out/t.txt",))],
+        agents=[
+            Agent("writer", command=(PYTHON, "-c", WRITER)),
+            Agent("mender", command=(PYTHON, "-c", MENDER)),
+        ],
+        verify=(PYTHON, "-c", HANGING_CHECK),
+        verify_timeout_s=2.0,
+        on_verify_failure=Fixer("mender", "fix it", retries=1, env={"FIX_FILE": "fixed.txt"}),
+        root=repo.path,
+    )
+    began = time.monotonic()
+    result = run_plan(plan, home=tmp_path / "home")
+    took = time.monotonic() - began
+    # The hanging check was ended by the plan's own limit (not the 1 h default), the
+    # fixer's first attempt failed and its retry wrote the file its env named.
+    assert result.status == "succeeded", result
+    assert took < 60
+    with Store.open(tmp_path / "home") as store:
+        fixer_attempts = [a for a in store.attempts(result.run_id) if a.task_id != "t"]
+    assert [a.status for a in sorted(fixer_attempts, key=lambda a: a.attempt)] == ["failed", "ok"]
+    assert repo.git("show", f"plait/{result.run_id}:fixed.txt") == "fixed\n"

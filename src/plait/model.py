@@ -89,10 +89,17 @@ class Agent:
 
 @dataclass(frozen=True)
 class Fixer:
-    """`on_verify_failure`: the task started when the plan's verify fails."""
+    """`on_verify_failure`: the task started when the plan's verify fails.
+
+    It runs like any task, so it has a task's time limit, retries and environment; a
+    plan file gives it those of its `defaults:`.
+    """
 
     agent: str
     prompt: str
+    timeout_s: float | None = None
+    retries: int = 0
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,9 @@ class Plan:
     setup: tuple[Command, ...] = ()
     copy: tuple[str, ...] = ()
     verify: Command | None = None
+    #: How long the plan's verify may take (a plan file's `defaults.timeout`); None: plait's
+    #: default for a step that is not an agent.
+    verify_timeout_s: float | None = None
     verify_each_merge: bool = False
     on_verify_failure: Fixer | None = None
     max_conflict_reruns: int = DEFAULT_MAX_CONFLICT_RERUNS

@@ -94,9 +94,18 @@ def _build(spec: Any, *, root: Path, path: Path | None, located: Located) -> _Bu
         setup=tuple(tuple(c) for c in spec.setup or ()),
         copy=tuple(spec.copy_ or ()),
         verify=tuple(spec.verify) if spec.verify is not None else None,
+        # `defaults:` apply to what the plan runs besides its tasks too: the verify's
+        # time limit, and the fixer (a task like any other) takes them as a task would.
+        verify_timeout_s=given.get("timeout"),
         verify_each_merge=bool(spec.verify_each_merge),
         on_verify_failure=(
-            Fixer(agent=fixer.agent or given.get("agent") or "", prompt=fixer.prompt)
+            Fixer(
+                agent=fixer.agent or given.get("agent") or "",
+                prompt=fixer.prompt,
+                timeout_s=given.get("timeout"),
+                retries=given.get("retries", 0),
+                env=dict(given.get("env", {})),
+            )
             if fixer
             else None
         ),

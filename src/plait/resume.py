@@ -31,8 +31,8 @@ from plait.session import (
     discover,
     drive,
     end_dead_runs,
+    fixer_defaults,
     isolation_of,
-    read_defaults,
     with_agents,
 )
 from plait.statehome import state_home
@@ -74,7 +74,6 @@ async def resume_run(
         if record.get("path"):
             plan = dataclasses.replace(plan, path=Path(record["path"]))
         plan = with_agents(plan)
-        defaults = read_defaults(record["text"])
         settings.jobs = settings.jobs or record.get("jobs")
         settings.fail_fast = settings.fail_fast or bool(record.get("fail_fast"))
         git = await discover(root)
@@ -92,7 +91,7 @@ async def resume_run(
         # own sessions: end them first.
         end_dead_runs(store)
         tasks = dict(plan.tasks)
-        if (fixer := fixer_task(plan, defaults)) is not None:
+        if (fixer := fixer_task(plan, fixer_defaults(plan))) is not None:
             tasks[fixer.id] = fixer  # its row is reconciled like a task's
         done, attempts, results = await _reconcile(store, run_id, git, row.branch, plan, tasks)
         if isolation is Isolation.WORKTREE and git is not None:
@@ -101,7 +100,7 @@ async def resume_run(
         store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None, wall_s=None)
         place = RunPlace(
             plan, analysis, store, run_id, git, isolation, home, root, row.base or "",
-            row.branch, jobs, defaults, wall_before,
+            row.branch, jobs, wall_before_s=wall_before,
         )  # fmt: skip
         return await drive(place, settings, done, attempts, results)
 

@@ -143,39 +143,33 @@ def end_dead_runs(store: Store) -> int:
     return end_runs(row.id for row in store.runs() if row.status in UNENDED_RUNS)
 
 
-def read_defaults(text: str | None) -> PlanDefaults:
-    """The `defaults:` of a plan's source text (already validated), for the fixer and
-    the plan's verify; a plan built in Python has none."""
-    if text is None:
+def fixer_defaults(plan: Plan) -> PlanDefaults:
+    """What the runner gives the `on_verify_failure` fixer: its time limit, retries and
+    environment (a plan file's `defaults:`, set on the Fixer when the plan is read)."""
+    fixer = plan.on_verify_failure
+    if fixer is None:
         return PlanDefaults()
-    from plait.planspec import DefaultsSpec  # pydantic: loaded already to read the plan
-    from plait.planyaml import read_yaml
-
-    data = read_yaml(text).data
-    given = data.get("defaults") if isinstance(data, dict) else None
-    if not isinstance(given, dict):
-        return PlanDefaults()
-    spec = DefaultsSpec.model_validate(given)
-    return PlanDefaults(spec.timeout, spec.retries or 0, dict(spec.env or {}))
+    return PlanDefaults(fixer.timeout_s, fixer.retries, dict(fixer.env))
 
 
-def step_timeouts(plan: Plan, defaults: PlanDefaults) -> tuple[float, float]:
+def step_timeouts(plan: Plan) -> tuple[float, float]:
     """How long each workspace's `setup`, and the plan's verify, may take.
 
     Setup runs for a task and takes the task's `timeout` (a time of its own, not taken
     from the agent's). The provider has one limit for every workspace, so it is the
-    longest any task has. The verify is the plan's, so `defaults.timeout` applies.
-    Either falls back to DEFAULT_STEP_TIMEOUT_S.
+    longest any task (the fixer too) has. The verify is the plan's: its
+    `verify_timeout_s` (a plan file's `defaults.timeout`). Either falls back to
+    DEFAULT_STEP_TIMEOUT_S.
     """
     tasks = list(plan.tasks.values())
-    fixer = fixer_task(plan, defaults)
+    fixer = fixer_task(plan, fixer_defaults(plan))
     if fixer is not None:
         tasks.append(fixer)
     limits = [t.timeout_s for t in tasks]
     setup = DEFAULT_STEP_TIMEOUT_S
     if limits and all(limit is not None for limit in limits):
         setup = max(limit for limit in limits if limit is not None)
-    return setup, defaults.timeout_s or DEFAULT_STEP_TIMEOUT_S
+    return setup, plan.verify_timeout_s or DEFAULT_STEP_TIMEOUT_S
 
 
 async def resolve_base(git: Git, plan: Plan, text: str | None) -> str:
@@ -251,8 +245,7 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
         )
         store.update_run(run_id, status="running", pid=os.getpid())
         place = RunPlace(
-            plan, analysis, store, run_id, git, isolation, home, root, base_commit, branch, jobs,
-            read_defaults(text),
+            plan, analysis, store, run_id, git, isolation, home, root, base_commit, branch, jobs
         )  # fmt: skip
         return await drive(place, settings)
 
@@ -272,7 +265,6 @@ class RunPlace:
     base_commit: str
     branch: str | None
     jobs: int
-    defaults: PlanDefaults = dataclasses.field(default_factory=PlanDefaults)
     #: The wall time of the run's earlier processes (a resumed run's), so that the
     #: run's wall is the sum of its processes' and the speed-up stays meaningful.
     wall_before_s: float = 0.0
@@ -292,7 +284,7 @@ async def drive(
     provider: WorkspaceProvider
     merge: MergeQueue | None = None
     store.run_dir(run_id)  # where every attempt's prompt, log and output go
-    setup_timeout, verify_timeout = step_timeouts(plan, place.defaults)
+    setup_timeout, verify_timeout = step_timeouts(plan)
     if isolation is Isolation.WORKTREE:
         assert git is not None and branch is not None
         # finished worktrees are kept (one per job at most) and reset for later attempts,
@@ -332,7 +324,7 @@ async def drive(
         attempts_so_far=attempts,
         results=results,
         sink=settings.sink,
-        defaults=place.defaults,
+        defaults=fixer_defaults(plan),
     )
     # The driver's clock (the wall it records at the end, the board's run time) starts
     # where the earlier processes left off: a resumed run's wall is all of its processes'.
