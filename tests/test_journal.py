@@ -162,6 +162,70 @@ def test_a_failed_commit_reaches_every_waiter(
     assert other_connection_statuses(store)["t2"] == "running"
 
 
+def test_commit_soon_commits_without_waiting_and_shares_the_turns_commit(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task's end is visible to other processes at once, without an fsync of its own;
+    starts synced in the same turn ride on the same commit."""
+    fsyncs = FsyncLog(store)
+    monkeypatch.setattr(store, "sync_wal", fsyncs)
+    journal = Journal(store)
+
+    async def start(name: str) -> None:
+        write_running(journal, store, name)
+        await journal.sync()
+
+    async def main() -> tuple[int, int, dict[str, str]]:
+        before = store.commits
+        journal.write(lambda: store.update_task("r1", "t0", status="succeeded"))
+        journal.commit_soon()
+        assert other_connection_statuses(store)["t0"] == "pending"  # not yet: asked for
+        await asyncio.sleep(0)
+        alone = store.commits - before
+        seen = other_connection_statuses(store)
+        # An end and the starts it made ready, in one turn: one commit for all.
+        journal.write(lambda: store.update_task("r1", "t1", status="failed"))
+        starts = [asyncio.create_task(start(name)) for name in ("t2", "t3")]
+        journal.commit_soon()
+        await asyncio.gather(*starts)
+        return alone, store.commits - before - alone, seen
+
+    alone, shared, seen = asyncio.run(main())
+    assert (alone, shared) == (1, 1)
+    assert seen["t0"] == "succeeded"
+    assert len(fsyncs.covered) == 1  # only the starts waited for the disk
+    journal.close()
+    statuses = other_connection_statuses(store)
+    assert [statuses[t] for t in ("t1", "t2", "t3")] == ["failed", "running", "running"]
+
+
+def test_a_failed_commit_nothing_waited_for_is_raised_by_the_next_sync(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(store)
+    real_commit = store.commit
+
+    def failing() -> None:
+        store._rollback()
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def main() -> None:
+        monkeypatch.setattr(store, "commit", failing)
+        journal.write(lambda: store.update_task("r1", "t0", status="succeeded"))
+        journal.commit_soon()
+        await asyncio.sleep(0)  # the commit ran and failed, nobody waiting
+        monkeypatch.setattr(store, "commit", real_commit)
+        write_running(journal, store, "t1")
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            await journal.sync()  # the lost end must not pass unnoticed
+        await journal.sync()  # once said, the journal goes on: t1's write commits
+
+    asyncio.run(main())
+    journal.close()
+    assert other_connection_statuses(store)["t0"] == "pending"
+    assert other_connection_statuses(store)["t1"] == "running"
+
+
 def test_close_while_a_commit_is_asked_for_leaves_nothing_to_its_waiters(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import plait
-from conftest import AGENTS_DIR, CliResult, agent_cmd, write_plan
+from conftest import AGENTS_DIR, PYTHON, CliResult, PlaitProc, agent_cmd, write_plan
 from gitrepo import GitRepo
 from plait.agents import fake
 from plait.agents.base import AgentRequest
@@ -371,3 +371,69 @@ def test_run_plan_with_the_fake_backend(repo: GitRepo, plait_home: Path) -> None
     assert prompts[("b", 1)] == "use A's result and ['a.txt']"
     assert result.outputs["a"] == "A's result"
     assert repo.show(f"plait/{result.run_id}", "b.txt") == "b\n"
+
+
+# --- status while agents run --------------------------------------------------------
+
+#: Writes $WRITE, then (with $HOLD) says it started and waits for the test's go, then
+#: exits $EXIT.
+HOLDING_AGENT = """\
+import os, pathlib, sys, time
+sys.stdin.read()
+if os.environ.get("WRITE"):
+    pathlib.Path(os.environ["WRITE"]).write_text("done\\n")
+hold = os.environ.get("HOLD")
+if hold:
+    pathlib.Path(hold + ".started").touch()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(hold + ".go") and time.monotonic() < deadline:
+        time.sleep(0.05)
+sys.exit(int(os.environ.get("EXIT", "0")))
+"""
+
+
+def test_status_shows_tasks_ended_while_others_still_run(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """A task's end is committed when it ends, not when the next task starts: another
+    process (`plait status`) sees it while a long agent runs and nothing else starts."""
+    script = tmp_path / "agent.py"
+    script.write_text(HOLDING_AGENT, encoding="utf-8")
+    hold = tmp_path / "long"
+    tasks = (
+        "  quick: {agent: a, prompt: x, writes: [quick.txt], env: {WRITE: quick.txt}}\n"
+        "  broken: {agent: a, prompt: x, env: {EXIT: '1'}}\n"
+        f"  long: {{agent: a, prompt: x, env: {{HOLD: '{hold}'}}}}\n"
+        "  after-both: {agent: a, prompt: x, needs: [quick, long]}\n"
+        "  after-broken: {agent: a, prompt: x, needs: [broken]}\n"
+    )
+    write_plan(repo.path / "plait.yaml", plan_text("live", {"a": [PYTHON, str(script)]}, tasks))
+    run = plait_proc.start("run", "--json", "-j", "4", cwd=repo.path)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "long.started").exists():
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.05)
+    expected = {
+        "quick": "succeeded",
+        "broken": "failed",
+        "long": "running",
+        "after-both": "pending",
+        "after-broken": "skipped",
+    }
+    seen: dict[str, Any] = {}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done = plait_proc("status", "--json", cwd=repo.path)
+        assert done.returncode == 0, done.stderr
+        seen = by_id(json.loads(done.stdout))
+        if {t: v["status"] for t, v in seen.items()} == expected:
+            break
+        time.sleep(0.2)
+    (tmp_path / "long.go").touch()  # the long agent ends only after this: status saw it run
+    assert {t: v["status"] for t, v in seen.items()} == expected
+    assert seen["quick"]["merged"] is True and seen["quick"]["changed_files"] == ["quick.txt"]
+    assert seen["after-broken"]["error"] == "needs broken"
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 1, err
+    final = by_id(json.loads(out))
+    assert final["after-both"]["status"] == "succeeded"

@@ -35,6 +35,8 @@ class Journal:
         self._committed = 0  # commits made
         self._durable = 0  # commits known to be on disk
         self._committing: asyncio.Future[None] | None = None  # the commit asked for
+        self._awaited = False  # a sync() waits for that commit
+        self._lost: Exception | None = None  # a commit nothing waited for failed
         self._flushing: asyncio.Future[int] | None = None  # the fsync under way
         self._fsync: ThreadPoolExecutor | None = None
         self._closed = False
@@ -54,14 +56,12 @@ class Journal:
         write and sync in the same turn of the loop (tasks started together, a task
         ending as another starts) share one commit instead of one each.
         """
+        lost, self._lost = self._lost, None
+        if lost is not None:  # a commit asked for by commit_soon() failed: its rows are gone
+            raise lost
         if self._open:
-            committing = self._committing
-            if committing is None:
-                loop = asyncio.get_running_loop()
-                committing = self._committing = loop.create_future()
-                # Retrieved here so that a failure all waiters stopped waiting for is quiet.
-                committing.add_done_callback(lambda f: f.cancelled() or f.exception())
-                loop.call_soon(self._commit_now, committing)
+            committing = self._committing or self._schedule_commit()
+            self._awaited = True
             # Shielded: a waiter cancelled must not cancel the commit others wait for.
             await asyncio.shield(committing)
         target = self._committed
@@ -80,11 +80,34 @@ class Journal:
             if self._flushing is flushing:
                 self._flushing = None
 
+    def commit_soon(self) -> None:
+        """Commit what is written so far, as `sync()` would, without waiting for it.
+
+        For rows nothing in this process waits for but other processes read (a task's
+        end, its dependants skipped: `plait status` shows them while other agents run).
+        The commit runs once the loop has run what is ready, so a sync in the same turn
+        (the next tasks' start) shares it; it is durable with the next fsync. If it
+        fails, the next `sync()` raises the error.
+        """
+        if self._open and self._committing is None:
+            self._schedule_commit()
+
+    def _schedule_commit(self) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        committing = self._committing = loop.create_future()
+        self._awaited = False
+        # Retrieved here so that a failure all waiters stopped waiting for is quiet.
+        committing.add_done_callback(lambda f: f.cancelled() or f.exception())
+        loop.call_soon(self._commit_now, committing)
+        return committing
+
     def _commit_now(self, committing: asyncio.Future[None]) -> None:
         self._committing = None
         try:
             self._commit()
         except Exception as exc:  # the waiters raise it; the loop goes on
+            if not self._awaited:  # no waiter: the next sync() must not pass over it
+                self._lost = exc
             committing.set_exception(exc)
         else:
             committing.set_result(None)

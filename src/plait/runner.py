@@ -289,10 +289,12 @@ class Driver:
             self.emit("stopping", None, reason=f"{task.id} {outcome.value} (--fail-fast)")
         if self.ctx.budget_hit:
             self._record_ended(self.scheduler.stop_starting(Outcome.CANCELLED))
-        # No commit here: nothing depends on these rows before the tasks now launched
-        # record their first attempt, and that commit holds them too (commits take every
-        # write queued before them, in order).
         self._launch(group)
+        # Nothing here waits for these rows, but `plait status` must see them now, not
+        # when the next task starts (minutes away behind long agents). Asked for after
+        # the launch: the tasks it started write their first rows before the commit
+        # runs and share it, so the quick path still pays one commit per loop turn.
+        self.journal.commit_soon()
 
     def _record_ended(self, task_ids: list[str]) -> None:
         for task_id in task_ids:
