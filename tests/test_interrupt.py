@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -148,3 +149,60 @@ tasks:
         assert prompt.startswith("Fix the build.\n\n## Note from plait")
         assert "flaky-failure-build: disk on fire" in prompt
         assert "exited with code 1" in prompt
+
+
+#: Appends its attempt number to $LEDGER; kills plait (its parent) on the attempts
+#: listed in $KILL_AT, as a crash in the middle of that attempt; fails every other one.
+FAILING_AGENT = """\
+import os, signal, sys
+sys.stdin.read()
+attempt = os.environ["PLAIT_ATTEMPT"]
+open(os.environ["LEDGER"], "a").write(attempt + "\\n")
+if attempt in os.environ["KILL_AT"].split(","):
+    os.kill(os.getppid(), signal.SIGKILL)
+    sys.exit(0)
+print(f"still broken on attempt {attempt}")
+sys.exit(1)
+"""
+
+
+def test_a_retry_interrupted_twice_is_still_the_one_retry(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    """`retries: 1` allows two failed attempts, across any number of interruptions: an
+    interrupted attempt is run again once per interruption, as the same try."""
+    script, ledger = tmp_path / "agent.py", tmp_path / "ledger"
+    script.write_text(FAILING_AGENT, encoding="utf-8")
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+agents:
+  a: {{backend: command, command: {yaml_list([sys.executable, str(script)])}}}
+tasks:
+  x: {{agent: a, prompt: fix it, retries: 1, env: {{LEDGER: "{ledger}", KILL_AT: "2"}}}}
+""",
+    )
+    crashed = plait_proc("run", cwd=repo.path)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    # Make it the crash between attempt 1's failure and the start of its retry: the
+    # store then holds attempt 1, failed, and nothing of attempt 2 (its first row is
+    # written, durably, before its agent starts, so no agent can kill plait earlier).
+    with sqlite3.connect(plait_home / "state.db") as db:
+        db.execute("DELETE FROM attempts WHERE task_id = 'x' AND attempt = 2")
+        db.execute("UPDATE tasks SET attempts = 1 WHERE task_id = 'x'")
+    db.close()
+    # The retry, started by resume, is killed too.
+    again = plait_proc("resume", cwd=repo.path)
+    assert again.returncode == -signal.SIGKILL, again.stderr
+    resumed = plait_proc("resume", "--json", cwd=repo.path)
+    assert resumed.returncode == 1, resumed.stderr
+    (task,) = json.loads(resumed.stdout)["tasks"]
+    assert (task["status"], task["attempts"]) == ("failed", 3)
+    with sqlite3.connect(plait_home / "state.db") as db:
+        rows = db.execute(
+            "SELECT attempt, kind, status FROM attempts WHERE task_id = 'x' ORDER BY attempt"
+        ).fetchall()
+    db.close()
+    assert rows == [(1, "first", "failed"), (2, "resume", "interrupted"), (3, "resume", "failed")]
+    assert ledger.read_text().split() == ["1", "2", "2", "3"]

@@ -1,4 +1,5 @@
-"""plait.taskrun: the note a resumed retry gets, made again from what was recorded."""
+"""plait.taskrun: what a resumed task has left (retries, conflict re-runs) and the note
+its next attempt gets, both made again from the attempts recorded."""
 
 from __future__ import annotations
 
@@ -6,12 +7,54 @@ from collections.abc import Callable
 from pathlib import Path
 
 from plait.store import AttemptRow
-from plait.taskrun import resumed_note
+from plait.taskrun import resumed_note, tries_used
 
 
-def row(attempt: int, status: str, error: str = "") -> AttemptRow:
-    return AttemptRow("r", "t", attempt, "first", status, 1.0, 2.0, None, None, 1, error,
+def row(attempt: int, status: str, error: str = "", kind: str = "first") -> AttemptRow:
+    return AttemptRow("r", "t", attempt, kind, status, 1.0, 2.0, None, None, 1, error,
                       None, None, None, None, None)  # fmt: skip
+
+
+def rows(*attempts: tuple[str, str]) -> list[AttemptRow]:
+    """Attempt rows numbered from 1, each (kind, status)."""
+    return [row(n, status, kind=kind) for n, (kind, status) in enumerate(attempts, 1)]
+
+
+def test_tries_used_counts_how_attempts_ended_not_why_they_started() -> None:
+    # Killed after attempt 1's failure was recorded, before its retry started; the
+    # retry, started by resume as kind "resume", killed too: still one retry used,
+    # so with `retries: 1` the next attempt is the last that may fail.
+    assert tries_used(rows(("first", "failed"), ("resume", "interrupted"))) == (1, 0)
+    # Interrupted attempts use nothing, however many: each is run again once.
+    interrupted = [("first", "interrupted"), ("resume", "interrupted"), ("resume", "failed")]
+    assert tries_used(rows(*interrupted)) == (1, 0)
+    # The failure before a kill counts although its retry never started.
+    assert tries_used(rows(("first", "failed"))) == (1, 0)
+    # Then that retry failed: with `retries: 1` the task has failed all it may (2 > 1);
+    # counting kind "retry" alone gave it a fourth attempt as a retry.
+    reviewed = [("first", "failed"), ("resume", "interrupted"), ("resume", "failed")]
+    assert tries_used(rows(*reviewed)) == (2, 0)
+    # Every way an attempt fails uses a retry: a refused scope/check/merge ("rejected"),
+    # a time-out, a crash, a workspace that could not be set up ("errored").
+    failures = ["failed", "timeout", "crashed", "rejected", "errored"]
+    assert tries_used(rows(*[("retry", s) for s in failures])) == (5, 0)
+    # Not failures: a rate limit (waited out), a stop (--fail-fast), a success.
+    free = [("first", "rate_limited"), ("rate_limit", "cancelled"), ("resume", "ok")]
+    assert tries_used(rows(*free)) == (0, 0)
+
+
+def test_conflict_reruns_are_counted_the_same_way() -> None:
+    # A conflict, then its re-run interrupted twice and run again as "resume": one
+    # re-run used, not zero.
+    history = [
+        ("first", "conflict"),
+        ("resume", "interrupted"),
+        ("resume", "interrupted"),
+        ("resume", "conflict"),
+    ]
+    assert tries_used(rows(*history)) == (0, 2)
+    mixed = [("first", "conflict"), ("conflict", "failed"), ("retry", "interrupted")]
+    assert tries_used(rows(*mixed)) == (1, 1)
 
 
 def stems(tmp_path: Path) -> Callable[[int], Path]:

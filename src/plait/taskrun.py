@@ -35,8 +35,9 @@ from plait.store import AttemptRow, Store
 from plait.workspace import Change, Workspace
 
 RATE_LIMIT_BACKOFF_S = (5.0, 15.0, 45.0, 120.0, 300.0)
-#: Attempt statuses of an attempt that failed and so used one of the task's retries.
-FAILED_ATTEMPT_STATUSES = frozenset({"failed", "timeout", "crashed", "rejected"})
+#: Attempt statuses of an attempt that failed and so used one of the task's retries (or,
+#: "errored" by its agent or its prompt template, ended the task).
+FAILED_ATTEMPT_STATUSES = frozenset({"failed", "timeout", "crashed", "rejected", "errored"})
 
 
 class WorkspaceProvider(Protocol):
@@ -112,19 +113,18 @@ class RunContext:
 
 
 def tries_used(attempts: Sequence[AttemptRow]) -> tuple[int, int]:
-    """The retries and conflict re-runs that one task's recorded attempts used.
+    """The retries and conflict re-runs that one task's recorded attempts used: one retry
+    for each attempt that failed, one re-run for each that conflicted.
 
-    An attempt of kind "retry" or "conflict" exists because the one before it failed
-    or conflicted; a process killed after recording a failure or a conflict, before
-    starting the next attempt, used one more.
+    Counted from how attempts ended, not from why they started (their kind): an attempt
+    plait's death interrupted uses nothing, and its run again after the interruption
+    (kind "resume", DESIGN §5: at most once per interruption) is the same try, which may
+    have been a retry. So across any number of interruptions a task fails at most
+    1 + `retries` times and conflicts at most 1 + `max_conflict_reruns` times; a failure
+    recorded just before a kill used its retry even though the retry never started.
     """
-    retries = sum(1 for a in attempts if a.kind == "retry")
-    reruns = sum(1 for a in attempts if a.kind == "conflict")
-    last = max(attempts, key=lambda a: a.attempt, default=None)
-    if last is not None and last.status in FAILED_ATTEMPT_STATUSES:
-        retries += 1
-    if last is not None and last.status == "conflict":
-        reruns += 1
+    retries = sum(1 for a in attempts if a.status in FAILED_ATTEMPT_STATUSES)
+    reruns = sum(1 for a in attempts if a.status == "conflict")
     return retries, reruns
 
 
