@@ -211,6 +211,26 @@ def test_a_branch_an_agent_checks_out_is_pinned_on_it_alone(local: GitRepo) -> N
     run(main)
 
 
+def test_an_attempt_moving_its_own_branch_is_not_held_against_others(local: GitRepo) -> None:
+    """A commit or a `git reset` in an attempt's own worktree moves its own task branch:
+    the attempts open beside it see that ref move and must not take it for tampering."""
+    provider = provider_for(local)
+
+    async def main() -> None:
+        bystander = await provider.open("bystander", 1, local.head())
+        ws = await provider.open("resetter", 1, local.head())
+        agent_git(ws.path, "commit", "-q", "--allow-empty", "-m", "one")
+        agent_git(ws.path, "commit", "-q", "--allow-empty", "-m", "two")
+        agent_git(ws.path, "reset", "-q", "--hard", "HEAD~")
+        (bystander.path / "b.txt").write_text("b\n")
+        change = await provider.collect(bystander, writes=[], message="m")
+        assert change.ok, change.problems
+        own = await provider.collect(ws, writes=[], message="m")
+        assert own.ok, own.problems  # still on top of its start commit: fine
+
+    run(main)
+
+
 def test_plaits_own_ref_writes_are_not_tampering(local: GitRepo) -> None:
     """Merges, commits, snapshots and other attempts' branches move while an attempt
     runs: none of that is held against it."""

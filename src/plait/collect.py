@@ -10,6 +10,7 @@ whether it may be merged is the `Change`'s to say.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,7 +89,12 @@ class RefGuard:
         ledger = self.git.ledger
         for ref in sorted(set(before) | set(now)):
             old, new = before.get(ref), now.get(ref)
-            if ref == own or old == new or ledger.vouches(ref, new):
+            if (
+                ref == own
+                or old == new
+                or ledger.vouches(ref, new)
+                or self._moved_by_owner(ref, new)
+            ):
                 continue
             target = ledger.expected(ref) if ledger.knows(ref) else old
             if target is None:
@@ -113,6 +119,14 @@ class RefGuard:
         found.clear()
         return reported
 
+    def _moved_by_owner(self, ref: str, new: str | None) -> bool:
+        """True if `ref` is the task branch of another open attempt whose own HEAD moved
+        it there (a commit or `git reset` in its worktree logs its HEAD; an `update-ref`
+        from elsewhere does not): that attempt's own checks judge it."""
+        return new is not None and any(
+            self._before[p][0] == ref and _head_logged(d, new) for p, d in self._git_dirs.items()
+        )
+
     def _report_all(self, ref: str, detail: str) -> None:
         for found in self._found.values():
             found.append((ref, f"moved {ref} to {detail}"))
@@ -128,6 +142,19 @@ def _head_names(git_dir: Path, ref: str) -> bool:
     except OSError:
         return False
     return head.strip() == f"ref: {ref}"
+
+
+def _head_logged(git_dir: Path, oid: str) -> bool:
+    """True if the last entry of the worktree's HEAD reflog moved it to `oid`."""
+    try:
+        with open(git_dir / "logs" / "HEAD", "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 4096))
+            lines = log.read().splitlines()
+    except OSError:
+        return False
+    fields = lines[-1].split(b" ", 2) if lines else []
+    return len(fields) > 1 and fields[1].decode("ascii", "replace") == oid
 
 
 def _short(oid: str | None) -> str:
