@@ -417,3 +417,79 @@ def test_the_output_file_is_the_tasks_output_not_a_change(
     tree = repo.git("ls-tree", "-r", "--name-only", result["branch"]).split()
     assert "src/app.py" in tree and "notes/result.md" not in tree
     assert repo.show(result["branch"], "src/app.py") == "x = 2\n"
+
+
+# --- the plan's verify with isolation: none ------------------------------------------
+
+
+def _in_place_fixer_plan(repo: GitRepo, tmp_path: Path, kill_in: str) -> Path:
+    """`_fixer_plan` with `isolation: none`: everything runs in the checkout itself."""
+    ledger = _fixer_plan(repo, tmp_path, kill_in)
+    plan = repo.path / "plait.yaml"
+    plan.write_text("isolation: none\n" + plan.read_text(encoding="utf-8"), encoding="utf-8")
+    return ledger
+
+
+def test_in_place_the_plans_verify_runs_in_the_checkout_and_the_fixer_too(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    ledger = _in_place_fixer_plan(repo, tmp_path, "no kill")
+    done = plait_proc("run", "--json", cwd=repo.path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The check failed (fixed.txt missing), the fixer wrote it in the checkout, and the
+    # check run again there (cwd = the repository's root) found it.
+    assert ledger.read_text().split() == ["verify", "fixer", "1", "verify"]
+    assert (repo.path / "fixed.txt").read_text() == "ok\n"
+    assert (repo.path / "t.txt").read_text() == "done\n"
+    result = json.loads(done.stdout)
+    assert result["verify"]["ok"] is True and result["verify"]["commit"] is None
+    assert {t["id"]: t["status"] for t in result["tasks"]} == {
+        "t": "succeeded",
+        "fix-verify": "succeeded",
+    }
+    prompt = Path(f"{ledger}.fixer-1.prompt").read_text()
+    assert "The plan's checks failed on the checkout" in prompt
+    assert "CHECK-FAILED: fixed.txt is missing" in prompt
+
+
+def test_in_place_a_failing_verify_fails_the_run_within_its_time_limit(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+isolation: none
+verify: ["sh", "-c", "echo verifying in $(pwd); sleep 40"]
+defaults: {{timeout: 2s}}
+agents:
+  a: {{backend: command, command: {_agent(tmp_path)}}}
+tasks:
+  t: {{agent: a, prompt: x, env: {{WRITE: t.txt}}}}
+""",
+    )
+    started = time.monotonic()
+    done = plait_proc("run", "--json", cwd=repo.path)
+    assert done.returncode == 1, done.stderr
+    assert time.monotonic() - started < 25
+    verify = json.loads(done.stdout)["verify"]
+    assert verify["ok"] is False
+    assert f"verifying in {repo.path.resolve()}" in verify["output"]
+    assert "timed out after 2.0s" in verify["output"]
+    status = json.loads(plait_proc("status", "--json", cwd=repo.path).stdout)
+    assert status["status"] == "failed" and status["verify"]["ok"] is False
+
+
+def test_in_place_a_run_killed_in_the_fixer_checks_again_then_resumes_the_fixer(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    """A checkout is no commit: the failure recorded before the kill may no longer be
+    what it holds, so resume runs the check again before the fixer's next attempt."""
+    ledger = _in_place_fixer_plan(repo, tmp_path, "fixer")
+    killed = plait_proc("run", cwd=repo.path)
+    assert killed.returncode == -9, killed.stderr
+    resumed = plait_proc("resume", cwd=repo.path)
+    assert resumed.returncode == 0, resumed.stderr
+    run = ["verify", "fixer", "1"]
+    assert ledger.read_text().split() == [*run, "verify", "fixer", "2", "verify"]
+    assert _tasks(plait_home, _run_id(plait_home))["fix-verify"][:2] == ("succeeded", 2)

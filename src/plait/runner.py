@@ -3,22 +3,30 @@
 `execute_run()` takes a validated plan and a prepared environment (store, lock,
 workspaces, merge queue), starts what the scheduler says is ready, feeds each
 task's outcome back to it, journals every transition before the step that
-depends on it, and ends with the plan's verify on the integration branch.
+depends on it, and ends with the plan's verify on the result (`plait.endverify`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from plait.analysis import Analysis
+from plait.endverify import (
+    DEFAULT_VERIFY_TIMEOUT_S,
+    Checker,
+    CheckoutCheck,
+    EndVerify,
+    PlanDefaults,
+    fixer_task,
+)
 from plait.journal import Journal
-from plait.merge import MergeQueue, VerifyResult
+from plait.merge import MergeQueue
 from plait.model import Outcome, Plan, Task
 from plait.planrules import FIXER_TASK_ID
 from plait.scheduler import Scheduler
@@ -32,36 +40,9 @@ from plait.taskrun import (
     tries_used,
 )
 
+__all__ = ["Driver", "EventSink", "PlanDefaults", "RunOutcome", "SlotPool", "fixer_task"]
+
 EventSink = Callable[[Mapping[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class PlanDefaults:
-    """What the plan file's `defaults:` gives a task that does not set it, for what the
-    plan runs besides its tasks (the fixer); `plait.session` reads it from the file."""
-
-    timeout_s: float | None = None
-    retries: int = 0
-    env: Mapping[str, str] = field(default_factory=dict)
-
-
-def fixer_task(plan: Plan, defaults: PlanDefaults) -> Task | None:
-    """The `on_verify_failure` fixer as a task: it runs like any task, so it takes the
-    plan's defaults for its time limit, retries and environment (None: no fixer).
-
-    Its scope is not limited: it mends whatever the plan's verify found, anywhere.
-    """
-    fixer = plan.on_verify_failure
-    if fixer is None:
-        return None
-    return Task(
-        id=FIXER_TASK_ID,
-        prompt=fixer.prompt,
-        agent=fixer.agent,
-        timeout_s=defaults.timeout_s,
-        retries=defaults.retries,
-        env=dict(defaults.env),
-    )
 
 
 @dataclass
@@ -123,6 +104,7 @@ class Driver:
         results: Mapping[str, dict[str, Any]] | None = None,
         sink: EventSink | None = None,
         defaults: PlanDefaults | None = None,
+        checker: Checker | None = None,
     ) -> None:
         self.plan = plan
         self.analysis = analysis
@@ -135,6 +117,7 @@ class Driver:
         self.started = time.monotonic()
         self.fail_fast = fail_fast
         self.fixer = fixer_task(plan, defaults or PlanDefaults())
+        self.checker = checker or self._default_checker(merge)
         # On resume the fixer's row is among the recorded ones (every recorded task has
         # its attempt count): it is the fixer's, not a plan task's, and is not made again.
         done = dict(done or {})
@@ -176,6 +159,22 @@ class Driver:
         attach = getattr(sink, "attach", None)
         if attach is not None:
             attach(self)  # a live board reads the driver's views
+
+    def _default_checker(self, merge: MergeQueue | None) -> Checker | None:
+        """What runs the plan's verify at the end (None: the plan has none): the merge
+        queue, on the integration branch; with `isolation: none` (nothing merged), the
+        checkout the tasks changed, at the plan's root."""
+        if self.plan.verify is None:
+            return None
+        if merge is not None:
+            return merge
+        return CheckoutCheck(
+            (self.plan.root or Path.cwd()).resolve(),
+            self.plan.verify,
+            self.run_id,
+            log_dir=self.store.home / "verify" / self.run_id,
+            timeout_s=self.plan.verify_timeout_s or DEFAULT_VERIFY_TIMEOUT_S,
+        )
 
     def _count_earlier_spending(self) -> None:
         """On resume, what attempts before the interruption spent still counts: toward
@@ -330,8 +329,17 @@ class Driver:
         outcomes = dict(self.scheduler.outcomes)
         verify_ok: bool | None = None
         failed = self.scheduler.run_failed
-        if not failed and self.ctx.merge is not None and self.plan.verify is not None:
-            verify_ok = await self._verify()
+        if not failed and self.checker is not None:
+            verify_ok = await EndVerify(
+                self.ctx,
+                self.checker,
+                self.fixer,
+                fixer_done=self.fixer_done,
+                fixer_recorded=self.fixer_recorded,
+                fixer_first_attempt=self.attempts_so_far.get(FIXER_TASK_ID, 0) + 1,
+                take_slot=self.slots.take,
+                result_name="the merged result" if self.ctx.merge is not None else "the checkout",
+            ).run()
             failed = not verify_ok
         wall = time.monotonic() - self.started
         status = "failed" if failed else "succeeded"
@@ -360,60 +368,3 @@ class Driver:
             messages=messages,
             outputs=outputs,
         )
-
-    async def _verify(self) -> bool:
-        """The plan's verify on the merged result; on failure, the fixer, then again.
-
-        A resumed run picks up where the first process stopped: after a fixer that
-        ended, only the check after it is left; with the fixer interrupted, it runs
-        again (a new attempt of the same row), told the failure recorded before.
-        """
-        fixer = self.fixer
-        if self.fixer_done is not None:
-            return self.fixer_done is Outcome.SUCCEEDED and (await self._check()).ok
-        failure = await self._recorded_failure() if self.fixer_recorded and fixer else None
-        if failure is None:
-            result = await self._check()
-            if result.ok or fixer is None:
-                return result.ok
-            failure = result.output_tail
-        assert fixer is not None
-        # The failure output goes in as a note, after rendering: it is data, not a template.
-        notes = [f"The plan's checks failed on the merged result:\n\n```\n{failure}\n```"]
-        if FIXER_TASK_ID in self.ctx.resumed_notes:  # its last attempt failed, then a crash
-            notes.append(self.ctx.resumed_notes[FIXER_TASK_ID])
-        self.ctx.views.setdefault(fixer.id, TaskView(fixer.id, fixer.agent))
-        if not self.fixer_recorded:
-            self.journal.write(lambda: self.store.add_task(self.run_id, fixer.id))
-        self.emit("fixer_started", fixer.id)
-        first = self.attempts_so_far.get(fixer.id, 0) + 1
-        outcome = await run_task(self.ctx, fixer, self.slots.take(), first, notes=notes)
-        self.emit("task_finished", fixer.id, outcome=outcome.value)
-        await self.journal.sync()
-        return outcome is Outcome.SUCCEEDED and (await self._check()).ok
-
-    async def _check(self) -> VerifyResult:
-        """Run the plan's verify on the integration tip and record how it went."""
-        merge = self.ctx.merge
-        assert merge is not None
-        self.emit("verify_started", None)
-        await self.journal.sync()
-        result = await merge.verify()
-        self._record_verify(result.ok, result.output_tail, result.commit)
-        return result
-
-    async def _recorded_failure(self) -> str | None:
-        """The failure output the interrupted run recorded, if its verify failed on
-        what the tip still is (None: the check must run again to know)."""
-        assert self.ctx.merge is not None
-        recorded = self.store.run(self.run_id).verify
-        if not isinstance(recorded, dict) or recorded.get("ok") is not False:
-            return None
-        if recorded.get("commit") != await self.ctx.merge.tip():
-            return None
-        return str(recorded.get("output", ""))
-
-    def _record_verify(self, ok: bool, tail: str, commit: str | None) -> None:
-        payload = json.dumps({"ok": ok, "commit": commit, "output": tail[-4000:]})
-        self.journal.write(lambda: self.store.update_run(self.run_id, verify=payload))
-        self.emit("verify_finished", None, ok=ok, commit=commit)
