@@ -36,15 +36,13 @@ from plait.session import (
     with_agents,
 )
 from plait.statehome import state_home
-from plait.status import last_sign_of_life
+from plait.status import RESUMED_EVENT, last_sign_of_life, latest_process
 from plait.store import AttemptRow, RunRow, Store
 from plait.taskrun import tries_used
 from plait.workspace import Workspace
 from plait.worktrees import WorktreeProvider
 
 FINAL_STATES = {o.value for o in Outcome}
-#: The event each resume records as it starts, with the wall of the processes before it.
-RESUMED_EVENT = "run_resumed"
 #: Run statuses of a run that ended: resuming one changes nothing.
 FINISHED_RUNS = frozenset({"succeeded", "failed"})
 #: Attempt statuses whose worktree a run keeps for inspection.
@@ -130,10 +128,8 @@ def earlier_wall_s(store: Store, row: RunRow) -> float:
     """
     if row.status != "running" and row.wall_s is not None:
         return row.wall_s
-    start, before = row.started_at, 0.0
-    for event in store.events(row.id):
-        if event.get("kind") == RESUMED_EVENT:
-            start, before = float(event["t"]), float(event.get("wall_before_s") or 0.0)
+    # Not `run_wall_s`: this process holds the lock now, so the run looks alive.
+    start, before = latest_process(store, row)
     return before + max(0.0, last_sign_of_life(store, row) - start)
 
 

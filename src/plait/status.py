@@ -56,20 +56,36 @@ def last_sign_of_life(store: Store, row: RunRow) -> float:
     return max(moments)
 
 
+#: The event a resume records as it starts, with the wall of the processes before it.
+RESUMED_EVENT = "run_resumed"
+
+
+def latest_process(store: Store, row: RunRow) -> tuple[float, float]:
+    """When the run's latest process started, and the wall time of those before it
+    (the first process started with the run; each resume says so in its event)."""
+    start, before = row.started_at, 0.0
+    for event in store.events(row.id):
+        if event.get("kind") == RESUMED_EVENT:
+            start, before = float(event["t"]), float(event.get("wall_before_s") or 0.0)
+    return start, before
+
+
 def run_wall_s(store: Store, row: RunRow) -> float:
-    """The run's wall time as every command shows it.
+    """The run's wall time as every command shows it: its processes' spans added up.
 
     A finished run's is recorded; a live one's runs to now; a crashed one's (see
     `shown_status`) ends at its last sign of life, not at now, so that it does not
-    grow for ever after plait died.
+    grow for ever after plait died. The gaps between a crash and a resume do not count.
     """
     if row.wall_s is not None:
         return row.wall_s
+    start, before = latest_process(store, row)
     if row.finished_at is not None:
-        return max(0.0, row.finished_at - row.started_at)
-    alive = shown_status(row) == row.status
-    end = time.time() if alive else last_sign_of_life(store, row)
-    return max(0.0, end - row.started_at)
+        end = row.finished_at
+    else:
+        alive = shown_status(row) == row.status
+        end = time.time() if alive else last_sign_of_life(store, row)
+    return before + max(0.0, end - start)
 
 
 def run_json(store: Store, run_id: str) -> dict[str, Any]:
