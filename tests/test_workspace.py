@@ -249,11 +249,18 @@ def test_clean_removes_worktrees_and_branches(repo: GitRepo) -> None:
         assert repo.show(snapshot_ref(RUN, "failed", 1), "scratch.txt") == "uncommitted\n"
         final = await provider.clean(RUN, result_branches=True)
         assert integration_branch(RUN) in final.branches
+        # no branch that stays holds the failed attempt's work: its snapshots stay
+        kept_refs = {snapshot_ref(RUN, "failed", "branch"), snapshot_ref(RUN, "failed", 1)}
+        assert set(final.snapshots) == kept_refs
 
     run(main)
     assert repo.worktrees() == [str(repo.path)]
     assert repo.branches("plait/*") == []
-    assert repo.git("for-each-ref", "refs/plait/") == ""
+    left = repo.git("for-each-ref", "--format=%(refname)", "refs/plait/").split()
+    assert set(left) == {
+        snapshot_ref(RUN, "failed", "branch"),
+        snapshot_ref(RUN, "failed", 1),
+    }
     assert not (repo.common_dir / "plait" / "worktrees" / RUN).exists()
     repo.fsck()
 
