@@ -231,6 +231,63 @@ def test_an_attempt_moving_its_own_branch_is_not_held_against_others(local: GitR
     run(main)
 
 
+def test_a_closed_attempts_own_commit_is_not_tampering(local: GitRepo) -> None:
+    """An agent commits on its own branch, its attempt fails and closes (kept): the
+    attempt opened beside it before that commit must neither fail for it nor rewind it."""
+    provider = provider_for(local)
+
+    async def main() -> None:
+        bystander = await provider.open("bystander", 1, local.head())
+        ws = await provider.open("committer", 1, local.head())
+        (ws.path / "work.txt").write_text("work\n")
+        agent_git(ws.path, "add", "-A")
+        agent_git(ws.path, "commit", "-q", "-m", "the agent's own commit")
+        own = await provider.collect(ws, writes=["nothing/**"], message="m")
+        assert not own.ok and own.commit is not None  # out of scope: failed, kept
+        await provider.close(ws, keep=True)
+        (bystander.path / "b.txt").write_text("b\n")
+        change = await provider.collect(bystander, writes=[], message="m")
+        assert change.ok, change.problems
+        assert local.head(task_branch(RUN, "committer")) == own.commit  # not rewound
+
+    run(main)
+
+
+def test_a_merge_landing_during_the_ref_check_is_not_tampering(
+    local: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check reads the refs, then judges them: plait's own merge landing between the
+    two must not make the value just read look foreign."""
+    provider = provider_for(local)
+    git = provider.git
+    ref = f"refs/heads/{integration_branch(RUN)}"
+
+    async def main() -> None:
+        base = local.head()
+        ws = await provider.open("a", 1, base)
+        first = forge_commit(ws.path, base, "one.txt")
+        second = forge_commit(ws.path, first, "two.txt")
+        await git.update_ref(ref, first)  # a merge of plait's
+        real = git.list_refs
+        merging: list[asyncio.Task[bool]] = []
+
+        async def read_then_merge(*patterns: str) -> dict[str, str]:
+            seen = await real(*patterns)
+            # the merge queue's next merge, from another task, while the check goes on
+            merging.append(asyncio.ensure_future(git.update_ref(ref, second, first)))
+            await asyncio.sleep(0.1)
+            return seen
+
+        monkeypatch.setattr(git, "list_refs", read_then_merge)
+        change = await provider.collect(ws, writes=[], message="m")
+        monkeypatch.setattr(git, "list_refs", real)
+        assert await merging[0]
+        assert change.ok, change.problems
+        assert local.head(integration_branch(RUN)) == second
+
+    run(main)
+
+
 def test_plaits_own_ref_writes_are_not_tampering(local: GitRepo) -> None:
     """Merges, commits, snapshots and other attempts' branches move while an attempt
     runs: none of that is held against it."""

@@ -507,3 +507,29 @@ def test_clean_removes_the_verify_checkout_a_killed_run_left(repo: GitRepo, tmp_
     assert cleaned.returncode == 0, cleaned.stderr
     assert [p for p in repo.worktrees()[1:] if "/verify/" in p] == []
     assert not any(Path(p).exists() for p in checkouts)
+
+
+def test_clean_branches_keeps_a_failed_tasks_commit_as_a_snapshot(repo: GitRepo) -> None:
+    failing = {"bad": {"do": ["write x.txt x"], "writes": ["x.txt"], "verify": ["false"]}}
+    code, status = run_plan(repo, plan_text(failing))
+    assert code == 1
+    run = status["run"]
+    unmerged = repo.head(f"plait/tasks/{run}/bad")
+
+    cleaned = plait(repo, "clean", "--branches")
+
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert repo.branches("plait/*") == []
+    assert repo.head(f"refs/plait/snapshots/{run}/bad/branch") == unmerged
+
+
+def test_apply_waits_while_clean_holds_the_lock(repo: GitRepo) -> None:
+    code, status = run_plan(repo, plan_text(TWO_TASKS))
+    assert code == 0
+    before = repo.head()
+    with RunLock(repo.common_dir / "plait") as lock:
+        lock.acquire("")  # as `plait clean` holds it
+        refused = plait(repo, "apply", status["run"])
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert "plait clean" in refused.stderr
+    assert repo.head() == before

@@ -39,8 +39,8 @@ class RunInProgress(EnvironmentProblem):
 
     def __init__(self, run_id: str, holder: LockHolder) -> None:
         who = f"plait process {holder.pid}" + (f" on {holder.host}" if holder.host else "")
-        if holder.run_id is None:
-            who += " (for a run it does not name)"
+        if not holder.run_id:
+            who += " (`plait clean`, or a run it does not name)"
         super().__init__(
             f"not applied: run {run_id} is still in progress ({who} holds this "
             f"repository's run lock); its branch holds only what merged so far. "
@@ -53,8 +53,9 @@ async def apply_run(cwd: Path, run_id: str) -> str:
     git = await Git.discover(cwd)
     home = state_home(git.toplevel)
     holder = RunLock(home).holder()
-    # The lock names the run it drives; a holder that names none could be this one.
-    if holder is not None and holder.run_id in (run_id, None):
+    # The lock names the run it drives; a holder that names none could be this one, or
+    # `plait clean` (which may be deleting the branch this would merge).
+    if holder is not None and holder.run_id in (run_id, None, ""):
         raise RunInProgress(run_id, holder)
     branch = f"plait/{run_id}"
     result = await git.rev_parse(f"refs/heads/{branch}")

@@ -86,7 +86,7 @@ async def clean_runs(
         run, _, task = ref.removeprefix("refs/heads/plait/tasks/").partition("/")
         tip = await git.rev_parse(f"refs/heads/{integration_branch(run)}")
         merged = tip is not None and await git.is_ancestor(oid, tip)
-        if not merged and not result_branches:
+        if not merged:  # its work survives it, --branches or not
             backup = snapshot_ref(run, task, "branch")
             await git.update_ref(backup, oid, message="plait clean: unmerged task branch")
             saved.append(backup)

@@ -85,6 +85,14 @@ class RefGuard:
         if watched is None:
             return []
         own, before = watched
+        # Under the lock every ref write of plait's takes: a merge landing between the
+        # read and the judging would make the value just read look foreign.
+        async with self.git.write_lock:
+            return await self._check_locked(path, own, before)
+
+    async def _check_locked(
+        self, path: Path, own: str, before: dict[str, str]
+    ) -> list[tuple[str, str]]:
         now = await self._read()
         ledger = self.git.ledger
         for ref in sorted(set(before) | set(now)):
@@ -98,10 +106,10 @@ class RefGuard:
                 continue
             target = ledger.expected(ref) if ledger.knows(ref) else old
             if target is None:
-                await self.git.delete_ref(ref, new)
+                await self.git.delete_ref_locked(ref, new)
             else:
                 note = "plait: put back a ref an agent moved"
-                await self.git.update_ref(ref, target, new or ZERO_OID, message=note)
+                await self.git.update_ref_locked(ref, target, new or ZERO_OID, message=note)
             detail = f"{_short(new)}, restored to {_short(target)}"
             # A branch an agent made and checked out (`git checkout -b`) is pinned on
             # the attempt whose HEAD names it; any other move on everyone open.
@@ -142,6 +150,17 @@ def _head_names(git_dir: Path, ref: str) -> bool:
     except OSError:
         return False
     return head.strip() == f"ref: {ref}"
+
+
+async def _judged_tip(git: Git, ws: Workspace) -> str:
+    """The task branch's tip (its start commit if it is gone), now that its attempt is
+    judged on it: the ledger takes it as plait's, so that a commit the agent made there
+    is not taken for tampering by the attempts open beside it once this one closes."""
+    ref = f"refs/heads/{ws.branch}"
+    tip = await git.rev_parse(ref)
+    if tip is not None:
+        git.ledger.wrote(ref, tip)
+    return tip or ws.start_commit
 
 
 def _head_logged(git_dir: Path, oid: str) -> bool:
@@ -247,7 +266,7 @@ async def collect_worktree(
     if WORKSPACE_GONE in protected:
         # Nothing there to commit or look at (and git must not follow a link the agent
         # put in its place): the attempt fails with what its branch holds.
-        tip = await git.rev_parse(f"refs/heads/{ws.branch}") or ws.start_commit
+        tip = await _judged_tip(git, ws)
         files = await git.changed_paths(ws.start_commit, tip) if tip != ws.start_commit else []
         return Change(
             commit=tip if tip != ws.start_commit else None,
@@ -268,7 +287,7 @@ async def collect_worktree(
         except GitError as exc:  # the agent left something git cannot commit
             protected.append("(commit failed)")
             problems.append(f"plait could not commit the workspace: {exc.stderr.strip()}")
-    tip = await git.rev_parse(f"refs/heads/{ws.branch}") or ws.start_commit
+    tip = await _judged_tip(git, ws)
     changed = set(await git.changed_paths(ws.start_commit, tip))
     if not on_branch:  # report what the agent did wherever it went
         moved = await git.rev_parse("HEAD", cwd=ws.path)
