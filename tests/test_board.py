@@ -395,8 +395,25 @@ T = float(calendar.timegm((2026, 11, 27, 16, 23, 4, 0, 0, 0)))
             "16:23:04 api        rate-limited, retrying in 30s",
         ),
         (
-            {"kind": "retry", "task": "api", "attempt": 2},
-            "16:23:04 api        retrying as attempt 2",
+            {"kind": "retry", "task": "api", "attempt": 1, "error": "exited with code 1"},
+            "16:23:04 api        attempt 1 failed, retrying: exited with code 1",
+        ),
+        (
+            {"kind": "run_started", "task": None, "tasks": 2, "jobs": 4, "isolation": "none"},
+            "16:23:04 run        run r1 started · tasks 2 · jobs 4 · isolation none: the agents"
+            " work in the checkout itself",
+        ),
+        (
+            {"kind": "conflict_rerun", "task": "api", "attempt": 1},
+            "16:23:04 api        attempt 1 conflicted, re-running",
+        ),
+        (
+            {"kind": "stopping", "task": None, "reason": "bad failed (--fail-fast)"},
+            "16:23:04 run        run stopping: bad failed (--fail-fast)",
+        ),
+        (
+            {"kind": "run_resumed", "task": None, "wall_before_s": 12.5},
+            "16:23:04 run        run r1 resumed · 12s run before",
         ),
         ({"kind": "something_new", "task": "api", "x": 1}, "16:23:04 api        something new x=1"),
     ],

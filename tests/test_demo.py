@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -93,6 +94,11 @@ def test_demo_runs_everything_in_under_a_minute(
     # the demo's own checkout stays on main, untouched
     assert shop.git("branch", "--show-current").strip() == "main"
     assert shop.git("status", "--porcelain", "--untracked-files=no") == ""
+    # the closing hint works as printed, whether or not `plait` is on PATH
+    hint = done.stdout.strip().splitlines()[-1].strip()
+    report = hint.split(" && ")[1].replace("report.html", str(tmp_path / "r.html"))
+    shown = subprocess.run(shlex.split(report), cwd=shop.path, env=env, capture_output=True)
+    assert shown.returncode == 0 and (tmp_path / "r.html").is_file(), (hint, shown.stderr)
     # merged tasks' worktrees are parked for the next run, one per job at most
     pool = shop.path / ".git" / "plait" / "worktrees" / POOL_DIR
     parked = [Path(p) for p in shop.worktrees()[1:]]

@@ -185,6 +185,9 @@ tasks:
 
         status = json.loads(cli("status", "--json", cwd=repo.path).out)
         assert status["status"] == "interrupted"
+        # its task was under way when plait died: nothing runs it now
+        shown = {t["id"]: t["status"] for t in status["tasks"]}
+        assert shown == {"nap": "interrupted", "after": "pending"}, status["tasks"]
         runs = json.loads(cli("runs", "--json", cwd=repo.path).out)
         assert [r["status"] for r in runs] == ["interrupted"]
         assert runs[0]["wall_s"] == status["wall_s"]

@@ -40,6 +40,8 @@ def _message(e: Mapping[str, Any]) -> str:
     match kind:
         case "run_started":
             extra = "".join(f" · {k} {e[k]}" for k in ("tasks", "jobs") if e.get(k) is not None)
+            if e.get("isolation") == "none":
+                extra += " · isolation none: the agents work in the checkout itself"
             return f"run {e.get('run', '')} started{extra}"
         case "run_finished":
             wall = e.get("wall_s", e.get("duration_s"))
@@ -67,8 +69,23 @@ def _message(e: Mapping[str, Any]) -> str:
             return "verify started"
         case "verify_finished":
             return f"verify {status or ('passed' if e.get('ok') else 'failed')}{took}{err}"
-        case "retry":
-            return f"retrying as attempt {n}{err}" if n is not None else f"retrying{err}"
+        case "retry":  # `attempt` is the one that failed
+            return f"attempt {n} failed, retrying{err}" if n is not None else f"retrying{err}"
+        case "conflict_rerun":
+            return f"attempt {n} conflicted, re-running{err}" if n is not None else "re-running"
+        case "stopping":
+            return f"run stopping: {_one_line(e.get('reason') or '')}".rstrip(": ")
+        case "run_resumed":
+            before = e.get("wall_before_s")
+            ran = f" · {fmt_duration(float(before))} run before" if before else ""
+            return f"run {e.get('run', '')} resumed{ran}"
+        case "jobs_lowered" | "jobs_raised":
+            way = "lowered" if kind == "jobs_lowered" else "raised"
+            return f"jobs {way} to {e.get('jobs')}"
+        case "scope_warning":
+            return f"wrote outside its writes (scope: warn): {_files(e.get('files') or [])}"
+        case "fixer_started":
+            return "fixer started"
         case "skipped":
             why = e.get("reason") or e.get("error") or ""
             return f"skipped: {_one_line(why)}" if why else "skipped"

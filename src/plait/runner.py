@@ -250,7 +250,9 @@ class Driver:
     async def run(self) -> RunOutcome:
         """Run every task to an outcome, then the plan's verify."""
         self.scheduler_jobs = self.jobs
-        self.emit("run_started", None, jobs=self.jobs, tasks=len(self.plan.tasks))
+        # Without worktrees every agent writes the checkout itself: say so at the start.
+        in_place = {"isolation": "none"} if self.ctx.merge is None else {}
+        self.emit("run_started", None, jobs=self.jobs, tasks=len(self.plan.tasks), **in_place)
         self._record_ended(self._initially_ended())
         await self.journal.sync()
         # Each task, as it ends, gives its outcome to the scheduler and starts what that

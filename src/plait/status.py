@@ -56,6 +56,9 @@ def last_sign_of_life(store: Store, row: RunRow) -> float:
     return max(moments)
 
 
+#: Task states of a live run that mean "under way".
+UNDER_WAY = frozenset({"ready", "running", "verifying", "merging"})
+
 #: The event a resume records as it starts, with the wall of the processes before it.
 RESUMED_EVENT = "run_resumed"
 
@@ -93,6 +96,10 @@ def run_json(store: Store, run_id: str) -> dict[str, Any]:
     row = store.run(run_id)
     data = status_json(row, store.tasks(run_id), now=row.started_at + run_wall_s(store, row))
     data["status"] = shown_status(row)
+    if data["status"] == "interrupted":  # nothing runs any more: say where each stopped
+        for task in data["tasks"]:
+            if task["status"] in UNDER_WAY:
+                task["status"] = "interrupted"
     return data
 
 

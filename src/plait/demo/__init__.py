@@ -10,7 +10,10 @@ saying so (the second is re-run on the merged code), and the tests at the end.
 from __future__ import annotations
 
 import asyncio
+import shlex
+import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -72,5 +75,20 @@ def run_demo(keep: Path | None, jobs: int, console: Console, *, speed: float = 1
     )
     console.print(f"the result is on branch [bold]{data['branch']}[/] of {repo}")
     console.print(f"  git -C {repo} log --oneline --graph {data['branch']}")
-    console.print(f"  cd {repo} && plait report --html report.html && plait apply {outcome.run_id}")
+    plait = _how_to_call_plait()
+    console.print(
+        f"  cd {repo} && {plait} report --html report.html && {plait} apply {outcome.run_id}"
+    )
     return outcome.exit_code
+
+
+def _how_to_call_plait() -> str:
+    """`plait` if the shell finds this one by that name, else a path that works anywhere
+    (after the README's install, plait is in .venv/bin, which is not on PATH)."""
+    this = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    found = shutil.which("plait")
+    if found is not None and (this is None or Path(found).resolve() == this):
+        return "plait"
+    if this is not None and this.name == "plait" and this.is_file():
+        return shlex.quote(str(this))
+    return f"{shlex.quote(sys.executable)} -m plait"
