@@ -398,3 +398,41 @@ def test_a_plan_built_in_python_gives_its_fixer_and_verify_their_settings(
         fixer_attempts = [a for a in store.attempts(result.run_id) if a.task_id != "t"]
     assert [a.status for a in sorted(fixer_attempts, key=lambda a: a.attempt)] == ["failed", "ok"]
     assert repo.git("show", f"plait/{result.run_id}:fixed.txt") == "fixed\n"
+
+
+def test_stale_ref_locks_of_the_run_are_cleared_and_no_one_elses(tmp_path: Path) -> None:
+    """A git killed while writing one of the run's refs leaves `<ref>.lock`: every later
+    write of that ref would fail with "File exists"."""
+    from plait.branches import clear_stale_ref_locks
+
+    run = "20261128-010000-ab12"
+    common = tmp_path / ".git"
+    stale = [
+        common / "refs/heads/plait/tasks" / run / "p1.lock",
+        common / "refs/heads/plait" / f"{run}.lock",
+        common / "refs/plait/snapshots" / run / "p1" / "2.lock",
+    ]
+    others = [common / "refs/heads/main.lock", common / "refs/heads/plait/tasks/other/x.lock"]
+    for path in stale + others:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("0" * 40 + "\n")
+    assert sorted(clear_stale_ref_locks(common, run)) == sorted(stale)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in others)
+
+
+def test_resume_goes_on_past_a_ref_lock_a_killed_git_left(cli_factory: MakeCli) -> None:
+    command = json.dumps([PYTHON, "-c", TICKER, "1.0"])
+    cli = cli_factory({"plan.yaml": TICKER_PLAN.format(command=command)})
+    first = cli.spawn("run", "plan.yaml")
+    run_id = cli.first_run_with_attempts(3)
+    cli.kill(first)
+    # as a git killed in the middle of `worktree add -B` (with plait) leaves it
+    lock = cli.repo.common_dir / "refs/heads/plait/tasks" / run_id / "a.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("0" * 40 + "\n")
+
+    resumed = cli.run("resume", run_id, "--json")
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert not lock.exists()
+    assert all(t["status"] == "succeeded" for t in json.loads(resumed.stdout)["tasks"])

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from plait.analysis import analyze
-from plait.branches import task_branch
+from plait.branches import clear_stale_ref_locks, task_branch
 from plait.errors import RunNotFound
 from plait.git import Git
 from plait.model import Isolation, Outcome, Plan, Task
@@ -88,6 +88,8 @@ async def resume_run(
         # Agents of the interrupted run (and of any other killed one) live on in their
         # own sessions: end them first.
         end_dead_runs(store)
+        if git is not None:  # and a git process killed with it may have left a ref locked
+            clear_stale_ref_locks(git.common_dir, run_id)
         tasks = dict(plan.tasks)
         if (fixer := fixer_task(plan, fixer_defaults(plan))) is not None:
             tasks[fixer.id] = fixer  # its row is reconciled like a task's
