@@ -436,3 +436,24 @@ def test_resume_goes_on_past_a_ref_lock_a_killed_git_left(cli_factory: MakeCli) 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert not lock.exists()
     assert all(t["status"] == "succeeded" for t in json.loads(resumed.stdout)["tasks"])
+
+
+def test_resume_removes_a_worktree_git_was_still_making(cli_factory: MakeCli) -> None:
+    command = json.dumps([PYTHON, "-c", TICKER, "1.0"])
+    cli = cli_factory({"plan.yaml": TICKER_PLAN.format(command=command)})
+    first = cli.spawn("run", "plan.yaml")
+    run_id = cli.first_run_with_attempts(3)
+    cli.kill(first)
+    # as `git worktree add` killed half-way leaves one: HEAD still its placeholder
+    half = cli.home / "worktrees" / run_id / "d-1"
+    cli.repo.git("worktree", "add", "-q", "--no-checkout", "--detach", str(half), "HEAD")
+    (cli.repo.common_dir / "worktrees" / "d-1" / "HEAD").write_text("0" * 40 + "\n")
+    broken = subprocess.run(["git", "fsck", "--no-progress"], cwd=cli.repo.path, env=cli.env,
+                            capture_output=True, text=True)  # fmt: skip
+    assert "points at nothing" in broken.stderr
+
+    resumed = cli.run("resume", run_id)
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert str(half.resolve()) not in cli.repo.worktrees()
+    cli.repo.fsck()

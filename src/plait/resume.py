@@ -19,7 +19,7 @@ from typing import Any
 from plait.analysis import analyze
 from plait.branches import clear_stale_ref_locks, task_branch
 from plait.errors import RunNotFound
-from plait.git import Git
+from plait.git import ZERO_OID, Git
 from plait.model import Isolation, Outcome, Plan, Task
 from plait.planfile import parse_plan
 from plait.runlock import RunLock
@@ -239,6 +239,12 @@ def _tries_ran_out(
     return None
 
 
+async def _names_a_commit(git: Git, head: str | None) -> bool:
+    if not head or head == ZERO_OID:
+        return False
+    return await git.rev_parse(f"{head}^{{commit}}") is not None
+
+
 async def _close_left_open(git: Git, store: Store, run_id: str, home: Path) -> None:
     """Close the worktrees and branches a killed process left open, as it would have.
 
@@ -258,6 +264,13 @@ async def _close_left_open(git: Git, store: Store, run_id: str, home: Path) -> N
     statuses = {t.id: t.status for t in store.tasks(run_id)}
     for info in await git.worktree_list():
         if verify_dir in info.path.parents:
+            async with git.write_lock:
+                await git.run("worktree", "remove", "--force", "--force", str(info.path),
+                              check=False)  # fmt: skip
+            continue
+        if info.path.parent == runs_dir and not await _names_a_commit(git, info.head):
+            # Killed while `git worktree add` made it (its HEAD is still git's
+            # placeholder): no agent ran there, nothing to keep; git fsck flags it.
             async with git.write_lock:
                 await git.run("worktree", "remove", "--force", "--force", str(info.path),
                               check=False)  # fmt: skip
