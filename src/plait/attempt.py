@@ -185,18 +185,26 @@ async def _run_agent(
     timeout does (SIGTERM, a grace period, SIGKILL) before it returns. An interrupt of
     plait itself (Ctrl-C, SIGTERM) cancels this coroutine instead, and goes on up.
     """
-    agent = asyncio.ensure_future(backend.run(request))
-    stop = asyncio.ensure_future(ctx.stopped.wait())
-    try:
-        await asyncio.wait((agent, stop), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-        if not agent.done():
-            agent.cancel()
-            await asyncio.wait((agent,))  # the group is ended before this returns
-    if agent.cancelled():
+    # No task of its own per agent (this runs once per attempt of every task): `stop`
+    # cancels the task awaiting it, and this tells that cancel from any other one by
+    # its count, as `asyncio.timeout` does.
+    me = asyncio.current_task()
+    assert me is not None
+    if ctx.stopped.is_set():
         return None
-    return agent.result()
+    ctx.running_agents.add(me)
+    try:
+        result = await backend.run(request)  # a cancel ends the agent's group first
+    except asyncio.CancelledError:
+        if ctx.stopped.is_set() and me.uncancel() == 0:
+            return None  # only the run's stop cancelled it: the attempt ends as cancelled
+        raise
+    finally:
+        ctx.running_agents.discard(me)
+    if ctx.stopped.is_set() and me.cancelling():  # the backend ended quietly on the cancel
+        me.uncancel()
+        return None
+    return result
 
 
 async def _end_early(

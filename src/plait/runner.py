@@ -286,7 +286,7 @@ class Driver:
         if self.fail_fast and self.scheduler.run_failed and not self.ctx.stopped.is_set():
             # DESIGN §4.10: --fail-fast cancels the rest. The scheduler ended the tasks
             # not started; this ends the attempts running and stops any retry.
-            self.ctx.stopped.set()
+            self.ctx.stop()
             self.emit("stopping", None, reason=f"{task.id} {outcome.value} (--fail-fast)")
         if self.ctx.budget_hit:
             self._record_ended(self.scheduler.stop_starting(Outcome.CANCELLED))

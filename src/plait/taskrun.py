@@ -103,6 +103,14 @@ class RunContext:
     #: Set when the run stops its tasks (--fail-fast after a failure): no attempt
     #: starts after it, and the agents running are ended (`plait.attempt`).
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The tasks awaiting an agent right now (`plait.attempt`): `stop` cancels them.
+    running_agents: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def stop(self) -> None:
+        """Stop the run's tasks: no attempt starts any more, the agents running end."""
+        self.stopped.set()
+        for waiting in self.running_agents:
+            waiting.cancel()
 
     def agent(self, name: str) -> Agent:
         return self.plan.agents[name]
