@@ -193,6 +193,29 @@ tasks:
     assert "timed out after 2.0s" in verify["output"]
 
 
+def test_a_run_with_a_failed_task_says_its_verify_did_not_run(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    ran = tmp_path / "verify-ran"
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+verify: ["sh", "-c", "touch {ran}"]
+agents:
+  a: {{backend: command, command: {_agent(tmp_path)}}}
+tasks:
+  good: {{agent: a, prompt: x, env: {{WRITE: good.txt}}}}
+  bad: {{agent: a, prompt: x, env: {{EXIT: "1"}}}}
+""",
+    )
+    done = plait_proc("run", "--json", cwd=repo.path)
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["verify"] is None
+    assert not ran.exists()
+    assert "the plan's verify did not run: a task did not succeed" in done.stderr
+
+
 def test_the_fixer_takes_the_plans_defaults(
     repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
 ) -> None:

@@ -346,6 +346,9 @@ class Driver:
         wall = time.monotonic() - self.started
         status = "failed" if failed else "succeeded"
         messages = []
+        if self.scheduler.run_failed and self.checker is not None:
+            # make -k's way: nothing is checked on a result known to be incomplete
+            messages.append("the plan's verify did not run: a task did not succeed")
         if self.ctx.budget_hit:
             status = "failed"
             messages.append(
