@@ -124,6 +124,21 @@ def test_a_broken_plan_exits_2_naming_file_and_line_and_writes_nothing(
     assert repo.branches("plait/*") == []
 
 
+def test_a_cycle_names_the_plan_file_as_other_plan_errors_do(
+    repo: GitRepo, cli: Cli, plait_home: Path
+) -> None:
+    write_plan(
+        repo.path / "plait.yaml",
+        'version: 1\nagents:\n  a: {backend: command, command: ["true"]}\ntasks:\n'
+        "  x: {agent: a, prompt: p, needs: y}\n  y: {agent: a, prompt: p, needs: x}\n",
+    )
+    for command in ("plan", "run"):
+        result = cli(command, cwd=repo.path)
+        assert result.code == 2, (command, result.out, result.err)
+        assert "\n  plait.yaml:5: tasks.x.needs: dependency cycle x → y → x" in result.err
+    assert not plait_home.exists()
+
+
 def test_schema_prints_the_plan_json_schema(cli: Cli, tmp_path: Path) -> None:
     result = cli("schema", cwd=tmp_path)
     assert result.code == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from plait.errors import PlanError, Problem
@@ -229,4 +230,10 @@ def reason_text(edge: Edge) -> str:
 
 
 def _file(plan: Plan) -> str | None:
-    return str(plan.path) if plan.path is not None else None
+    """The plan file as the other plan errors name it: relative to where plait runs."""
+    if plan.path is None:
+        return None
+    try:
+        return str(plan.path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(plan.path)
