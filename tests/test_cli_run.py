@@ -368,3 +368,18 @@ def test_an_interrupted_run_suggests_resume_and_not_apply(
     assert f"plait resume {run}" in out + err
     assert "plait apply" not in out + err, out + err
     assert "interrupted" in out
+
+
+def test_an_interrupt_outside_the_engine_exits_130_not_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """typer catches a Ctrl-C itself and returns its code: it must reach the shell."""
+    import plait.apply
+    from plait.cli import main
+
+    async def interrupted(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plait.apply, "clean_runs", interrupted)
+    assert main(["clean"]) == 130
+    assert "interrupted" in capsys.readouterr().err

@@ -457,3 +457,23 @@ def test_resume_removes_a_worktree_git_was_still_making(cli_factory: MakeCli) ->
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert str(half.resolve()) not in cli.repo.worktrees()
     cli.repo.fsck()
+
+
+def test_resume_keeps_a_worktree_an_agent_put_on_an_orphan_branch(cli_factory: MakeCli) -> None:
+    """`git checkout --orphan` leaves HEAD without a commit too, but on a branch: the
+    agent's files there are work, not a half-made worktree."""
+    command = json.dumps([PYTHON, "-c", TICKER, "1.0"])
+    cli = cli_factory({"plan.yaml": TICKER_PLAN.format(command=command)})
+    first = cli.spawn("run", "plan.yaml")
+    run_id = cli.first_run_with_attempts(3)
+    cli.kill(first)
+    orphan = cli.home / "worktrees" / run_id / "o-1"
+    cli.repo.git("worktree", "add", "-q", "--detach", str(orphan), "HEAD")
+    subprocess.run(["git", "checkout", "-q", "--orphan", "scratch"], cwd=orphan, env=cli.env,
+                   check=True)  # fmt: skip
+    (orphan / "work.txt").write_text("the agent's\n")
+
+    resumed = cli.run("resume", run_id)
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert (orphan / "work.txt").read_text() == "the agent's\n"

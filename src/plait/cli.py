@@ -379,7 +379,13 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting."""
     try:
-        app(args=argv, prog_name="plait", standalone_mode=False)
+        # Without standalone mode typer returns (not raises) the code of an interrupt it
+        # caught itself (Ctrl-C outside the engine's own handling): 130, not 0.
+        code = app(args=argv, prog_name="plait", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            if code == 130:
+                err().print("interrupted")
+            return code
     except Exit as exc:
         return exc.code
     except errors.Error as exc:

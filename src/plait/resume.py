@@ -239,12 +239,6 @@ def _tries_ran_out(
     return None
 
 
-async def _names_a_commit(git: Git, head: str | None) -> bool:
-    if not head or head == ZERO_OID:
-        return False
-    return await git.rev_parse(f"{head}^{{commit}}") is not None
-
-
 async def _close_left_open(git: Git, store: Store, run_id: str, home: Path) -> None:
     """Close the worktrees and branches a killed process left open, as it would have.
 
@@ -268,9 +262,10 @@ async def _close_left_open(git: Git, store: Store, run_id: str, home: Path) -> N
                 await git.run("worktree", "remove", "--force", "--force", str(info.path),
                               check=False)  # fmt: skip
             continue
-        if info.path.parent == runs_dir and not await _names_a_commit(git, info.head):
-            # Killed while `git worktree add` made it (its HEAD is still git's
-            # placeholder): no agent ran there, nothing to keep; git fsck flags it.
+        if info.path.parent == runs_dir and info.branch is None and info.head in (None, ZERO_OID):
+            # Killed while `git worktree add` made it (its HEAD is still git's detached
+            # placeholder): no agent ran there, nothing to keep; git fsck flags it. (An
+            # agent's `checkout --orphan` also leaves no commit, but on a branch.)
             async with git.write_lock:
                 await git.run("worktree", "remove", "--force", "--force", str(info.path),
                               check=False)  # fmt: skip
