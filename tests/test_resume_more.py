@@ -21,6 +21,7 @@ import pytest
 
 from gitrepo import IDENTITY, ISOLATION, GitRepo
 from plait.store import Store
+from test_procsweep import alive, gone
 
 PYTHON = sys.executable
 
@@ -177,14 +178,6 @@ def cli_factory(tmp_path: Path) -> Iterator[MakeCli]:
         cli.close()
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def read_pid(path: Path, timeout: float = 30) -> int:
     deadline = time.monotonic() + timeout
     while True:
@@ -193,13 +186,6 @@ def read_pid(path: Path, timeout: float = 30) -> int:
             return int(text)
         assert time.monotonic() < deadline, f"{path} was never written"
         time.sleep(0.05)
-
-
-def gone(pid: int, within_s: float = 10) -> bool:
-    deadline = time.monotonic() + within_s
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not alive(pid)
 
 
 # --- 1. a resumed run's wall time is all of its processes' ---------------------------------
