@@ -301,11 +301,9 @@ def wait_until(check: Callable[[], object], what: str, within_s: float = 60) -> 
 
 
 def json_of(done: subprocess.CompletedProcess[str]) -> Any:
-    """A command's JSON; None while there is none yet (the store not made)."""
-    try:
-        return json.loads(done.stdout)
-    except json.JSONDecodeError:
-        return None
+    """A command's JSON; None while there is none yet (the store not made: the command
+    fails, and says why in an error object)."""
+    return json.loads(done.stdout) if done.returncode == 0 else None
 
 
 def task_state(repo: GitRepo, run: str, task: str) -> tuple[str, bool]:

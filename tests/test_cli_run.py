@@ -124,6 +124,23 @@ def test_a_broken_plan_exits_2_naming_file_and_line_and_writes_nothing(
     assert repo.branches("plait/*") == []
 
 
+def test_with_json_an_error_is_still_one_json_object(
+    repo: GitRepo, cli: Cli, plait_home: Path
+) -> None:
+    write_plan(repo.path / "plait.yaml", BROKEN)
+    for command in ("plan", "run"):
+        result = cli(command, "--json", cwd=repo.path)
+        assert result.code == 2, (command, result.out, result.err)
+        error = json.loads(result.out)["error"]
+        assert error["exit_code"] == 2 and error["file"] == "plait.yaml"
+        assert {(p["path"], p["line"]) for p in error["problems"]} == {("tasks.two.need", 14)}
+        assert "plait.yaml:14" in result.err  # the person at the terminal still reads it
+    missing = cli("status", "nosuch", "--json", cwd=repo.path)
+    assert missing.code == 2
+    assert json.loads(missing.out)["error"]["exit_code"] == 2
+    assert not plait_home.exists()
+
+
 def test_a_cycle_names_the_plan_file_as_other_plan_errors_do(
     repo: GitRepo, cli: Cli, plait_home: Path
 ) -> None:

@@ -118,7 +118,11 @@ def test_an_unusable_output_path_exits_2_in_one_line_and_writes_nothing(
         assert "Traceback" not in done.stderr, argv
         assert len(done.stderr.strip().splitlines()) == 1, (argv, done.stderr)
         assert argv[-1] in done.stderr, (argv, done.stderr)
-        assert done.stdout == "", argv  # refused before anything was shown
+        # refused before anything was shown (with --json: only the error, as JSON)
+        if "--json" in argv:
+            assert set(json.loads(done.stdout)) == {"error"}, (argv, done.stdout)
+        else:
+            assert done.stdout == "", argv
     assert _files(tmp_path) == before
 
 

@@ -18,6 +18,7 @@ from plait.cliio import (
     Exit,
     collector_paused,
     err,
+    error_json,
     load_plan_file,
     open_store,
     out,
@@ -390,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except errors.Error as exc:
         err().print(exc.message, markup=False)
+        if "--json" in (sys.argv[1:] if argv is None else argv):
+            print_json(error_json(exc))
         return exc.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)

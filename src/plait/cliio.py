@@ -70,6 +70,19 @@ def print_json(data: Any) -> None:
     sys.stdout.write(text + "\n")
 
 
+def error_json(exc: errors.Error) -> dict[str, Any]:
+    """An error as `--json` gives it: still one object on stdout (DESIGN §7), so that a
+    script reading it learns why instead of parsing nothing."""
+    data: dict[str, Any] = {"exit_code": exc.exit_code, "message": exc.message}
+    if isinstance(exc, errors.PlanError):
+        data["file"] = exc.file
+        data["problems"] = [
+            {"path": p.path, "line": p.line, "column": p.column, "message": p.message}
+            for p in exc.problems
+        ]
+    return {"error": data}
+
+
 def output_file(path: Path, option: str) -> Path:
     """A file the user named for plait to write, checked before any work is done.
 
