@@ -230,10 +230,10 @@ def test_resumed_wall_adds_up_the_processes_and_leaves_out_the_gap(cli_factory: 
 # --- 2. a new run ends what killed runs left running ---------------------------------------
 
 
-def test_new_run_ends_the_agents_and_escapees_of_a_killed_run(cli_factory: MakeCli) -> None:
+def with_escape_plans(cli_factory: MakeCli) -> tuple[Cli, Path, Path]:
+    """A repository with escape.yaml and quick.yaml; where the escaper writes its pids."""
     cli = cli_factory({})
-    escapee_pid = cli.root / "escapee.pid"
-    agent_pid = cli.root / "agent.pid"
+    escapee_pid, agent_pid = cli.root / "escapee.pid", cli.root / "agent.pid"
     plan = ESCAPE_PLAN.format(
         script=json.dumps(ESCAPER),
         escapee=json.dumps(str(escapee_pid)),
@@ -242,6 +242,11 @@ def test_new_run_ends_the_agents_and_escapees_of_a_killed_run(cli_factory: MakeC
     cli.repo.write("escape.yaml", plan)
     cli.repo.write("quick.yaml", QUICK_PLAN)
     cli.repo.commit("plans")
+    return cli, escapee_pid, agent_pid
+
+
+def test_new_run_ends_the_agents_and_escapees_of_a_killed_run(cli_factory: MakeCli) -> None:
+    cli, escapee_pid, agent_pid = with_escape_plans(cli_factory)
     first = cli.spawn("run", "escape.yaml")
     escapee, agent = read_pid(escapee_pid), read_pid(agent_pid)
     cli.kill(first)
@@ -255,17 +260,7 @@ def test_new_run_ends_the_agents_and_escapees_of_a_killed_run(cli_factory: MakeC
 
 
 def test_resume_ends_the_leftovers_of_every_killed_run(cli_factory: MakeCli) -> None:
-    cli = cli_factory({})
-    escapee_pid = cli.root / "escapee.pid"
-    agent_pid = cli.root / "agent.pid"
-    plan = ESCAPE_PLAN.format(
-        script=json.dumps(ESCAPER),
-        escapee=json.dumps(str(escapee_pid)),
-        agent=json.dumps(str(agent_pid)),
-    )
-    cli.repo.write("escape.yaml", plan)
-    cli.repo.write("quick.yaml", QUICK_PLAN)
-    cli.repo.commit("plans")
+    cli, escapee_pid, _ = with_escape_plans(cli_factory)
     # A run of the quick plan, killed before it ended: the run to resume.
     quick = cli.spawn("run", "quick.yaml")
     cli.wait_for(lambda: bool(cli.run_ids()), "the quick run to be recorded")
