@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -214,3 +217,72 @@ def test_status_paths_parses_renames_and_untracked(repo: GitRepo) -> None:
     git = Git(repo.path, repo.common_dir)
     out = asyncio.run(git.run("status", "--porcelain=v1", "-z", readonly=True)).stdout
     assert sorted(status_paths(out)) == ["a.txt", "b.txt", "new dir/", "renamed.txt"]
+
+
+# -- how git is started ---------------------------------------------------------------
+
+
+def test_run_feeds_and_reads_more_than_a_pipe_holds(repo: GitRepo) -> None:
+    """A megabyte in on stdin and out on stdout: neither side may block on a full pipe."""
+    git = Git(repo.path, repo.common_dir)
+    blob = bytes(range(256)) * 4096  # 1 MiB, not valid UTF-8
+
+    async def main() -> tuple[str, bytes]:
+        oid = (await git.run("hash-object", "-w", "--stdin", input=blob)).stdout.strip()
+        shown = await git.run("cat-file", "blob", oid)
+        return oid, shown.stdout.encode("utf-8", "surrogateescape")
+
+    oid, back = asyncio.run(main())
+    assert oid == hashlib.sha1(b"blob %d\0" % len(blob) + blob).hexdigest()
+    assert back == blob
+
+
+def test_run_in_a_missing_directory_raises_file_not_found(repo: GitRepo) -> None:
+    git = Git(repo.path, repo.common_dir)
+    with pytest.raises(FileNotFoundError):
+        asyncio.run(git.run("status", cwd=repo.path / "gone"))
+
+
+def test_run_runs_in_the_directory_given(repo: GitRepo) -> None:
+    (repo.path / "sub").mkdir()
+    git = Git(repo.path, repo.common_dir)
+    shown = asyncio.run(git.run("rev-parse", "--show-prefix", cwd=repo.path / "sub"))
+    assert shown.stdout.strip() == "sub/"
+
+
+def test_cancelled_run_ends_the_git_command_and_what_it_started(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    """Cancelling the caller (plait interrupted) leaves no git, nor its children, running."""
+    git = Git(repo.path, repo.common_dir)
+    pid_file = tmp_path / "pid"
+    hang = f"!echo $$ > {pid_file}; exec sleep 60"
+
+    async def main() -> None:
+        call = asyncio.ensure_future(git.run("-c", f"alias.hang={hang}", "hang"))
+        for _ in range(200):
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            await asyncio.sleep(0.02)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - started < 10
+    pid = int(pid_file.read_text())
+    for _ in range(100):  # killed; its parent gone, init reaps it
+        if not _alive(pid):
+            break
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"

@@ -36,7 +36,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +46,16 @@ from plait.procenv import ENV_ALLOWLIST as ENV_ALLOWLIST
 from plait.procenv import GIT_SCRUBBED as GIT_SCRUBBED
 from plait.procenv import child_env as child_env
 from plait.procenv import scrubbed as scrubbed
-from plait.procio import CHUNK, TAIL_BYTES, LogFile, Output, PipeReader, PipeWriter, watcher
+from plait.procio import (
+    CHUNK,
+    TAIL_BYTES,
+    ExitWatch,
+    LogFile,
+    Output,
+    PipeReader,
+    PipeWriter,
+    watcher,
+)
 from plait.procspawn import ProgramNotFound as ProgramNotFound
 from plait.procspawn import SpawnError as SpawnError
 from plait.procspawn import Started, spawn
@@ -93,26 +101,6 @@ class ProcResult:
         return ""
 
 
-def _wait_without_reaping(
-    loop: asyncio.AbstractEventLoop, proc: Started, exited: asyncio.Future[None]
-) -> None:
-    """Thread body for kernels without pidfd: wait for the exit, leave the zombie."""
-    try:
-        if hasattr(os, "waitid"):
-            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-        else:
-            proc.wait()  # reaps: the group kill afterwards is best effort only
-    except ChildProcessError:
-        pass
-    with contextlib.suppress(RuntimeError):  # the loop is already closed
-        loop.call_soon_threadsafe(_set_done, exited)
-
-
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class _Child:
     """One started program and the loop callbacks serving it."""
 
@@ -128,38 +116,22 @@ class _Child:
         self.proc, self.output, self.marker = proc, output, marker
         self.reaped = False
         self.escaped_killed = 0
-        self.exited: asyncio.Future[None] = loop.create_future()
         self._watch = watcher(loop)
-        self._pidfd: int | None = None
-        try:
-            self._pidfd = os.pidfd_open(proc.pid)
-        except (AttributeError, OSError):
-            waiter = threading.Thread(
-                target=_wait_without_reaping, args=(loop, proc, self.exited), daemon=True
-            )
-            waiter.start()
+        self._exit = ExitWatch(self._watch, proc)
+        self.exited = self._exit.exited
         stdin_w, out_r, err_r = pipes
         try:
-            if self._pidfd is not None:
-                self._watch.watch(self._pidfd, self._on_exit)
             self.out = PipeReader(self._watch, out_r, output.stdout_data)
             self.err = PipeReader(self._watch, err_r, output.stderr_data)
             self.writer = (
                 PipeWriter(self._watch, stdin_w, stdin or b"") if stdin_w is not None else None
             )
         except BaseException:  # the caller closes the pipes: only stop watching them
-            for fd in (self._pidfd, out_r, err_r, stdin_w):
+            for fd in (out_r, err_r, stdin_w):
                 if fd is not None:
                     self._watch.unwatch(fd)
-            if self._pidfd is not None:
-                os.close(self._pidfd)
+            self._exit.close()
             raise
-
-    def _on_exit(self) -> None:
-        # A pidfd stays readable once the process exited: stop watching at once.
-        if self._pidfd is not None:
-            self._watch.unwatch(self._pidfd)
-        _set_done(self.exited)
 
     def signal_group(self, sig: int) -> None:
         """Signal the whole group; only before reaping, so the pgid cannot be reused."""
@@ -184,10 +156,7 @@ class _Child:
             code = -signal.SIGKILL
         self.reaped = True
         procsweep.leaders.discard(self.proc.pid)
-        if self._pidfd is not None:
-            self._watch.unwatch(self._pidfd)  # no-op if _on_exit already did
-            os.close(self._pidfd)
-            self._pidfd = None
+        self._exit.close()
         return code
 
     async def drain(self) -> bool:

@@ -6,6 +6,7 @@
 - `PipeWriter` feeds stdin from bytes as the pipe drains, then closes it, so a huge
   prompt never deadlocks against a full stdout pipe and a child that never reads its
   stdin is fine;
+- `ExitWatch` resolves a future when the child exits, leaving it unreaped;
 - `PipeReader` reads one pipe until EOF and hands each chunk on;
 - `Output` takes the chunks: stdout and stderr, interleaved, into the `LogFile` (capped;
   past the cap output is still read and discarded, so the child never blocks), stdout
@@ -24,9 +25,12 @@ import asyncio
 import contextlib
 import os
 import select
+import threading
 import weakref
 from collections.abc import Callable
 from pathlib import Path
+
+from plait.procspawn import Started
 
 CHUNK = 65536  # one pipe buffer
 TAIL_BYTES = 16384  # output kept in memory for `ProcResult.tail`
@@ -172,6 +176,68 @@ def watcher(loop: asyncio.AbstractEventLoop) -> Watcher:
     if found is None:
         found = _watchers[loop] = Watcher(loop)
     return found
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _wait_without_reaping(
+    loop: asyncio.AbstractEventLoop, proc: Started, exited: asyncio.Future[None]
+) -> None:
+    """Thread body for kernels without pidfd: wait for the exit, leave the zombie."""
+    try:
+        if hasattr(os, "waitid"):
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        else:
+            proc.wait()  # reaps: the group kill afterwards is best effort only
+    except ChildProcessError:
+        pass
+    with contextlib.suppress(RuntimeError):  # the loop is already closed
+        loop.call_soon_threadsafe(_set_done, exited)
+
+
+class ExitWatch:
+    """`exited` is done once the child has exited; the child is left for its owner to reap.
+
+    Through a pidfd on the loop (Linux >= 5.3): no thread, no global child-watcher
+    policy. The pidfd fires while the child is still an unreaped zombie, so its
+    process-group id cannot have been reused when the owner kills the group. Without
+    pidfd, one thread per child waits with `waitid(WNOWAIT)` instead.
+    """
+
+    def __init__(self, watch: Watcher, proc: Started) -> None:
+        self._watch = watch
+        self.exited: asyncio.Future[None] = watch.loop.create_future()
+        self._pidfd: int | None = None
+        try:
+            self._pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            waiter = threading.Thread(
+                target=_wait_without_reaping, args=(watch.loop, proc, self.exited), daemon=True
+            )
+            waiter.start()
+            return
+        try:
+            watch.watch(self._pidfd, self._on_exit)
+        except BaseException:
+            os.close(self._pidfd)
+            self._pidfd = None
+            raise
+
+    def _on_exit(self) -> None:
+        # A pidfd stays readable once the process exited: stop watching at once.
+        if self._pidfd is not None:
+            self._watch.unwatch(self._pidfd)
+        _set_done(self.exited)
+
+    def close(self) -> None:
+        """Stop watching (call once the child is reaped). Safe to call twice."""
+        if self._pidfd is not None:
+            self._watch.unwatch(self._pidfd)  # no-op if _on_exit already did
+            os.close(self._pidfd)
+            self._pidfd = None
 
 
 class PipeReader:

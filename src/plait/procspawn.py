@@ -6,9 +6,10 @@ and nothing else open; neither goes through a shell. `Popen` handles every case;
 `posix_spawn` skips its Python-level work (about a third of what starting a quick
 program costs plait) but has no working-directory argument on Python 3.11, so it is
 used only when the child runs in plait's own directory (a run with `isolation: none`
-started from its root). Descriptors plait inherited open are closed in the child on
-both paths. Every failure to start, on either path, gives the errors
-`Popen` gives: the fast path falls back to it rather than guess at messages.
+started from its root, and every git command: `git -C` names its directory).
+Descriptors plait inherited open are closed in the child on both paths. Every failure
+to start, on either path, gives the errors `Popen` gives: the fast path falls back to
+it rather than guess at messages.
 """
 
 from __future__ import annotations
@@ -129,13 +130,13 @@ def _inherited_fds() -> tuple[int, ...] | None:
 
 
 def _fast(
-    argv: list[str], cwd: Path, env: Mapping[str, str], fds: tuple[int, int, int]
+    argv: list[str], cwd: Path | None, env: Mapping[str, str], fds: tuple[int, int, int]
 ) -> Spawned | None:
     """posix_spawn when it behaves exactly as Popen would; None when it cannot."""
     if not hasattr(os, "posix_spawn") or any(0 <= fd <= 2 for fd in fds):
         return None  # dup2 onto itself would leave the descriptor close-on-exec
     inherited = _inherited_fds()
-    if os.fspath(cwd) != os.getcwd() or inherited is None:
+    if inherited is None or (cwd is not None and os.fspath(cwd) != os.getcwd()):
         return None
     program = _executable(argv[0], env)
     if program is None:
@@ -160,10 +161,16 @@ def _fast(
 
 
 def spawn(
-    argv: list[str], cwd: Path, env: Mapping[str, str], stdin_fd: int, out_fd: int, err_fd: int
+    argv: list[str],
+    cwd: Path | None,
+    env: Mapping[str, str],
+    stdin_fd: int,
+    out_fd: int,
+    err_fd: int,
 ) -> Started:
-    """Start `argv` in `cwd` with exactly `env`, in a new session; `stdin_fd` may be
-    `subprocess.DEVNULL`. Raises `ProgramNotFound` or `SpawnError`."""
+    """Start `argv` in `cwd` (None: plait's own directory) with exactly `env`, in a new
+    session; `stdin_fd` may be `subprocess.DEVNULL`. Raises `ProgramNotFound` or
+    `SpawnError`."""
     started = _fast(argv, cwd, env, (stdin_fd, out_fd, err_fd))
     if started is not None:
         return started
@@ -180,7 +187,11 @@ def spawn(
         )
     except OSError as exc:
         # Popen names the cwd in the error when chdir failed, else the program.
-        if exc.filename is not None and os.fspath(exc.filename) == os.fspath(cwd):
+        if (
+            cwd is not None
+            and exc.filename is not None
+            and os.fspath(exc.filename) == os.fspath(cwd)
+        ):
             raise SpawnError(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from exc
         if isinstance(exc, FileNotFoundError | PermissionError | NotADirectoryError):
             raise ProgramNotFound(
