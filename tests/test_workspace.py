@@ -551,3 +551,57 @@ def test_clean_all_runs_spares_the_users_own_plait_branches(repo: GitRepo) -> No
     run(main)
     assert repo.branches("plait/*") == ["plait/feature"]
     assert repo.worktrees() == [str(repo.path)]
+
+
+def test_in_place_snapshots_are_shared_but_never_older_than_the_request() -> None:
+    """Callers asking together share one snapshot; each gets one begun after it asked."""
+    from plait.inplace import _SharedSnapshot
+
+    begun: list[int] = []
+
+    async def take() -> dict[str, str]:
+        number = len(begun) + 1
+        begun.append(number)
+        await asyncio.sleep(0.05)
+        return {"snapshot": str(number)}
+
+    async def main() -> None:
+        shared = _SharedSnapshot(take)
+        first = asyncio.ensure_future(shared.fresh())
+        await asyncio.sleep(0.01)  # snapshot 1 is being taken
+        late = [asyncio.ensure_future(shared.fresh()) for _ in range(10)]
+        assert (await first)["snapshot"] == "1"
+        # Asked while snapshot 1 was under way: it may miss their changes, so the
+        # ten share snapshot 2 instead.
+        assert {(await call)["snapshot"] for call in late} == {"2"}
+        assert begun == [1, 2]
+        # The one taking a snapshot is cancelled: the next in line takes its own.
+        taker = asyncio.ensure_future(shared.fresh())
+        await asyncio.sleep(0.01)
+        waiter = asyncio.ensure_future(shared.fresh())
+        await asyncio.sleep(0)
+        taker.cancel()
+        assert (await waiter)["snapshot"] == "4"
+
+    asyncio.run(main())
+
+
+def test_in_place_attempts_at_once_each_see_only_their_own_start(repo: GitRepo) -> None:
+    """Many attempts opening and collecting together (sharing snapshots) still report
+    exactly the changes made after each opened."""
+    provider = InPlaceProvider(repo.path, Git(repo.path, repo.common_dir))
+
+    async def attempt(n: int) -> tuple[str, ...]:
+        (repo.path / f"before-{n}.txt").write_text("made before the attempt opened\n")
+        ws = await provider.open(f"t{n}", 1, repo.head())
+        (repo.path / f"during-{n}.txt").write_text("x\n")
+        await asyncio.sleep(0.01 * (n % 3))
+        change = await provider.collect(ws, writes=[], message="m")
+        return change.changed_files
+
+    async def main() -> list[tuple[str, ...]]:
+        return list(await asyncio.gather(*(attempt(n) for n in range(8))))
+
+    for n, files in enumerate(asyncio.run(main())):
+        assert f"during-{n}.txt" in files
+        assert f"before-{n}.txt" not in files

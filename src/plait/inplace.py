@@ -4,13 +4,18 @@ Nothing is created, committed or removed: the checkout is the user's. `collect`
 reports the paths whose `git status` entry or content changed since `open` (all
 attempts running at once see each other's changes: that is what running in place
 means), and checks them against scope like worktrees do.
+
+Each snapshot is a `git status` plus a hash of every dirty file, and every attempt
+needs two. Attempts that ask at about the same time share one (`_SharedSnapshot`),
+so a plan of many quick tasks costs a few snapshots per wave, not two per task.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from plait.git import Git, status_paths
@@ -19,6 +24,38 @@ from plait.scope import check_scope, output_paths, outside_symlinks, protected_v
 from plait.workspace import Change, Workspace
 
 __all__ = ["InPlaceProvider"]
+
+State = Mapping[str, str]  # dirty path -> content hash ("" for a deleted or special file)
+
+
+class _SharedSnapshot:
+    """Takes snapshots of the checkout for many callers at once.
+
+    A caller is given a snapshot that began after it asked, so it sees every change
+    made before it asked (a later one is no less correct: the checkout is shared and
+    attempts running at once see each other's changes anyway). Callers that ask while
+    one snapshot is being taken all share the next one. If the caller taking it is
+    cancelled, the next in line takes it instead.
+    """
+
+    def __init__(self, take: Callable[[], Awaitable[State]]) -> None:
+        self._take = take
+        self._lock = asyncio.Lock()
+        self._begun = 0  # snapshots begun so far
+        self._last: State = {}
+        self._last_number = 0  # which of them `_last` is (0: none yet)
+
+    async def fresh(self) -> State:
+        """A snapshot begun after this call."""
+        asked = self._begun
+        async with self._lock:
+            if self._last_number > asked:  # began after we asked, and is complete
+                return self._last
+            self._begun += 1
+            number = self._begun
+            state = await self._take()
+            self._last, self._last_number = state, number
+            return state
 
 
 class InPlaceProvider:
@@ -30,11 +67,12 @@ class InPlaceProvider:
         self.root = root
         self.git = git
         self.scope = scope
-        self._before: dict[tuple[str, int], dict[str, str]] = {}
+        self._before: dict[tuple[str, int], State] = {}
+        self._snapshots = _SharedSnapshot(self._state)
 
     async def open(self, task_id: str, attempt: int, start_commit: str) -> Workspace:
         """The checkout itself, with its current state noted."""
-        self._before[(task_id, attempt)] = await self._state()
+        self._before[(task_id, attempt)] = await self._snapshots.fresh()
         return Workspace(task_id, attempt, self.root, "", start_commit)
 
     async def collect(
@@ -50,13 +88,11 @@ class InPlaceProvider:
         `outputs`, the task's output files, are plait's channel: not a change.
         """
         before = self._before.pop((ws.task_id, ws.attempt), {})
-        after = await self._state()
-        channel = set(output_paths(self.root, outputs))
-        files = sorted(
-            p
-            for p in set(before) | set(after)
-            if before.get(p) != after.get(p) and p not in channel
-        )
+        after = await self._snapshots.fresh()
+        files = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+        if files and outputs:
+            channel = set(output_paths(self.root, outputs))
+            files = [p for p in files if p not in channel]
         outside = check_scope(files, writes)
         forbidden = [*protected_violations(files), *outside_symlinks(self.root, files)]
         problems = []
@@ -71,19 +107,27 @@ class InPlaceProvider:
         """Nothing to remove: the checkout is the user's."""
         self._before.pop((ws.task_id, ws.attempt), None)
 
-    async def _state(self) -> dict[str, str]:
-        """Each dirty path's status and content hash (empty outside a repository)."""
+    async def _state(self) -> State:
+        """Each dirty path's content hash (empty outside a repository)."""
         if self.git is None:
             return {}
         status = await self.git.run(
             "status", "--porcelain=v1", "-z", "--untracked-files=all", cwd=self.root, readonly=True
         )
-        state: dict[str, str] = {}
-        for rel in status_paths(status.stdout):
-            path = self.root / rel
-            digest = ""
-            with contextlib.suppress(OSError):
-                if path.is_file() and not path.is_symlink():
-                    digest = hashlib.sha1(path.read_bytes(), usedforsecurity=False).hexdigest()
-            state[rel] = digest
-        return state
+        paths = status_paths(status.stdout)
+        if not paths:
+            return {}
+        # Reading and hashing every dirty file can take a while: not on the loop.
+        return await asyncio.to_thread(_hash_files, self.root, paths)
+
+
+def _hash_files(root: Path, paths: Sequence[str]) -> dict[str, str]:
+    state: dict[str, str] = {}
+    for rel in paths:
+        path = root / rel
+        digest = ""
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink():
+                digest = hashlib.sha1(path.read_bytes(), usedforsecurity=False).hexdigest()
+        state[rel] = digest
+    return state
