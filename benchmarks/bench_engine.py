@@ -2,7 +2,10 @@
 
 Every task runs `true`. plait runs as a whole process (`plait run`, start-up
 included), with `isolation: none` and durability on (the store's default), so
-the figure is what a user pays per task beyond the agents' own time.
+the figure is what a user pays per task beyond the agents' own time. It runs twice:
+in a git repository holding the plan, as users run it (each attempt then needs a
+`git status` of the checkout before and after its agent, to see what it changed),
+and in a plain folder (no snapshots: the engine alone).
 
     .venv/bin/python benchmarks/bench_engine.py [--quick] [--only layered] [--jobs 8]
         [--repeat 3]
@@ -151,6 +154,13 @@ def compile_plait() -> None:
         compileall.compile_dir(folder, quiet=1)
 
 
+def make_repo(folder: Path) -> None:
+    """A repository whose one commit holds the plan and the Makefile."""
+    ident = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+    for argv in (["init", "-q"], ["add", "-A"], [*ident, "commit", "-q", "-m", "plan"]):
+        subprocess.run(["git", *argv], cwd=folder, check=True)
+
+
 def load() -> float:
     return os.getloadavg()[0]
 
@@ -183,21 +193,29 @@ def main() -> None:
     for name, dag in dags.items():
         with tempfile.TemporaryDirectory(prefix="plait-bench-", dir=args.tmp) as tmp:
             work = Path(tmp)
-            (work / "plait.yaml").write_text(plan_yaml(dag))
-            (work / "Makefile").write_text(makefile(dag))
+            plain = work / "plain"  # no repository: PLAIT_HOME is plait's state
+            repo = work / "repo"  # a repository: plait keeps its state in .git/plait
+            for folder in (plain, repo):
+                folder.mkdir()
+                (folder / "plait.yaml").write_text(plan_yaml(dag))
+                (folder / "Makefile").write_text(makefile(dag))
+            make_repo(repo)
             env = {**os.environ, "PLAIT_HOME": str(work / "state")}
+            in_repo = {k: v for k, v in os.environ.items() if k != "PLAIT_HOME"}
             for jobs in args.jobs:
                 rounds: dict[str, list[tuple[float, float]]] = {
                     "make": [],
                     "asyncio": [],
                     "plait": [],
+                    "plait_plain": [],
                 }
                 loads = []
                 for _ in range(args.repeat):
                     loads.append(load())
-                    rounds["make"].append(timed(["make", f"-j{jobs}", "-s", "all"], work, env))
+                    rounds["make"].append(timed(["make", f"-j{jobs}", "-s", "all"], repo, env))
                     rounds["asyncio"].append(timed_asyncio(dag, jobs))
-                    rounds["plait"].append(timed([*plait, "-j", str(jobs)], work, env))
+                    rounds["plait"].append(timed([*plait, "-j", str(jobs)], repo, in_repo))
+                    rounds["plait_plain"].append(timed([*plait, "-j", str(jobs)], plain, env))
                 n = len(dag)
                 wall = {k: statistics.median(w for w, _ in v) for k, v in rounds.items()}
                 cpu = {k: statistics.median(c for _, c in v) for k, v in rounds.items()}
@@ -212,21 +230,26 @@ def main() -> None:
                     "asyncio_us": wall["asyncio"] / n * 1e6,
                     "plait_us": wall["plait"] / n * 1e6,
                     "plait_s": wall["plait"],
+                    "plait_plain_us": wall["plait_plain"] / n * 1e6,
+                    "plait_plain_s": wall["plait_plain"],
                     "make_s": wall["make"],
                     "asyncio_s": wall["asyncio"],
                     "make_cpu_s": cpu["make"],
                     "asyncio_cpu_s": cpu["asyncio"],
                     "plait_cpu_s": cpu["plait"],
                     "ratio_to_make": wall["plait"] / wall["make"],
+                    "plain_ratio_to_make": wall["plait_plain"] / wall["make"],
                     "ratio_rounds": [round(r, 2) for r in ratios],
                 }
                 rows.append(row)
                 print(
                     f"{name:<18} -j{jobs}  make {row['make_us']:6.0f} µs/task  "
-                    f"asyncio {row['asyncio_us']:6.0f}  plait {row['plait_us']:6.0f}  "
-                    f"plait/make {row['ratio_to_make']:.2f}x  "
+                    f"asyncio {row['asyncio_us']:6.0f}  plait {row['plait_us']:6.0f} "
+                    f"(no repository {row['plait_plain_us']:6.0f})  "
+                    f"plait/make {row['ratio_to_make']:.2f}x "
+                    f"({row['plain_ratio_to_make']:.2f}x)  "
                     f"cpu s make {cpu['make']:.2f} asyncio {cpu['asyncio']:.2f} "
-                    f"plait {cpu['plait']:.2f}  load {row['load']:.2f}",
+                    f"plait {cpu['plait']:.2f} ({cpu['plait_plain']:.2f})  load {row['load']:.2f}",
                     flush=True,
                 )
     args.out.parent.mkdir(parents=True, exist_ok=True)
