@@ -315,6 +315,13 @@ def test_resume_of_a_run_whose_branch_was_cleaned_is_refused(cli_factory: MakeCl
     before = _state(cli, run_id)
     refs = cli.repo.git("for-each-ref")
 
+    # `status` does not send the user to a resume that cannot work.
+    shown = cli.run("status", run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "interrupted" in shown.stdout
+    assert "cannot be resumed" in shown.stdout
+    assert "plait resume" not in shown.stdout
+
     resumed = cli.run("resume", run_id)
     assert resumed.returncode == 2, (resumed.returncode, resumed.stdout, resumed.stderr)
     message = resumed.stdout + resumed.stderr

@@ -16,6 +16,7 @@ import typer
 from plait import errors
 from plait.cliio import (
     Exit,
+    branch_exists,
     collector_paused,
     err,
     error_json,
@@ -248,7 +249,8 @@ def status(
     if as_json:
         print_json(data)
     else:
-        out().print(status_text(data))
+        gone = data["status"] == "interrupted" and not branch_exists(data.get("branch"))
+        out().print(status_text(data, branch_gone=gone))
 
 
 @app.command()

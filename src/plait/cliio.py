@@ -170,3 +170,20 @@ def pick_run(store: Any, run_id: str | None) -> str:
     if latest is None:
         raise errors.RunNotFound("no runs yet; start one with `plait run`")
     return latest
+
+
+def branch_exists(branch: str | None) -> bool:
+    """Whether `branch` (a run's result branch; "" or None for none) is in the repository
+    around the current directory. True when there is nothing to check, or git cannot say."""
+    if not branch:
+        return True
+    from plait.git import Git
+
+    async def check() -> bool:
+        git = await Git.discover(Path.cwd())
+        return await git.rev_parse(f"refs/heads/{branch}^{{commit}}") is not None
+
+    try:
+        return run_coroutine(check())
+    except errors.Error:
+        return True

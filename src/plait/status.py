@@ -116,8 +116,8 @@ def _secs(value: float | None) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
-def status_text(data: dict[str, Any]) -> str:
-    """One run, a line per task."""
+def status_text(data: dict[str, Any], *, branch_gone: bool = False) -> str:
+    """One run, a line per task. `branch_gone`: its result branch no longer exists."""
     lines = [f"run {data['run']} ({data.get('plan') or 'plan'}): {data['status']}"]
     if data.get("branch"):
         lines.append(
@@ -136,7 +136,12 @@ def status_text(data: dict[str, Any]) -> str:
             f"  {_secs(task.get('duration_s')):>7}  {_money(task.get('cost_usd')):>7}{extra}"
         )
     lines.append(summary_line(data))
-    if data["status"] == "interrupted":
+    if data["status"] == "interrupted" and branch_gone:
+        lines.append(
+            f"its result branch {data['branch']} is gone (`plait clean --branches`), so it "
+            "cannot be resumed; start the plan again with `plait run`"
+        )
+    elif data["status"] == "interrupted":
         lines.append(f"continue it with `plait resume {data['run']}`")
     verify = data.get("verify")
     if verify:
