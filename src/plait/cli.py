@@ -151,6 +151,7 @@ def run(
 ) -> None:
     """Run a plan: every agent in its own worktree, results merged through a queue."""
     from plait.live import open_display
+    from plait.runend import finish_run
     from plait.session import RunSettings, start_run
     from plait.statehome import state_home
 
@@ -160,7 +161,7 @@ def run(
     with open_display(as_json, None if as_json else out()) as sink:
         settings = RunSettings(jobs=jobs, fail_fast=fail_fast, sink=sink)
         outcome = run_coroutine(start_run(loaded, settings, home=home))
-    _finish(outcome.run_id, root, outcome.exit_code, outcome.messages, as_json, apply, home)
+    finish_run(outcome.run_id, root, outcome.exit_code, outcome.messages, as_json, apply, home)
 
 
 @app.command()
@@ -174,56 +175,13 @@ def resume(
     """Continue an interrupted run where it stopped."""
     from plait.live import open_display
     from plait.resume import resume_run
+    from plait.runend import finish_run
     from plait.session import RunSettings
 
     with open_display(as_json, None if as_json else out()) as sink:
         settings = RunSettings(jobs=jobs, sink=sink)
         outcome = run_coroutine(resume_run(run_id, settings, cwd=Path.cwd()))
-    _finish(outcome.run_id, Path.cwd(), outcome.exit_code, outcome.messages, as_json, False)
-
-
-def _finish(
-    run_id: str,
-    root: Path,
-    code: int,
-    messages: list[str],
-    as_json: bool,
-    apply: bool,
-    home: Path | None = None,
-) -> None:
-    from plait.status import run_json, summary_text
-
-    with open_store(root, home) as store:
-        data = run_json(store, run_id)
-    refused: errors.Error | None = None
-    if apply:
-        # The run's result is printed whatever apply does: a refusal (a dirty tree, a
-        # merge that would conflict) must not cost the run id and the summary.
-        data["applied"] = False
-        if code != 0:
-            data["apply_error"] = f"not applied: the run is {data['status']}"
-            messages = [*messages, f"{data['apply_error']}; nothing was changed"]
-        else:
-            from plait.apply import apply_run
-
-            try:
-                messages = [*messages, run_coroutine(apply_run(root, run_id))]
-                data["applied"] = True
-            except errors.Error as exc:
-                refused = exc
-                data["apply_error"] = exc.message
-    if as_json:
-        print_json(data)
-    else:
-        out().print(summary_text(data))
-    for message in messages:
-        err().print(message, markup=False)
-    if refused is not None:
-        err().print(refused.message, markup=False)
-        # The exit code `plait apply` gives for the same refusal (1): every task
-        # succeeded, but what was asked for (the result on this branch) did not happen.
-        raise Exit(refused.exit_code)
-    raise Exit(code)
+    finish_run(outcome.run_id, Path.cwd(), outcome.exit_code, outcome.messages, as_json, False)
 
 
 @app.command()

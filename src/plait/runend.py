@@ -1,0 +1,58 @@
+"""The end of `plait run` and `plait resume`: the result printed, then `--apply`.
+
+The run's result is printed whatever apply does, so a refusal never costs the user
+the run id and the summary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plait import errors
+from plait.cliio import Exit, err, open_store, out, print_json, run_coroutine
+
+
+def finish_run(
+    run_id: str,
+    root: Path,
+    code: int,
+    messages: list[str],
+    as_json: bool,
+    apply: bool,
+    home: Path | None = None,
+) -> None:
+    """Print the run's result (JSON or the summary) and its messages, apply it if asked,
+    and leave with the run's exit code (or `plait apply`'s, if apply was refused)."""
+    from plait.status import run_json, summary_text
+
+    with open_store(root, home) as store:
+        data = run_json(store, run_id)
+    refused: errors.Error | None = None
+    if apply:
+        # The run's result is printed whatever apply does: a refusal (a dirty tree, a
+        # merge that would conflict) must not cost the run id and the summary.
+        data["applied"] = False
+        if code != 0:
+            data["apply_error"] = f"not applied: the run is {data['status']}"
+            messages = [*messages, f"{data['apply_error']}; nothing was changed"]
+        else:
+            from plait.apply import apply_run
+
+            try:
+                messages = [*messages, run_coroutine(apply_run(root, run_id))]
+                data["applied"] = True
+            except errors.Error as exc:
+                refused = exc
+                data["apply_error"] = exc.message
+    if as_json:
+        print_json(data)
+    else:
+        out().print(summary_text(data))
+    for message in messages:
+        err().print(message, markup=False)
+    if refused is not None:
+        err().print(refused.message, markup=False)
+        # The exit code `plait apply` gives for the same refusal (1): every task
+        # succeeded, but what was asked for (the result on this branch) did not happen.
+        raise Exit(refused.exit_code)
+    raise Exit(code)
