@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import PlaitProc, write_plan, yaml_list
 from gitrepo import GitRepo
 from plait.branches import task_branch
@@ -440,6 +442,39 @@ def test_the_output_file_is_the_tasks_output_not_a_change(
     tree = repo.git("ls-tree", "-r", "--name-only", result["branch"]).split()
     assert "src/app.py" in tree and "notes/result.md" not in tree
     assert repo.show(result["branch"], "src/app.py") == "x = 2\n"
+
+
+@pytest.mark.parametrize("writes", ["['docs/api.md']", "['docs/**']", "[]"])
+def test_an_output_file_the_task_may_write_is_committed_too(
+    writes: str, repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """The contract pattern: `output: docs/api.md` inside the task's `writes` (or with no
+    `writes`: it may write anything) is the task's output *and* its work in the result."""
+    script = tmp_path / "contract.py"
+    script.write_text(
+        "import pathlib, sys\nsys.stdin.read()\npathlib.Path('docs').mkdir(exist_ok=True)\n"
+        "pathlib.Path('docs/api.md').write_text('GET /users\\n')\n",
+        encoding="utf-8",
+    )
+    reader = tmp_path / "reader.py"
+    reader.write_text("import sys\nopen('seen.txt', 'w').write(sys.stdin.read())\n")
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nagents:\n"
+        f"  a: {{backend: command, command: {yaml_list([PYTHON, str(script)])}}}\n"
+        f"  r: {{backend: command, command: {yaml_list([PYTHON, str(reader)])}}}\n"
+        f"tasks:\n  contract: {{agent: a, prompt: x, writes: {writes}, output: docs/api.md}}\n"
+        "  ui: {agent: r, prompt: 'The contract: {{ tasks.contract.output }}',"
+        " writes: [seen.txt]}\n",
+    )
+    done = plait_proc("run", "--json", cwd=repo.path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    tasks = {t["id"]: t for t in result["tasks"]}
+    assert tasks["contract"]["output"] == "GET /users\n"
+    assert tasks["contract"]["changed_files"] == ["docs/api.md"]
+    assert repo.show(result["branch"], "docs/api.md") == "GET /users\n"
+    assert repo.show(result["branch"], "seen.txt") == "The contract: GET /users\n"
 
 
 # --- the plan's verify with isolation: none ------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import posixpath
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from plait.agents.base import (
 )
 from plait.errors import GitError
 from plait.model import Agent, Outcome, ScopePolicy, Task
-from plait.scope import check_scope
+from plait.scope import check_scope, in_scope
 from plait.templates import TemplateProblem, render
 from plait.workspace import Change, SetupFailed, Workspace
 
@@ -151,9 +152,11 @@ async def run_attempt(
         await ctx.journal.sync()
         return result, None, None, ws
 
-    # The output file (the plan's `output`, and PLAIT_OUTPUT_FILE if it lies in the
-    # workspace) is plait's channel for the task's output, not work to commit (§4.9).
-    outputs = tuple(o for o in (task.output_file, request.output_file) if o)
+    # PLAIT_OUTPUT_FILE is plait's channel for the task's output (§4.9), never work. The
+    # plan's `output` file is work when the task may write it (`docs/api.md` of a
+    # contract task): committed, or its content would be lost. Outside its `writes` it
+    # is only the task's message to plait: read, neither committed nor a violation.
+    outputs = tuple(o for o in (request.output_file, _channel_only(task)) if o)
     change = await ctx.provider.collect(
         ws, writes=task.writes, message=_commit_message(ctx, task, attempt), outputs=outputs
     )
@@ -392,6 +395,13 @@ def end_attempt(
     )
     if announce:
         ctx.emit("attempt_finished", task.id, attempt=attempt, status=status, error=error)
+
+
+def _channel_only(task: Task) -> str | None:
+    """The plan's `output` file if the task's `writes` do not cover it (else None)."""
+    if task.output_file is None:
+        return None
+    return None if in_scope(posixpath.normpath(task.output_file), task.writes) else task.output_file
 
 
 def _commit_message(ctx: RunContext, task: Task, attempt: int) -> str:
