@@ -2,6 +2,8 @@
 
 - `git_env`: a git identity and no global/system git config (monkeypatched), and
   `PLAIT_HOME` pointed into `tmp_path`, so no test touches the machine's state.
+- every test: `XDG_DATA_HOME` in `tmp_path`, where a run whose state is in `.git`
+  puts its worktrees (never the real home's).
 - `repo`: a fresh git repository under `tmp_path` (one commit on `main`).
 - `cli`: runs `plait.cli.main([...])` in-process in a chosen directory and returns
   the exit code with what it printed.
@@ -46,6 +48,14 @@ class CliResult:
 
 #: The type of the `cli` fixture.
 Cli = Callable[..., CliResult]
+
+
+@pytest.fixture(autouse=True)
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`XDG_DATA_HOME` for this test: worktrees of a run whose state is in `.git` go there."""
+    path = tmp_path / "xdg-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(path))
+    return path
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -400,3 +401,31 @@ def test_an_interrupt_outside_the_engine_exits_130_not_0(
     monkeypatch.setattr(plait.apply, "clean_runs", interrupted)
     assert main(["clean"]) == 130
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_worktrees_of_state_in_dot_git_live_outside_any_dot_git_folder(
+    cli: Cli, repo: GitRepo, data_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the state in `<repo>/.git/plait` (the default), agents must not run under a
+    `.git` folder: Claude Code asks before every edit there. Their worktrees go to
+    `$XDG_DATA_HOME/plait/worktrees/`, and `plait clean` empties that too."""
+    monkeypatch.delenv("PLAIT_HOME")
+    where = [sys.executable, "-c", "import os; open('where.txt', 'w').write(os.getcwd())"]
+    write_plan(
+        repo.path / "plait.yaml",
+        plan_with({"a": where}, "  t:\n    agent: a\n    prompt: go\n    writes: [where.txt]\n"),
+    )
+    repo.commit("plan")
+    result = cli("run", "--json", cwd=repo.path)
+    assert result.code == 0, result.err
+    run_id = json.loads(result.out)["run"]
+    ran_in = Path(repo.git("show", f"plait/{run_id}:where.txt"))
+    assert ".git" not in ran_in.parts
+    assert data_home / "plait" / "worktrees" in ran_in.parents
+    assert (repo.common_dir / "plait" / "state.db").exists()  # the state stays in .git
+    assert any((data_home / "plait" / "worktrees").rglob("*"))  # the pool keeps one
+
+    cleaned = cli("clean", cwd=repo.path)
+    assert cleaned.code == 0, cleaned.err
+    assert repo.worktrees() == [str(repo.path)]
+    assert not [p for p in (data_home / "plait" / "worktrees").rglob("*") if p.is_file()]

@@ -20,6 +20,7 @@ import pytest
 
 from gitrepo import GitRepo, git_identity
 from plait.pool import POOL_DIR
+from plait.statehome import worktrees_home
 
 DEMO_TASKS = {
     "contract",
@@ -100,6 +101,8 @@ def test_demo_runs_everything_in_under_a_minute(
     shown = subprocess.run(shlex.split(report), cwd=shop.path, env=env, capture_output=True)
     assert shown.returncode == 0 and (tmp_path / "r.html").is_file(), (hint, shown.stderr)
     # merged tasks' worktrees are parked for the next run, one per job at most
-    pool = shop.path / ".git" / "plait" / "worktrees" / POOL_DIR
+    # (outside .git, where agents guard every path: under XDG_DATA_HOME)
+    pool = worktrees_home((shop.path / ".git").resolve() / "plait").resolve() / POOL_DIR
+    assert ".git" not in pool.parts
     parked = [Path(p) for p in shop.worktrees()[1:]]
     assert 0 < len(parked) <= 4 and all(p.parent == pool for p in parked), parked

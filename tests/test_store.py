@@ -16,7 +16,7 @@ import pytest
 
 from plait.errors import EnvironmentProblem, RunNotFound
 from plait.eventlog import read_events
-from plait.statehome import new_run_id, state_home
+from plait.statehome import new_run_id, state_home, worktrees_home
 from plait.store import Store
 
 
@@ -627,3 +627,25 @@ def test_micro_benchmark_task_transitions(store: Store, capsys: pytest.CaptureFi
         )
     assert batched < unbatched * 2 + 1000  # sanity only; the figure is the point
     assert all(t.status in ("succeeded", "merged") for t in store.tasks("r1"))
+
+
+def test_worktrees_home_keeps_agents_out_of_dot_git(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    # State elsewhere (PLAIT_HOME, .plait outside git): worktrees beside it.
+    assert (
+        worktrees_home(tmp_path / "st", {"XDG_DATA_HOME": str(data)}) == tmp_path / "st/worktrees"
+    )
+    # State in a repository's .git: under XDG_DATA_HOME, one folder per repository.
+    home = tmp_path / "my proj" / ".git" / "plait"
+    found = worktrees_home(home, {"XDG_DATA_HOME": str(data)})
+    assert found.parent == data / "plait" / "worktrees"
+    assert found.name.startswith("my_proj-")
+    assert ".git" not in found.parts
+    other = worktrees_home(
+        tmp_path / "other" / "my proj" / ".git" / "plait", {"XDG_DATA_HOME": str(data)}
+    )
+    assert other != found  # two repositories of one name do not share a folder
+    assert worktrees_home(home, {"XDG_DATA_HOME": str(data)}) == found  # and it is stable
+    # A relative XDG_DATA_HOME is ignored (the XDG rule): ~/.local/share.
+    fallback = worktrees_home(home, {"XDG_DATA_HOME": "rel"})
+    assert fallback.parent == Path.home() / ".local" / "share" / "plait" / "worktrees"

@@ -17,7 +17,7 @@ from plait.errors import ApplyRefused, EnvironmentProblem, RunNotFound
 from plait.git import Git
 from plait.procsweep import end_runs
 from plait.runlock import LockHolder, RunLock
-from plait.statehome import state_home
+from plait.statehome import state_home, worktrees_home
 from plait.status import shown_status
 from plait.store import Store, TaskRow
 
@@ -166,7 +166,7 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
         removed_branches = 0
         kept: list[str] = []
         for one in run_ids:
-            provider = WorktreeProvider(git, one or "", worktrees_dir=home / "worktrees")
+            provider = WorktreeProvider(git, one or "", worktrees_dir=worktrees_home(home))
             report = await provider.clean(one, result_branches=branches, verify_dir=home / "verify")
             removed_worktrees += len(report.worktrees)
             removed_branches += len(report.branches)
@@ -197,7 +197,7 @@ async def _known_run(git: Git, home: Path, run_id: str) -> bool:
                 pass
     if not RUN_ID.fullmatch(run_id):  # nor a path to wander off with ("..", "a/b")
         return False
-    if (home / "worktrees" / run_id).is_dir():
+    if (worktrees_home(home) / run_id).is_dir():
         return True
     for prefix in (f"refs/heads/{task_branch(run_id, '')}", snapshots_of(run_id)):
         if await git.list_refs(prefix):

@@ -35,7 +35,7 @@ from plait.session import (
     isolation_of,
     with_agents,
 )
-from plait.statehome import state_home
+from plait.statehome import state_home, worktrees_home
 from plait.status import RESUMED_EVENT, last_sign_of_life, latest_process
 from plait.store import AttemptRow, RunRow, Store
 from plait.taskrun import tries_used
@@ -251,7 +251,7 @@ async def _close_left_open(git: Git, store: Store, run_id: str, home: Path) -> N
     so a resume killed half-way through leaves the next one the same work to do. The
     plan verify's worktrees hold no work at all.
     """
-    provider = WorktreeProvider(git, run_id, worktrees_dir=home / "worktrees")
+    provider = WorktreeProvider(git, run_id, worktrees_dir=worktrees_home(home))
     runs_dir = provider.worktrees_dir / run_id
     verify_dir = (home / "verify" / run_id).resolve()
     attempts = {(a.task_id, a.attempt): a for a in store.attempts(run_id)}

@@ -39,7 +39,7 @@ from plait.pool import POOL_DIR, WorktreePool, pool_size
 from plait.procsweep import end_runs
 from plait.runlock import RunLock
 from plait.runner import Driver, EventSink, PlanDefaults, RunOutcome, fixer_task
-from plait.statehome import new_run_id, state_home
+from plait.statehome import new_run_id, state_home, worktrees_home
 from plait.store import Store
 from plait.taskrun import WorkspaceProvider
 from plait.worktrees import WorktreeProvider
@@ -289,11 +289,11 @@ async def drive(
         assert git is not None and branch is not None
         # finished worktrees are kept (one per job at most) and reset for later attempts,
         # this run's and the next run's
-        pool = WorktreePool(git, home / "worktrees" / POOL_DIR, pool_size(jobs))
+        pool = WorktreePool(git, worktrees_home(home) / POOL_DIR, pool_size(jobs))
         provider = WorktreeProvider(
             git,
             run_id,
-            worktrees_dir=home / "worktrees",
+            worktrees_dir=worktrees_home(home),
             copy=plan.copy,
             setup=plan.setup,
             scope=plan.scope,

@@ -2,7 +2,8 @@
 
 State lives in ``<git-common-dir>/plait/`` (shared by every worktree of the
 repository), or ``.plait/`` outside git, or ``$PLAIT_HOME``: the database
-``state.db`` and a folder per run under ``runs/``.
+``state.db`` and a folder per run under ``runs/``. The agents' worktrees live
+beside it, unless that is inside a ``.git`` folder (`worktrees_home`).
 
 Kept apart from the store, with no sqlite import, so that a command which only
 asks whether there is any state (``plait plan`` looking for the history of earlier
@@ -11,6 +12,7 @@ runs) need not load the database layer to find out.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import subprocess
@@ -18,7 +20,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["DB_FILE", "component", "new_run_id", "state_home"]
+__all__ = ["DB_FILE", "component", "new_run_id", "state_home", "worktrees_home"]
 
 DB_FILE = "state.db"
 
@@ -49,6 +51,39 @@ def state_home(start: Path, env: Mapping[str, str] | None = None) -> Path:
     if proc.returncode != 0 or not out:
         return start / ".plait"
     return (start / out).resolve() / "plait"
+
+
+def worktrees_home(home: Path, env: Mapping[str, str] | None = None) -> Path:
+    """Where the agents' worktrees go for the state at `home`.
+
+    ``<home>/worktrees``, unless `home` is inside a ``.git`` folder (the default,
+    ``<git-common-dir>/plait``): coding agents guard every path under a ``.git``
+    folder, so Claude Code asks before each edit there (and, run headless, nobody
+    answers) and its project settings do not load. Those worktrees go to
+    ``$XDG_DATA_HOME/plait/worktrees/<repository>-<hash of home>/`` instead
+    (``~/.local/share`` by default), one folder per repository, as other agent tools
+    keep theirs under the user's home.
+    """
+    env = os.environ if env is None else env
+    home = Path(home).absolute()
+    if ".git" not in home.parts:
+        return home / "worktrees"
+    data = env.get("XDG_DATA_HOME") or ""
+    if not os.path.isabs(data):  # the XDG rule: a relative value is ignored
+        try:
+            data = str(Path.home() / ".local" / "share")
+        except RuntimeError:  # no home to be found: stay beside the state
+            return home / "worktrees"
+    parts = home.parts
+    repository = parts[parts.index(".git") - 1] if parts.index(".git") > 0 else "repo"
+    key = hashlib.sha256(os.fsencode(home)).hexdigest()[:12]
+    return Path(data) / "plait" / "worktrees" / f"{_folder_name(repository)}-{key}"
+
+
+def _folder_name(name: str) -> str:
+    """`name` with anything but letters, digits, '.', '_' and '-' replaced by '_'."""
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in name).strip(".")
+    return cleaned or "repo"
 
 
 def new_run_id(now: float | None = None) -> str:
