@@ -11,6 +11,7 @@ cover the pieces; these cover the pieces put together.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -320,6 +321,36 @@ def test_declared_sharers_take_turns_and_undeclared_collisions_rerun_on_merged_c
     assert by_id["second"]["attempts"] == 2
     assert repo.show(result, "lists.py") == 'ITEMS = ["first", "second"]\n'
     repo.fsck()
+
+
+def test_rerun_after_a_conflict_takes_turns_on_the_conflicted_file(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    """Four tasks without `writes` append to one file at once: the first merged, the
+    other three conflict. Their re-runs hold that file one at a time, each starting from
+    the tip that holds the one before, so each settles with one re-run (before, started
+    together, they kept colliding until one ran out of re-runs and ended conflicted)."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    names = ["log-a", "log-b", "log-c", "log-d"]
+    tasks = {
+        name: {"do": [f"stamp {marks}", "sleep 0.4", f"append CHANGELOG.md {name}"]}
+        for name in names
+    }
+    code, status = run_plan(repo, plan_text(tasks), "-j", "4")
+
+    assert code == 0, outline(status)
+    by_id = tasks_by_id(status)
+    assert all(t["status"] == "succeeded" and t["merged"] for t in by_id.values()), by_id
+    assert sorted(t["attempts"] for t in by_id.values()) == [1, 2, 2, 2], by_id
+    changelog = repo.show(status["branch"], "CHANGELOG.md").splitlines()
+    assert sorted(changelog[1:]) == names
+    # the re-runs never overlapped in time
+    seen = stamps(marks)
+    reruns = sorted((seen[f"{n}-2"] for n in names if f"{n}-2" in seen), key=lambda s: s["start"])
+    assert len(reruns) == 3
+    for earlier, later in itertools.pairwise(reruns):
+        assert earlier["end"] <= later["start"], (earlier, later)
 
 
 def test_a_conflict_that_rerunning_cannot_fix_ends_conflicted_naming_the_file(

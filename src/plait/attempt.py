@@ -52,6 +52,7 @@ class AttemptFailure:
     outcome: Outcome
     error: str
     note: str  # appended to the next attempt's prompt
+    conflicts: tuple[str, ...] = ()  # the files a merge conflicted on
 
 
 def render_prompt(ctx: RunContext, task: Task, notes: list[str]) -> str:

@@ -29,6 +29,7 @@ from plait.agents.base import (
 )
 from plait.attempt import STOPPED_ERROR, AttemptFailure, end_attempt, note, run_attempt
 from plait.journal import Journal
+from plait.lanes import FileLanes
 from plait.merge import MergeQueue
 from plait.model import Agent, Outcome, Plan, Task
 from plait.store import AttemptRow, Store
@@ -105,6 +106,8 @@ class RunContext:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     #: The tasks awaiting an agent right now (`plait.attempt`): `stop` cancels them.
     running_agents: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: Files that conflict re-runs hold, one re-run at a time per file (`plait.lanes`).
+    lanes: FileLanes = field(default_factory=FileLanes)
 
     def stop(self) -> None:
         """Stop the run's tasks: no attempt starts any more, the agents running end."""
@@ -190,6 +193,7 @@ async def run_task(
     rate_limit_waits = 0
     attempt = first_attempt - 1
     kind = "first" if first_attempt == 1 else "resume"
+    lane_files: tuple[str, ...] = ()  # what the next attempt holds (see below)
     while True:
         if ctx.over_budget():
             ctx.budget_hit = True
@@ -200,68 +204,77 @@ async def run_task(
             return Outcome.CANCELLED
         attempt += 1
         view.attempt = attempt
-        result, failure, change, ws = await run_attempt(
-            ctx, task, agent, backend, slot, attempt, kind, notes
-        )
-        if result is not None and result.status is AttemptStatus.RATE_LIMITED:
-            # Not a failure: wait, with fewer agents at once, and run it again.
-            ctx.on_rate_limit(task.id)
-            wait = (
-                result.retry_after_s
-                or RATE_LIMIT_BACKOFF_S[min(rate_limit_waits, len(RATE_LIMIT_BACKOFF_S) - 1)]
+        # A re-run after a conflict holds the files it conflicted on until its merge.
+        lane = contextlib.AsyncExitStack()
+        await lane.enter_async_context(ctx.lanes.hold(lane_files))
+        lane_files = ()
+        try:
+            result, failure, change, ws = await run_attempt(
+                ctx, task, agent, backend, slot, attempt, kind, notes
             )
-            rate_limit_waits += 1
-            view.state = "rate-limited"
-            ctx.emit("rate_limited", task.id, attempt=attempt, wait_s=wait)
-            if ws is not None:
-                await ctx.provider.close(ws, keep=False)
-            # The wait ends early when the run stops: the loop's top then cancels the task.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ctx.stopped.wait(), wait)
-            kind = "rate_limit"
-            continue
-        if failure is None and change is not None:
-            # Read before the workspace is closed: closing removes the `output` file.
-            output = _task_output(ctx, task, attempt, result, ws)
-            merged = await _merge(ctx, task, attempt, change, output, result)
-            if isinstance(merged, AttemptFailure):
-                failure = merged
-            else:
+            if result is not None and result.status is AttemptStatus.RATE_LIMITED:
+                # Not a failure: wait, with fewer agents at once, and run it again.
+                ctx.on_rate_limit(task.id)
+                wait = (
+                    result.retry_after_s
+                    or RATE_LIMIT_BACKOFF_S[min(rate_limit_waits, len(RATE_LIMIT_BACKOFF_S) - 1)]
+                )
+                rate_limit_waits += 1
+                view.state = "rate-limited"
+                ctx.emit("rate_limited", task.id, attempt=attempt, wait_s=wait)
                 if ws is not None:
                     await ctx.provider.close(ws, keep=False)
-                ctx.results[task.id] = {
-                    "output": output,
-                    "commit": merged or "",
-                    "branch": ctx.merge.branch if ctx.merge is not None else "",
-                    "changed_files": list(change.changed_files),
-                }
-                ctx.on_success(task.id)
-                _finish_task(
-                    ctx,
-                    task,
-                    Outcome.SUCCEEDED,
-                    output=output,
-                    commit=merged,
-                    changed_files=list(change.changed_files),
-                    merged=merged is not None,
-                    scope_violations=list(change.scope_violations),
-                )
-                return Outcome.SUCCEEDED
-        assert failure is not None
-        if ws is not None:
-            await ctx.provider.close(ws, keep=failure.outcome is not Outcome.CONFLICTED)
-        if failure.outcome is Outcome.CONFLICTED and reruns_left > 0:
-            reruns_left -= 1
-            notes = [failure.note]
-            kind = "conflict"
-            ctx.emit("conflict_rerun", task.id, attempt=attempt, error=failure.error)
-            continue
-        if failure.outcome is Outcome.FAILED and retries_left > 0:
-            retries_left -= 1
-            notes = [failure.note]
-            kind = "retry"
-            ctx.emit("retry", task.id, attempt=attempt, error=failure.error)
-            continue
+                await lane.aclose()  # others need not wait through this wait
+                # The wait ends early when the run stops: the loop's top then cancels the task.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ctx.stopped.wait(), wait)
+                kind = "rate_limit"
+                continue
+            if failure is None and change is not None:
+                # Read before the workspace is closed: closing removes the `output` file.
+                output = _task_output(ctx, task, attempt, result, ws)
+                merged = await _merge(ctx, task, attempt, change, output, result)
+                if isinstance(merged, AttemptFailure):
+                    failure = merged
+                else:
+                    if ws is not None:
+                        await ctx.provider.close(ws, keep=False)
+                    ctx.results[task.id] = {
+                        "output": output,
+                        "commit": merged or "",
+                        "branch": ctx.merge.branch if ctx.merge is not None else "",
+                        "changed_files": list(change.changed_files),
+                    }
+                    ctx.on_success(task.id)
+                    _finish_task(
+                        ctx,
+                        task,
+                        Outcome.SUCCEEDED,
+                        output=output,
+                        commit=merged,
+                        changed_files=list(change.changed_files),
+                        merged=merged is not None,
+                        scope_violations=list(change.scope_violations),
+                    )
+                    return Outcome.SUCCEEDED
+            assert failure is not None
+            if ws is not None:
+                await ctx.provider.close(ws, keep=failure.outcome is not Outcome.CONFLICTED)
+            if failure.outcome is Outcome.CONFLICTED and reruns_left > 0:
+                reruns_left -= 1
+                notes = [failure.note]
+                kind = "conflict"
+                lane_files = failure.conflicts
+                ctx.emit("conflict_rerun", task.id, attempt=attempt, error=failure.error)
+                continue
+            if failure.outcome is Outcome.FAILED and retries_left > 0:
+                retries_left -= 1
+                notes = [failure.note]
+                kind = "retry"
+                ctx.emit("retry", task.id, attempt=attempt, error=failure.error)
+                continue
+        finally:
+            await lane.aclose()
         refused: dict[str, Any] = {}
         if change is not None:  # what the last attempt did, so status shows what was refused
             refused = {
@@ -327,6 +340,7 @@ async def _merge(
             "Your previous attempt conflicted with work merged meanwhile in these files: "
             f"{files}. Start again from the current code, which already holds that work, "
             "and keep both changes.",
+            tuple(result.conflicts),
         )
     # Refused: the attempt failed (it used one of the task's retries), and its row says
     # so, as a conflict's does; resume counts the retries used from these rows.
