@@ -26,6 +26,24 @@ ENV_ALLOWLIST: tuple[str, ...] = (
     "LOGNAME",
     "TZ",
     "SHELL",
+    # Behind a corporate proxy an agent reaches its vendor's API only through these; the
+    # lower-case spellings are the ones curl and many CLIs read first.
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    # A proxy that inspects TLS signs with its own CA: without the bundle that trusts
+    # it, OpenSSL (SSL_*), Node (the npm-installed CLIs), Python requests/httpx and
+    # curl all refuse the connection.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
 )
 
 #: Variables that point git somewhere else or inject configuration: never passed on,
