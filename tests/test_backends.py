@@ -25,6 +25,7 @@ import pytest
 
 from plait import proc
 from plait.agents import cli_agent, env_passthrough, get_backend, versions
+from plait.agents.aider import AiderParser
 from plait.agents.base import AgentRequest, AgentResult, AttemptStatus, Usage
 from plait.agents.claude import StreamJsonParser
 from plait.agents.cli_agent import CliBackend
@@ -66,7 +67,8 @@ def _aider_argv(p: Permission, ws: Path, ad: Path) -> list[str]:
     history = ["--chat-history-file", str(ad / "aider.chat.history.md")]
     history += ["--input-history-file", str(ad / "aider.input.history")]
     message = ["--message-file", str(ad / "aider-message.md")]
-    return [*message, *perm, *a("--no-pretty --no-stream"), *history, *a("--model m-1")]
+    quiet = a("--no-check-update --no-show-release-notes --no-analytics")
+    return [*message, *perm, *a("--no-pretty --no-stream"), *quiet, *history, *a("--model m-1")]
 
 
 CLAUDE_PERMS = {
@@ -130,7 +132,8 @@ SPECS = [
         "aider",
         "aider",
         _aider_argv,
-        Usage(input_tokens=4200, output_tokens=800, cost_usd=0.03, turns=2),
+        # "sent" alone: 1.2k + 2k; the "1k cache hit" of the second exchange is part of it.
+        Usage(input_tokens=3200, output_tokens=800, cost_usd=0.03, turns=2),
         None,
         None,  # aider prints no reset time ("Retrying in 0.2 seconds" is its own backoff)
         prompt_in_file=True,
@@ -140,7 +143,7 @@ SPECS = [
         "cursor",
         "cursor-agent",
         lambda p, ws, ad: [
-            *a("-p --output-format stream-json"),
+            *a("-p --output-format stream-json --trust"),
             *CURSOR_PERMS[p],
             *a("--model m-1"),
         ],
@@ -206,6 +209,8 @@ class Rig:
         prompt: str = "Do the task.",
         mode: str = "success",
         timeout_s: float | None = 60.0,
+        passthrough: tuple[str, ...] = ("UNRELATED_NOT_SET",),
+        extra_env: dict[str, str] | None = None,
         **agent: Any,
     ) -> AgentRequest:
         agent.setdefault("model", "m-1")
@@ -220,7 +225,7 @@ class Rig:
             "FAKECLI_RECORD": str(self.record),
             "FAKECLI_MODE": mode,
         }
-        env = proc.child_env(plait_vars, passthrough=("UNRELATED_NOT_SET",))
+        env = proc.child_env(plait_vars, extra_env or {}, passthrough=passthrough)
         return AgentRequest(
             run_id="r1",
             task_id="t1",
@@ -459,9 +464,176 @@ def test_claude_instructions_and_tools_become_flags(tmp_path: Path, path_env: st
     rig.run(rig.request(prompt="P", instructions="-Be terse.", tools=("Read", "Edit")))
     seen = rig.recorded()
     argv = seen["argv"]
+    # --tools is what restricts the set; --allowedTools only spares the questions.
+    assert argv[argv.index("--tools") + 1] == "Read,Edit"
     assert argv[argv.index("--allowedTools") + 1] == "Read,Edit"
     assert argv[argv.index("--append-system-prompt") + 1] == "-Be terse."
     assert seen["stdin"] == b"P"
+
+
+@pytest.mark.parametrize(
+    ("tools", "available", "approved"),
+    [
+        (
+            ("Read", "Bash(git diff *)", "Bash(git log *)", "mcp__github__create_issue"),
+            "Read,Bash",  # bare built-in names only; MCP tools are not --tools' business
+            "Read,Bash(git diff *),Bash(git log *),mcp__github__create_issue",
+        ),
+        (("mcp__github__create_issue",), "", "mcp__github__create_issue"),  # no built-in
+    ],
+)
+def test_claude_profile_tools_restrict_the_builtin_set(
+    tmp_path: Path, path_env: str, tools: tuple[str, ...], available: str, approved: str
+) -> None:
+    rig = claude_rig(tmp_path, path_env)
+    result = rig.run(rig.request(tools=tools))
+    assert result.status is AttemptStatus.OK, result.error
+    argv = rig.recorded()["argv"]
+    assert argv[argv.index("--tools") + 1] == available
+    assert argv[argv.index("--allowedTools") + 1] == approved
+
+
+def test_claude_without_profile_tools_keeps_the_default_set(tmp_path: Path, path_env: str) -> None:
+    rig = claude_rig(tmp_path, path_env)
+    rig.run(rig.request())
+    argv = rig.recorded()["argv"]
+    assert "--tools" not in argv and "--allowedTools" not in argv
+
+
+def test_claude_as_root_gets_is_sandbox_when_the_user_set_it(
+    tmp_path: Path, path_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = claude_rig(tmp_path, path_env)
+    names = env_passthrough(rig.backend)
+    as_root = {"FAKECLI_ROOT": "1"}  # the fake stands for Claude Code run as root
+    refused = rig.run(rig.request(permission=F, passthrough=names, extra_env=as_root))
+    assert refused.status is AttemptStatus.FAILED
+    assert "root/sudo" in refused.error
+
+    monkeypatch.setenv("IS_SANDBOX", "1")
+    result = rig.run(rig.request(permission=F, passthrough=names, extra_env=as_root))
+    assert result.status is AttemptStatus.OK, result.error
+    assert rig.recorded()["env"]["IS_SANDBOX"] == "1"
+
+
+def test_claude_refused_tool_calls_are_noted_on_a_success(tmp_path: Path, path_env: str) -> None:
+    rig = claude_rig(tmp_path, path_env)
+    result = rig.run(rig.request(mode="denied"))
+    assert result.status is AttemptStatus.OK  # Claude says it is done: not a failure
+    assert "2 tool call(s) were refused" in result.error
+    assert "Edit /ws/src/app.py" in result.error
+    assert "Bash make test" in result.error
+    log = rig.request().log_file.read_text(encoding="utf-8")
+    assert log.splitlines()[-1] == f"[plait] {result.error}"
+    # No denials, no note.
+    assert rig.run(rig.request()).error == ""
+
+
+def test_claude_rejection_while_on_overage_is_not_a_rate_limit(
+    tmp_path: Path, path_env: str
+) -> None:
+    rig = claude_rig(tmp_path, path_env)
+    result = rig.run(rig.request(mode="overage_then_error"))
+    assert result.status is AttemptStatus.FAILED
+    assert "500 internal server error" in result.error
+
+
+def test_claude_rate_limit_event_latest_state_counts() -> None:
+    def event(status: str, **more: object) -> str:
+        info = {"status": status, "resetsAt": int(time.time()) + 60, **more}
+        return json.dumps({"type": "rate_limit_event", "rate_limit_info": info})
+
+    parser = StreamJsonParser()
+    parser.feed(event("rejected"))
+    assert parser.parsed.rate_limit is not None
+    parser.feed(event("allowed"))
+    assert parser.parsed.rate_limit is None
+    parser.feed(event("rejected", overageStatus="allowed", isUsingOverage=True))
+    assert parser.parsed.rate_limit is None
+    parser.feed(event("rejected", overageStatus="rejected", isUsingOverage=False))
+    assert parser.parsed.rate_limit is not None
+
+
+def test_gemini_trusts_the_workspace_plait_made(tmp_path: Path, path_env: str) -> None:
+    rig = Rig(tmp_path, path_env, BY_NAME["gemini"])
+    # A plan's env cannot take the trust away: without it gemini would exit 55.
+    result = rig.run(rig.request(extra_env={"GEMINI_CLI_TRUST_WORKSPACE": "false"}))
+    assert result.status is AttemptStatus.OK, result.error
+    seen = rig.recorded()
+    assert seen["env"]["GEMINI_CLI_TRUST_WORKSPACE"] == "true"
+    assert "--skip-trust" not in seen["argv"]
+
+
+def test_cursor_trust_refusal_fails_clearly(tmp_path: Path, path_env: str) -> None:
+    rig = Rig(tmp_path, path_env, BY_NAME["cursor"])
+    result = rig.run(rig.request(mode="untrusted"))  # refuses even with --trust
+    assert result.status is AttemptStatus.FAILED
+    assert result.exit_code == 0
+    assert "Workspace Trust Required" in result.error
+    assert str(rig.workspace) in result.error
+
+
+def aider_rig(tmp_path: Path, path_env: str) -> Rig:
+    return Rig(tmp_path, path_env, BY_NAME["aider"])
+
+
+@pytest.mark.parametrize("mode", ["success", "hang"])
+def test_aider_repo_map_cache_is_removed_from_the_workspace(
+    tmp_path: Path, path_env: str, mode: str
+) -> None:
+    rig = aider_rig(tmp_path, path_env)
+    (rig.workspace / "kept.txt").write_text("work\n")
+    result = rig.run(rig.request(mode=mode, timeout_s=None if mode == "success" else 1.0))
+    if mode == "success":  # it did the task (an aider that upgraded itself did not)
+        assert result.status is AttemptStatus.OK, result.error
+        assert "FINAL: done" in result.output
+    else:
+        assert result.status is AttemptStatus.TIMEOUT
+    assert rig.recorded()["cwd"] == str(rig.workspace)  # where the fake made its cache
+    assert sorted(p.name for p in rig.workspace.iterdir()) == ["kept.txt"]
+
+
+def test_aider_keeps_a_cache_that_was_there_before(tmp_path: Path, path_env: str) -> None:
+    rig = aider_rig(tmp_path, path_env)
+    older = rig.workspace / ".aider.tags.cache.v3"
+    older.mkdir()
+    (older / "cache.db").write_text("the user's")
+    rig.run(rig.request())
+    assert (older / "cache.db").read_text() == "the user's"
+    assert not (rig.workspace / ".aider.tags.cache.v4").exists()
+
+
+def test_aider_that_upgraded_itself_instead_of_working_fails() -> None:
+    text = (
+        "Newer aider version v0.86.2 is available.\n"
+        "Run pip install? (Y)es/(N)o [Yes]: y\n"
+        "Re-run aider to use new version.\n"
+    )
+    parsed = AiderParser().finish(_done(text))
+    assert parsed.is_error
+    assert "upgraded itself" in parsed.error
+
+
+def test_proxy_and_ca_variables_reach_every_agent(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    proxy = {
+        "HTTPS_PROXY": "http://proxy.corp:3128",
+        "https_proxy": "http://proxy.corp:3128",
+        "HTTP_PROXY": "http://proxy.corp:3128",
+        "NO_PROXY": "localhost,.corp",
+        "ALL_PROXY": "socks5://proxy.corp:1080",
+        "SSL_CERT_FILE": str(tmp_path / "corp-ca.pem"),
+        "NODE_EXTRA_CA_CERTS": str(tmp_path / "corp-ca.pem"),
+        "REQUESTS_CA_BUNDLE": str(tmp_path / "corp-ca.pem"),
+        "CURL_CA_BUNDLE": str(tmp_path / "corp-ca.pem"),
+        "SSL_CERT_DIR": str(tmp_path),
+    }
+    for name, value in proxy.items():
+        monkeypatch.setenv(name, value)
+    rig.run(rig.request())
+    env = rig.recorded()["env"]
+    assert {name: env.get(name) for name in proxy} == proxy
 
 
 def test_claude_long_instructions_go_to_stdin(tmp_path: Path, path_env: str) -> None:

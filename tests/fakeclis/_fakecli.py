@@ -25,6 +25,10 @@ Knobs for run-level tests (all optional; unset, the fakes behave as above):
 - ``$FAKECLI_RESULT``: the final message (default ``FINAL: done``);
 - ``$FAKECLI_COST``: the cost a fake that reports one reports;
 - ``$FAKECLI_RESET_S``: how soon the rate-limit output says to try again.
+
+A fake may also have a `gate`: what its real program checks before doing any work (a
+workspace it must be told to trust, its own upgrade, root). A gate that refuses prints
+what the real program prints and exits with its code, after recording, before writing.
 """
 
 from __future__ import annotations
@@ -119,24 +123,8 @@ def long_text() -> str:
     return "FINAL: " + " ".join(["long answer é€ 🙂"] * 9000)
 
 
-def main(
-    default_version: str,
-    scripts: Callable[[str], Script],
-    extra: Callable[[], Mapping[str, object]] | None = None,
-) -> None:
-    if "--version" in sys.argv[1:]:
-        print(os.environ.get("FAKECLI_VERSION", default_version))
-        return
-    invocation = _invocation()
-    record(extra() if extra else None, invocation)
-    mode = _mode(invocation)
-    _write_files()
-    if os.environ.get("FAKECLI_SLEEP"):
-        time.sleep(float(os.environ["FAKECLI_SLEEP"]))
-    if mode == "hang":
-        time.sleep(600)
-        return
-    out, err, code = scripts(mode)
+def _emit(script: Script) -> None:
+    out, err, code = script
     for line in out:  # bytes: the output must not depend on the child's locale
         sys.stdout.buffer.write(line.encode("utf-8") + b"\n")
         sys.stdout.buffer.flush()
@@ -144,3 +132,27 @@ def main(
         sys.stderr.buffer.write(line.encode("utf-8") + b"\n")
     sys.stderr.buffer.flush()
     sys.exit(code)
+
+
+def main(
+    default_version: str,
+    scripts: Callable[[str], Script],
+    extra: Callable[[], Mapping[str, object]] | None = None,
+    gate: Callable[[], Script | None] | None = None,
+) -> None:
+    if "--version" in sys.argv[1:]:
+        print(os.environ.get("FAKECLI_VERSION", default_version))
+        return
+    invocation = _invocation()
+    record(extra() if extra else None, invocation)
+    refused = gate() if gate else None
+    if refused is not None:
+        _emit(refused)
+    mode = _mode(invocation)
+    _write_files()
+    if os.environ.get("FAKECLI_SLEEP"):
+        time.sleep(float(os.environ["FAKECLI_SLEEP"]))
+    if mode == "hang":
+        time.sleep(600)
+        return
+    _emit(scripts(mode))

@@ -1,31 +1,48 @@
 """aider, the AI pair programmer (`aider --message-file`).
 
 Invocation: ``aider --message-file <attempt>/aider-message.md --yes-always
---no-auto-commits --no-gitignore --no-pretty --no-stream --chat-history-file ...
---input-history-file ... [--model M]``. aider reads its one message from that file
-(role instructions first, then the prompt), does it and exits; standard input is
-empty, so an unexpected question gets end-of-file instead of hanging.
+--no-auto-commits --no-gitignore --no-pretty --no-stream --no-check-update
+--no-show-release-notes --no-analytics --chat-history-file ... --input-history-file ...
+[--model M]``. aider reads its one message from that file (role instructions first,
+then the prompt), does it and exits; standard input is empty, so an unexpected
+question gets end-of-file instead of hanging.
 
 Why these flags: ``--yes-always`` answers aider's confirmations (aider 0.59 renamed
 ``--yes`` to it); ``--no-auto-commits`` leaves committing to plait; ``--no-gitignore``
 stops aider adding ``.aider*`` to ``.gitignore`` (a write outside most scopes); the
 history files go to the attempt directory instead of the workspace; ``--no-stream``
-makes aider's cost line exact. ``read`` adds ``--dry-run``: aider then edits nothing.
-aider has no separate shell-command permission, so ``full`` is the same as ``edit``.
+makes aider's cost line exact. The three ``--no-`` flags after it keep ``--yes-always``
+from answering questions that are not about the task: "Run pip install?" for aider's
+own upgrade (aider then exits having done nothing else), the release notes of a new
+version, and the opt-in to analytics. ``read`` adds ``--dry-run``: aider then edits
+nothing. aider has no separate shell-command permission, so ``full`` is the same as
+``edit``.
+
+aider keeps a repo-map cache, ``.aider.tags.cache.v<N>/``, at the top of the git
+repository, here the workspace. It is aider's, not work: plait stages everything and
+refuses changes under ``.aider*`` (agent configuration), so a cache folder the attempt
+made is removed when aider has ended.
 
 aider has no structured output. Its output is the text it printed. It reports
-spending after each exchange as ``Tokens: 14k sent, 1.1k received. Cost: $0.06
-message, $0.21 session.``: tokens are summed, the last session cost is the cost.
-Rate limits: ``litellm.RateLimitError`` and "The API provider has rate limited you".
+spending after each exchange as ``Tokens: 14k sent, 1.1k cache write, 2k cache hit,
+1.1k received. Cost: $0.06 message, $0.21 session.``: "sent" is the whole prompt
+(aider adds the cache writes to it; the provider's prompt count already holds the
+cache hits, litellm adds Anthropic's in), so input is "sent" alone; tokens are summed
+over exchanges and the last session cost is the cost. Rate limits:
+``litellm.RateLimitError`` and "The API provider has rate limited you".
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 
 from plait import proc
-from plait.agents.base import AgentRequest
+from plait.agents.base import AgentRequest, AgentResult
 from plait.agents.cli_agent import CliBackend, Invocation, Parsed, Parser, with_instructions
 from plait.agents.ratelimit import compile_patterns
 from plait.model import Permission
@@ -50,7 +67,19 @@ PERMISSIONS: Mapping[Permission, tuple[str, ...]] = {
     Permission.FULL: _COMMON,
 }
 
+#: Questions aider would ask that are not about the task (see the module's docstring).
+QUIET = ("--no-check-update", "--no-show-release-notes", "--no-analytics")
+
 MESSAGE_FILE = "aider-message.md"
+
+#: aider's repo-map cache at the top of the repository: ``.aider.tags.cache.v4`` today,
+#: the suffix is aider's cache format version.
+TAGS_CACHE_GLOB = ".aider.tags.cache*"
+
+#: What aider prints once it has upgraded itself: it then exits without doing the task.
+_UPGRADED = re.compile(r"^Re-run aider to use new version", re.MULTILINE)
+
+log = logging.getLogger("plait.agents")
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TOKENS = re.compile(r"Tokens:\s*(?P<body>.*?)\breceived\b", re.DOTALL)
@@ -84,13 +113,18 @@ class AiderParser(Parser):
             for number, suffix, label in _COUNT.findall(match.group(0)):
                 if label == "received":
                     received += count(number, suffix)
-                else:  # sent, cache write, cache hit: all input
+                elif label == "sent":  # the cache writes and hits are parts of it
                     sent += count(number, suffix)
             parsed.add_tokens(sent, received)
             parsed.turns = (parsed.turns or 0) + 1
         costs = _COST.findall(text)
         if costs:
             parsed.cost_usd = float(costs[-1][1].replace(",", ""))
+        upgraded = _UPGRADED.search(text)
+        if upgraded is not None and upgraded.start() > last_ok:
+            parsed.is_error = True
+            parsed.error = "aider upgraded itself and exited without doing the task"
+            return parsed
         errors = [m for m in _ERROR.finditer(text)]
         if errors:
             parsed.errors = [_line_at(text, m.start()) for m in errors]
@@ -131,6 +165,7 @@ class AiderBackend(CliBackend):
         argv += [
             "--no-pretty",
             "--no-stream",
+            *QUIET,
             "--chat-history-file",
             str(request.attempt_dir / "aider.chat.history.md"),
             "--input-history-file",
@@ -143,6 +178,37 @@ class AiderBackend(CliBackend):
 
     def parser(self, request: AgentRequest) -> AiderParser:
         return AiderParser()
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        """Run aider, then remove the repo-map cache it made in the workspace."""
+        before = set(_tags_caches(request.workspace))
+        try:
+            return await super().run(request)
+        finally:
+            # Also after a timeout or a cancel: the commit that follows stages everything.
+            made = [p for p in _tags_caches(request.workspace) if p not in before]
+            if made:
+                await asyncio.to_thread(_remove, made)
+
+
+def _tags_caches(workspace: Path) -> list[Path]:
+    """aider's repo-map cache folders at the top of `workspace`."""
+    try:
+        return [p for p in workspace.glob(TAGS_CACHE_GLOB) if p.is_dir() or p.is_symlink()]
+    except OSError:
+        return []
+
+
+def _remove(paths: list[Path]) -> None:
+    """Remove aider's caches; one that cannot be removed is left for the scope check."""
+    for path in paths:
+        try:
+            if path.is_symlink():
+                path.unlink()
+            else:
+                shutil.rmtree(path)
+        except OSError as exc:
+            log.warning("aider: cannot remove its repo-map cache %s: %s", path, exc)
 
 
 BACKEND = AiderBackend()

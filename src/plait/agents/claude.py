@@ -8,10 +8,26 @@ stream-json needs ``--verbose`` in print mode). The last line is a
 after an error result, so both are read.
 
 The role's instructions go in ``--append-system-prompt`` (prepended to the prompt
-instead when longer than 64 KiB); a profile's ``tools`` become ``--allowedTools``.
+instead when longer than 64 KiB). A profile's ``tools`` restrict the agent to them:
+``--tools`` sets which built-in tools exist at all (``--allowedTools`` only lets listed
+tools run without asking, and leaves the others there); it takes bare built-in names
+and does not touch MCP tools, so it gets the names without a rule's ``(...)`` part and
+without the ``mcp__`` tools (none left: ``--tools ""``, no built-in tool), while
+``--allowedTools`` keeps every entry as written, so the listed tools, MCP ones too,
+run without a question print mode would refuse.
+
+The result's ``permission_denials`` (``[{"tool_name", "tool_use_id", "tool_input"}]``)
+lists the tool calls that were refused; a success can carry them (``is_error`` false),
+so they become a note on the attempt: an agent refused its edits that then changed
+nothing is otherwise a silent success.
+
 Rate limits show up as an error result ("Claude AI usage limit reached|<epoch>",
 "You've hit your limit · resets 3pm (Europe/Paris)", an API 429 rate_limit_error)
-or as a ``rate_limit_event`` whose status is ``rejected``.
+or as a ``rate_limit_event`` whose status is ``rejected``, unless its
+``isUsingOverage`` says the run goes on with extra usage; the last such event counts.
+
+As root, Claude Code refuses ``--dangerously-skip-permissions`` unless IS_SANDBOX=1
+says the machine is a sandbox: it is passed on when the user set it.
 
 The stream-json reader here is shared with Cursor and Amp, which print the same shape.
 """
@@ -60,6 +76,7 @@ PASSTHROUGH_ENV: tuple[str, ...] = (
     "CLOUD_ML_REGION",
     "GOOGLE_APPLICATION_CREDENTIALS",
     "DISABLE_AUTOUPDATER",
+    "IS_SANDBOX",
 )
 
 #: plan: read and answer, no edits. acceptEdits: file edits without asking (other
@@ -95,8 +112,13 @@ class StreamJsonParser(JsonLinesParser):
             self.parsed.errors.append(as_text(obj.get("error") or obj.get("message")))
 
     def rate_limit_event(self, info: object) -> None:
-        # "allowed" and "allowed_warning" are progress notes; only "rejected" refuses.
-        if not isinstance(info, dict) or info.get("status") != "rejected":
+        if not isinstance(info, dict):
+            return
+        # "allowed" and "allowed_warning" are progress notes; only "rejected" refuses,
+        # and not when the run goes on with extra usage (overage). The latest event is
+        # the state: a refusal followed by an allowance no longer holds.
+        if info.get("status") != "rejected" or info.get("isUsingOverage") is True:
+            self.parsed.rate_limit = None
             return
         resets = as_float(info.get("resetsAt"))
         delay = None if resets is None else max(0.0, resets - time.time())
@@ -137,6 +159,9 @@ def read_result(obj: dict[str, Any], parsed: Parsed) -> None:
         detail = as_text(obj.get("errors")) or as_text(obj.get("error"))
         parsed.error = detail or parsed.output or f"result subtype {subtype}"
         parsed.errors.append(parsed.error)
+    denied = describe_denials(obj.get("permission_denials"))
+    if denied:
+        parsed.notes.append(denied)
     turns = obj.get("num_turns")
     if isinstance(turns, int) and not isinstance(turns, bool):
         parsed.turns = turns
@@ -161,6 +186,42 @@ def read_result(obj: dict[str, Any], parsed: Parsed) -> None:
         parsed.output_tokens = as_int(usage.get("output_tokens")) + as_int(
             usage.get("outputTokens")
         )
+
+
+def describe_denials(denials: object) -> str:
+    """``refused 2 tool call(s): Edit src/app.py, Bash `make test```, or "" for none."""
+    if not isinstance(denials, list) or not denials:
+        return ""
+    calls = []
+    for denial in denials:
+        if not isinstance(denial, dict):
+            continue
+        tool = denial.get("tool_name")
+        name = tool if isinstance(tool, str) and tool else "a tool"
+        given = denial.get("tool_input")
+        target = ""
+        if isinstance(given, dict):
+            for key in ("file_path", "notebook_path", "path", "command", "url", "pattern"):
+                value = given.get(key)
+                if isinstance(value, str) and value:
+                    target = value if len(value) <= 120 else value[:117] + "..."
+                    break
+        calls.append(f"{name} {target}" if target else name)
+    if not calls:
+        return ""
+    return f"{len(calls)} tool call(s) were refused: {', '.join(calls)}"
+
+
+def tool_flags(tools: tuple[str, ...]) -> list[str]:
+    """``--tools`` and ``--allowedTools`` for a profile's `tools` (see the module's docstring)."""
+    if not tools:
+        return []
+    builtin: list[str] = []
+    for tool in tools:
+        name = tool.split("(", 1)[0].strip()  # Bash(git *) -> Bash: --tools takes names
+        if name and not name.startswith("mcp__") and name not in builtin:
+            builtin.append(name)
+    return ["--tools", ",".join(builtin), "--allowedTools", ",".join(tools)]
 
 
 class ClaudeBackend(CliBackend):
@@ -191,8 +252,7 @@ class ClaudeBackend(CliBackend):
         argv += self.permission_flags(agent)
         if agent.model:
             argv += ["--model", agent.model]
-        if agent.tools:
-            argv += ["--allowedTools", ",".join(agent.tools)]
+        argv += tool_flags(agent.tools)
         prompt = request.prompt
         if agent.instructions:
             if len(agent.instructions.encode("utf-8")) <= MAX_ARG_BYTES:

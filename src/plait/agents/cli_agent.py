@@ -22,6 +22,7 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from plait import proc
@@ -68,6 +69,9 @@ class Parsed:
     #: A refusal reported in structured form (e.g. Claude's rate_limit_event).
     rate_limit: RateLimit | None = None
     skipped_lines: int = 0  # malformed JSON lines ignored
+    #: What the person reading the run should know even of a success (e.g. tool calls
+    #: the agent was refused): in the result's `error` and at the end of the log.
+    notes: list[str] = field(default_factory=list)
 
     def usage(self) -> Usage:
         return Usage(
@@ -339,6 +343,8 @@ class CliBackend(ABC):
                 parsed.skipped_lines,
                 request.log_file,
             )
+        if parsed.notes:
+            _append_notes(request.log_file, parsed.notes)
         return self.judge(done, parsed, request)
 
     def judge(self, done: proc.ProcResult, parsed: Parsed, request: AgentRequest) -> AgentResult:
@@ -363,8 +369,10 @@ class CliBackend(ABC):
         if done.signal is not None:
             error = f"{self.name} was killed by signal {done.signal}"
             return AgentResult(AttemptStatus.CRASHED, error=error, **common)
+        noted = "; ".join(parsed.notes)
         if parsed.found and not parsed.is_error and done.returncode == 0:
-            return AgentResult(AttemptStatus.OK, **common)
+            # A success keeps what is worth knowing of it where a reader of the result looks.
+            return AgentResult(AttemptStatus.OK, error=noted[:2000], **common)
         limit = parsed.rate_limit or find_rate_limit(
             [parsed.error, *parsed.errors, notes], self.rate_limit_patterns
         )
@@ -385,7 +393,17 @@ class CliBackend(ABC):
         else:
             error = f"{self.name} exited 0 but printed no result (expected {self.result_hint})"
             error += f"; see {request.log_file}" if done.log_tail else " and nothing else"
+        error += f" ({noted})" if noted else ""
         return AgentResult(AttemptStatus.FAILED, error=error[:2000], **common)
+
+
+def _append_notes(log_file: Path, notes: list[str]) -> None:
+    """Add plait's notes on the attempt at the end of its log, marked as plait's."""
+    try:
+        with log_file.open("a", encoding="utf-8") as f:
+            f.writelines(f"[plait] {note}\n" for note in notes)
+    except OSError as exc:  # the notes are also in the result; the log is a convenience
+        log.warning("cannot add notes to %s: %s", log_file, exc)
 
 
 def _last_line(text: str) -> str:

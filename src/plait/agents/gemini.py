@@ -16,6 +16,13 @@ In headless mode a tool call that would ask for approval is refused, so
 ``default`` lets the agent read but not write; ``auto_edit`` approves edits;
 ``yolo`` approves everything.
 
+Folder trust: where the user enabled it, recent releases exit 55 ("Gemini CLI is not
+running in a trusted directory") when the cwd is not in ``~/.gemini/trustedFolders.json``,
+whatever the approval mode, and every plait workspace is a new folder. The workspace is
+one plait made for this agent from the user's own repository, so the agent gets
+``GEMINI_CLI_TRUST_WORKSPACE=true`` (read by every release with the gate; the
+``--skip-trust`` flag is not in all of them).
+
 Rate limits: a 429, ``RESOURCE_EXHAUSTED``, "Quota exceeded ...", and the CLI's own
 ``TerminalQuotaError`` / ``RetryableQuotaError``; Google's ``retryDelay`` or
 "Please retry in 38.5s" gives the wait.
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from plait import proc
@@ -52,6 +60,9 @@ PASSTHROUGH_ENV: tuple[str, ...] = (
     "GEMINI_*",
     "GOOGLE_*",
 )
+
+#: Trusts the workspace (see the module's docstring); no tool is approved by it.
+TRUST_ENV: Mapping[str, str] = {"GEMINI_CLI_TRUST_WORKSPACE": "true"}
 
 PERMISSIONS: Mapping[Permission, tuple[str, ...]] = {
     Permission.READ: ("--approval-mode", "default"),
@@ -168,7 +179,8 @@ class GeminiBackend(CliBackend):
     result_hint = "a JSON object with `response`"
 
     def invocation(self, request: AgentRequest) -> Invocation:
-        return self.piped_invocation(request, ("gemini", "--output-format", "json"))
+        piped = self.piped_invocation(request, ("gemini", "--output-format", "json"))
+        return replace(piped, env={**piped.env, **TRUST_ENV})
 
     def parser(self, request: AgentRequest) -> GeminiParser:
         return GeminiParser()
