@@ -500,3 +500,53 @@ tasks:
     assert done.returncode == 1
     assert "budget" in done.stderr
     assert data["totals"]["cost_usd"] == 0.5
+
+
+# --- 5: what the real CLIs do in a new workspace --------------------------------------------
+
+
+def test_fresh_workspaces_run_gemini_cursor_aider_and_claude_as_root(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each fake behaves as its real CLI does in a folder it has never seen: gemini exits
+    # 55 and cursor-agent refuses (exit 0) unless told to trust it; aider leaves its
+    # repo-map cache at the top and upgrades itself unless told not to look; Claude Code
+    # run as root refuses full permissions unless IS_SANDBOX=1. Behind a proxy, too.
+    monkeypatch.setenv("IS_SANDBOX", "1")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    monkeypatch.setenv("NODE_EXTRA_CA_CERTS", "/etc/corp/ca.pem")
+    rec = rig.tmp
+    tasks = {
+        "gem": ("gemini", "edit"),
+        "cur": ("cursor", "edit"),
+        "aid": ("aider", "edit"),
+        "root": ("claude", "full"),
+    }
+    agents = "".join(
+        f"  {name}-agent:\n    backend: {backend}\n    permission: {permission}\n"
+        for name, (backend, permission) in tasks.items()
+    )
+    root_env = ", FAKECLI_ROOT: '1'"
+    body = "".join(
+        f"  {name}:\n    agent: {name}-agent\n    prompt: Write {name}.txt.\n"
+        f"    writes: [{name}.txt]\n"
+        f"    env: {{FAKECLI_WRITE: {name}.txt, FAKECLI_RECORD: {rec}/{name}.json"
+        f"{root_env if name == 'root' else ''}}}\n"
+        for name in tasks
+    )
+    rig.plan(f"version: 1\nname: fresh\njobs: 4\nagents:\n{agents}tasks:\n{body}")
+    code, out, err, run_id = rig.run()
+    assert code == 0, out + err
+    assert run_id is not None
+    data = by_id(rig.status(run_id))
+    branch = f"plait/{run_id}"
+    for name, (backend, _) in tasks.items():
+        assert data[name]["status"] == "succeeded", data[name]
+        assert data[name]["merged"] is True
+        assert rig.repo.show(branch, f"{name}.txt").startswith("written by")
+        env = rig.recorded(f"{name}.json")["env"]
+        assert env["HTTPS_PROXY"] == "http://proxy.corp:3128", backend
+        assert env["NODE_EXTRA_CA_CERTS"] == "/etc/corp/ca.pem", backend
+    # aider's cache was neither committed nor held against its scope.
+    files = rig.repo.git("ls-tree", "-r", "--name-only", branch).split()
+    assert not [f for f in files if f.startswith(".aider")]
