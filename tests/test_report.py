@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import random
@@ -410,3 +411,14 @@ def test_ticks_are_round() -> None:
         "1h",
         "1h05",
     ]
+
+
+def test_resumed_attempts_are_counted_in_words() -> None:
+    t = small_run()
+    resumed = (
+        AttemptSpan("contract", 2, "resume", "ok", 10.0, 12.0, None),
+        AttemptSpan("schema", 3, "resume", "ok", 20.0, 22.0, None),
+    )
+    t = dataclasses.replace(t, attempts=(*t.attempts, *resumed))
+    text = render_text(t)
+    assert "2 resumed" in text and "resumeds" not in text

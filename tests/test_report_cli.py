@@ -75,6 +75,7 @@ def test_report_after_a_run(repo: GitRepo, cli: Cli) -> None:
     text = cli("report", cwd=repo.path)
     assert text.code == 0, text.err
     assert "speed-up" in text.out and "3 succeeded" in text.out
+    assert "estimate: " in text.out  # every task gave one: compared with the run
     data = json.loads(cli("report", "--json", cwd=repo.path).out)
     assert data["run"] == status["run"]
     assert {t["id"] for t in data["tasks"]} == {"a", "b", "c"}
@@ -83,6 +84,20 @@ def test_report_after_a_run(repo: GitRepo, cli: Cli) -> None:
     page = (repo.path / "report.html").read_text(encoding="utf-8")
     assert sorted(_bars(page)) == [("a", "1"), ("b", "1"), ("c", "1")]
     assert "<script src" not in page and "<link" not in page
+
+
+def test_a_plan_without_estimates_is_not_compared_with_its_run(repo: GitRepo, cli: Cli) -> None:
+    """One default unit per task (no `estimate:`, no history) says nothing of the run's
+    length: the report makes no "actual -98%" comparison from it."""
+    plan = _plan(repo)
+    plan.write_text(
+        "\n".join(x for x in plan.read_text().splitlines() if "estimate:" not in x) + "\n"
+    )
+    assert cli("run", cwd=repo.path).code == 0
+    text = cli("report", cwd=repo.path)
+    assert text.code == 0, text.err
+    assert "speed-up" in text.out
+    assert "estimate: " not in text.out and "actual" not in text.out
 
 
 def test_report_with_no_runs_says_so(repo: GitRepo, cli: Cli) -> None:

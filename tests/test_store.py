@@ -18,6 +18,7 @@ from plait.errors import EnvironmentProblem, RunNotFound
 from plait.eventlog import read_events
 from plait.statehome import new_run_id, state_home, worktrees_home
 from plait.store import Store
+from plait.storeschema import status_json
 
 
 @pytest.fixture
@@ -649,3 +650,27 @@ def test_worktrees_home_keeps_agents_out_of_dot_git(tmp_path: Path) -> None:
     # A relative XDG_DATA_HOME is ignored (the XDG rule): ~/.local/share.
     fallback = worktrees_home(home, {"XDG_DATA_HOME": "rel"})
     assert fallback.parent == Path.home() / ".local" / "share" / "plait" / "worktrees"
+
+
+def test_sum_of_task_times_leaves_out_conflict_reruns(store: Store) -> None:
+    """A one-at-a-time run would not conflict: the sum counts a task's attempts but the
+    conflicted ones (a retry and an interrupted attempt count: that time was spent)."""
+    make_run(store, tasks=("a", "b", "c"))
+    spans = {
+        ("a", 1): ("conflict", 1000.0, 1005.0),
+        ("a", 2): ("ok", 1006.0, 1009.0),
+        ("b", 1): ("failed", 1000.0, 1002.0),
+        ("b", 2): ("ok", 1002.0, 1004.0),
+    }
+    for (task, n), (status, start, end) in spans.items():
+        store.start_attempt("r1", task, n, kind="first" if n == 1 else "retry", started_at=start)
+        store.finish_attempt("r1", task, n, status=status, finished_at=end)
+    for task, end in (("a", 1010.0), ("b", 1004.0), ("c", 1007.0)):
+        store.update_task(
+            "r1", task, status="succeeded", started_at=1000.0, finished_at=end, attempts=1
+        )
+    store.update_run("r1", status="succeeded", finished_at=1010.0, wall_s=10.0)
+    doc = status_json(store.run("r1"), store.tasks("r1"), attempts=store.attempts("r1"))
+    # a: 3 (its conflicted 5 s left out), b: 2 + 2, c: no attempt recorded, its span 7
+    assert doc["totals"]["sequential_s"] == 3.0 + 4.0 + 7.0
+    assert doc["totals"]["speedup"] == 1.4

@@ -67,7 +67,8 @@ class Timeline:
 
     @property
     def sequential_s(self) -> float:
-        """The sum of task durations: what running one task at a time would have taken."""
+        """The sum of task durations (their work, conflict re-runs left out: see
+        `storeschema.work_s`): what running one task at a time would have taken."""
         return sum(t.duration_s for t in self.tasks)
 
     @property
@@ -108,7 +109,7 @@ KIND_LABELS = {
     "rate_limit": "rate-limit retry",
     "fixer": "fixer",
 }
-_PLURALS = {"retry": "retries", "fixer": "fixers"}
+_PLURALS = {"retry": "retries", "fixer": "fixers", "resume": "resumed"}
 
 
 def fmt_duration(seconds: float | None) -> str:

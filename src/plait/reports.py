@@ -18,7 +18,7 @@ from plait.report_html import render_html
 from plait.scheduler import simulate
 from plait.status import run_wall_s, shown_status
 from plait.store import Store
-from plait.storeschema import AttemptRow, TaskRow
+from plait.storeschema import AttemptRow, TaskRow, work_s
 
 
 def predicted(analysis: Analysis) -> Timeline:
@@ -84,19 +84,23 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
         for a in attempts
     )
     agents = {t.id: t.agent for t in analysis.plan.tasks.values()} if analysis else {}
-    summaries = tuple(_summary(t, agents.get(t.id, ""), t0) for t in tasks)
+    summaries = tuple(_summary(t, agents.get(t.id, ""), t0, attempts) for t in tasks)
     edges: tuple[tuple[str, str, str], ...] = ()
     critical: tuple[str, ...] = ()
     predicted_spans: dict[str, tuple[float, float]] = {}
     makespan = 0.0
+    # An estimate made of default units only (no `estimate:`, no history) says nothing
+    # about this run's length: no prediction is drawn or compared with it.
+    guessed = analysis is not None and len(analysis.estimate.defaulted) == len(analysis.durations)
     if analysis is not None:
         edges = tuple((e.source, e.target, e.reason) for e in analysis.edges)
         critical = analysis.critical_path
         schedule = simulate(
             analysis.durations, analysis.needs, analysis.exclusive, analysis.priority, run.jobs
         )
-        predicted_spans = {k: (schedule.start[k], schedule.finish[k]) for k in schedule.finish}
-        makespan = schedule.makespan
+        if not guessed:
+            predicted_spans = {k: (schedule.start[k], schedule.finish[k]) for k in schedule.finish}
+            makespan = schedule.makespan
     return Timeline(
         run_id=run.id,
         plan_name=run.plan_name,
@@ -115,7 +119,7 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
     )
 
 
-def _summary(task: TaskRow, agent: str, t0: float) -> TaskSummary:
+def _summary(task: TaskRow, agent: str, t0: float, attempts: Sequence[AttemptRow]) -> TaskSummary:
     return TaskSummary(
         id=task.id,
         agent=agent,
@@ -123,7 +127,7 @@ def _summary(task: TaskRow, agent: str, t0: float) -> TaskSummary:
         attempts=task.attempts,
         start_s=task.started_at - t0 if task.started_at is not None else None,
         end_s=task.finished_at - t0 if task.finished_at is not None else None,
-        duration_s=task.duration_s or 0.0,
+        duration_s=work_s(task, attempts),
         cost_usd=task.cost_usd,
         tokens=task.tokens,
         merged=task.merged,

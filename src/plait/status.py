@@ -94,7 +94,12 @@ def run_wall_s(store: Store, row: RunRow) -> float:
 def run_json(store: Store, run_id: str) -> dict[str, Any]:
     """DESIGN §7's run/status object, with the status and wall time every command shows."""
     row = store.run(run_id)
-    data = status_json(row, store.tasks(run_id), now=row.started_at + run_wall_s(store, row))
+    data = status_json(
+        row,
+        store.tasks(run_id),
+        now=row.started_at + run_wall_s(store, row),
+        attempts=store.attempts(run_id),
+    )
     data["status"] = shown_status(row)
     if data["status"] == "interrupted":  # nothing runs any more: say where each stopped
         for task in data["tasks"]:

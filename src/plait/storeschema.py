@@ -344,13 +344,35 @@ class AttemptRow:
         return None if self.finished_at is None else max(0.0, self.finished_at - self.started_at)
 
 
-def status_json(run: RunRow, tasks: Sequence[TaskRow], now: float | None = None) -> dict[str, Any]:
-    """DESIGN §7's run/status object; a running run's wall time is measured to `now`."""
+def work_s(task: TaskRow, attempts: Sequence[AttemptRow]) -> float:
+    """What the task's work took, as one task at a time would spend it: its attempts'
+    durations, leaving out those that conflicted (only running side by side makes
+    conflicts); retries and attempts cut short by an interruption count. A task that
+    recorded no finished attempt counts its span."""
+    finished = [a for a in attempts if a.task_id == task.id and a.duration_s is not None]
+    if not finished:
+        return task.duration_s or 0.0
+    return sum(a.duration_s or 0.0 for a in finished if a.status != "conflict")
+
+
+def status_json(
+    run: RunRow,
+    tasks: Sequence[TaskRow],
+    now: float | None = None,
+    attempts: Sequence[AttemptRow] = (),
+) -> dict[str, Any]:
+    """DESIGN §7's run/status object; a running run's wall time is measured to `now`.
+
+    `totals.sequential_s` adds up the tasks' `work_s` (their spans, without `attempts`).
+    """
     wall = run.wall_s
     if wall is None:
         end = run.finished_at if run.finished_at is not None else (now or time.time())
         wall = max(0.0, end - run.started_at)
-    sequential = sum(t.duration_s or 0.0 for t in tasks)
+    by_task: dict[str, list[AttemptRow]] = {}
+    for attempt in attempts:
+        by_task.setdefault(attempt.task_id, []).append(attempt)
+    sequential = sum(work_s(t, by_task.get(t.id, ())) for t in tasks)
     costs = [t.cost_usd for t in tasks if t.cost_usd is not None]
     tokens = [t.tokens for t in tasks if t.tokens is not None]  # None: nothing reported
     return {
