@@ -550,3 +550,20 @@ def test_fresh_workspaces_run_gemini_cursor_aider_and_claude_as_root(
     # aider's cache was neither committed nor held against its scope.
     files = rig.repo.git("ls-tree", "-r", "--name-only", branch).split()
     assert not [f for f in files if f.startswith(".aider")]
+
+
+def test_tool_calls_an_agent_was_refused_show_in_status_and_events(rig: Rig) -> None:
+    """Claude in edit mode was refused its edits and said it was done: the attempt
+    passes (it exited 0) but its record and its event say what was refused."""
+    rig.plan(
+        "version: 1\nname: denied\nagents:\n  c:\n    backend: claude\n    permission: edit\n"
+        "tasks:\n  t:\n    agent: c\n    prompt: Edit the files.\n    env: {FAKECLI_MODE: denied}\n"
+    )
+    code, out, err, run_id = rig.run()
+    assert code == 0, out + err
+    assert run_id is not None
+    (attempt,) = rig.attempts(run_id)
+    assert attempt.status == "ok"
+    assert "refused" in attempt.error
+    finished = [e for e in rig.events(run_id) if e["kind"] == "attempt_finished"]
+    assert finished and "refused" in finished[0]["error"]

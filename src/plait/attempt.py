@@ -171,7 +171,10 @@ async def run_attempt(
         failure = await _task_verify(ctx, task, request, ws)
     status = "ok" if failure is None else (result.status.value if not result.ok else "rejected")
     status = "cancelled" if stopped else status
-    end_attempt(ctx, task, attempt, status, failure.error if failure else "", result, change.commit)
+    # An attempt that passed may still carry a note from its backend (tool calls the
+    # agent was refused): its row and event keep it, so `status` and the board show it.
+    error = failure.error if failure else (result.error or "")
+    end_attempt(ctx, task, attempt, status, error, result, change.commit)
     if failure is not None:
         # A failed attempt's record decides whether its worktree is kept for inspection.
         await ctx.journal.sync()
