@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -286,3 +287,50 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
+
+
+def test_an_inherited_ignored_sigchld_does_not_turn_failures_into_successes(
+    repo: GitRepo,
+) -> None:
+    """SIGCHLD ignored by whoever started plait (inherited across exec): the kernel would
+    reap git itself and every exit code read as 0."""
+    script = (
+        "import asyncio, signal, sys\n"
+        "from pathlib import Path\n"
+        "from plait.gitrun import run_git\n"
+        "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        "r = asyncio.run(run_git('rev-parse', '-q', '--verify', 'refs/heads/nosuch',"
+        " cwd=Path(sys.argv[1]), check=False))\n"
+        "print(r.returncode)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(repo.path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "1", done.stdout + done.stderr
+
+
+def test_a_cancelled_git_that_ignores_sigterm_does_not_stall_the_loop(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    """Its SIGKILL comes after the grace period, while the loop goes on running."""
+    git = Git(repo.path, repo.common_dir)
+    pid_file = tmp_path / "pid"
+    stubborn = f"!trap '' TERM; echo $$ > {pid_file}; sleep 30"
+
+    async def main() -> float:
+        call = asyncio.ensure_future(git.run("-c", f"alias.s={stubborn}", "s"))
+        for _ in range(200):
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            await asyncio.sleep(0.02)
+        call.cancel()
+        longest, last = 0.0, time.monotonic()
+        while not call.done():  # the loop's longest pause while git is being stopped
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            longest, last = max(longest, now - last), now
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        return longest
+
+    assert asyncio.run(main()) < 0.5

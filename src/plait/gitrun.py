@@ -189,9 +189,11 @@ async def _communicate(
     readers = (PipeReader(watch, out_r, out.extend), PipeReader(watch, err_r, err.extend))
     writer = PipeWriter(watch, in_w, input) if input is not None else None
     try:
-        await asyncio.gather(exit_watch.exited, *(r.eof for r in readers))
+        # asyncio.wait, not gather: a cancelled caller must not cancel these futures,
+        # which `_stop` still waits on.
+        await asyncio.wait([exit_watch.exited, *(r.eof for r in readers)])
     except BaseException:
-        _stop(proc)
+        await _stop(proc, exit_watch.exited)
         raise
     finally:
         for reader in readers:
@@ -202,15 +204,34 @@ async def _communicate(
     return proc.wait(), bytes(out), bytes(err)
 
 
-def _stop(proc: Started) -> None:
-    """End a git command whose caller gave up on it, and reap it."""
+async def _stop(proc: Started, exited: asyncio.Future[None]) -> None:
+    """End a git command whose caller gave up on it, and reap it.
+
+    SIGTERM to its group first (git removes its lock files on it), SIGKILL if it is
+    still there after a grace period. The loop runs meanwhile (the pipes keep being
+    read); cancelled again while waiting, it kills at once.
+    """
+    try:
+        _signal_group(proc, signal.SIGTERM)
+        if not await _exited(exited, _STOP_GRACE_S):
+            _signal_group(proc, signal.SIGKILL)
+            await _exited(exited, _STOP_GRACE_S)
+    finally:
+        if not exited.done():
+            _signal_group(proc, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # stuck in the kernel: let go
+            proc.wait(timeout=0 if exited.done() else _STOP_GRACE_S)
+
+
+async def _exited(exited: asyncio.Future[None], timeout: float) -> bool:
+    if not exited.done():
+        await asyncio.wait([exited], timeout=timeout)
+    return exited.done()
+
+
+def _signal_group(proc: Started, sig: int) -> None:
+    """Signal the command's process group; only before it is reaped (its id could be
+    reused after)."""
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=_STOP_GRACE_S)
-            return
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+            os.killpg(proc.pid, sig)

@@ -14,6 +14,7 @@ it rather than guess at messages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -160,6 +161,18 @@ def _fast(
     return Spawned(pid, argv)
 
 
+def _keep_exit_codes() -> None:
+    """Undo a SIGCHLD ignored by whoever started plait (it is inherited across exec).
+
+    With it ignored the kernel reaps every child itself, and each wait ends in ECHILD,
+    read as exit 0: a failed git command would look like a success. Only the main
+    thread may set a handler; elsewhere the setting is left as it is.
+    """
+    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
 def spawn(
     argv: list[str],
     cwd: Path | None,
@@ -171,6 +184,7 @@ def spawn(
     """Start `argv` in `cwd` (None: plait's own directory) with exactly `env`, in a new
     session; `stdin_fd` may be `subprocess.DEVNULL`. Raises `ProgramNotFound` or
     `SpawnError`."""
+    _keep_exit_codes()
     started = _fast(argv, cwd, env, (stdin_fd, out_fd, err_fd))
     if started is not None:
         return started
