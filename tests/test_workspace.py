@@ -527,6 +527,8 @@ def test_shared_git_change_fails_every_attempt_running_at_the_time(repo: GitRepo
         # the bystander collects first and restores the hooks folder...
         seen = await provider.collect(bystander, writes=[], message="m")
         assert ".git/hooks/post-merge" in seen.protected_violations
+        # it is not told it did it: only that plait cannot tell who did
+        assert any("cannot tell which" in p for p in seen.problems), seen.problems
         assert not (repo.common_dir / "hooks" / "post-merge").exists()
         # ...and the agent that did it is still caught
         caught = await provider.collect(guilty, writes=[], message="m")

@@ -293,7 +293,10 @@ class GitGuard:
                     other.tainted.update(changed)
         if watched is not None:
             for rel in sorted(watched.tainted):
-                reason = f"the repository's .git/{rel} changed while this attempt ran (restored)"
+                reason = (
+                    f"the repository's .git/{rel} changed while this attempt ran, by its agent"
+                    " or one running beside it: plait cannot tell which (restored)"
+                )
                 found.append((f".git/{rel}", reason))
             watched.tainted.clear()
         return found
