@@ -213,9 +213,19 @@ tasks:
     )
     done = plait_proc("run", "--json", cwd=repo.path)
     assert done.returncode == 1, done.stderr
-    assert json.loads(done.stdout)["verify"] is None
+    verify = json.loads(done.stdout)["verify"]
+    assert verify == {"ok": None, "status": "not run", "reason": "a task did not succeed"}
     assert not ran.exists()
     assert "the plan's verify did not run: a task did not succeed" in done.stderr
+    # status, report and apply say so too, not only the run's last lines
+    status = plait_proc("status", cwd=repo.path)
+    assert "verify: not run (a task did not succeed)" in status.stdout
+    report = plait_proc("report", cwd=repo.path)
+    assert "verify: not run" in report.stdout
+    run_id = json.loads(done.stdout)["run"]
+    applied = plait_proc("apply", run_id, cwd=repo.path)
+    assert applied.returncode == 0, applied.stderr
+    assert "the plan's verify did not run on it" in applied.stdout + applied.stderr
 
 
 def test_the_fixer_takes_the_plans_defaults(

@@ -113,6 +113,8 @@ async def _unfinished_note(git: Git, home: Path, run_id: str, result: str) -> st
     missing = await _missing_tasks(git, tasks, result)
     if missing:
         head += f": its result lacks {len(missing)} task(s): {', '.join(missing)}"
+        if isinstance(row.verify, dict) and row.verify.get("status") == "not run":
+            head += "; the plan's verify did not run on it"
     elif isinstance(row.verify, dict) and row.verify.get("ok") is False:
         head += ": every task is in its result, but the plan's verify failed on it"
     elif interrupted:

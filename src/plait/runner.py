@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ from plait.taskrun import (
 __all__ = ["Driver", "EventSink", "PlanDefaults", "RunOutcome", "SlotPool", "fixer_task"]
 
 EventSink = Callable[[Mapping[str, Any]], None]
+
+#: Why a failed run's verify was skipped, as its record and its messages say.
+NOT_RUN_REASON = "a task did not succeed"
 
 
 @dataclass
@@ -347,8 +351,11 @@ class Driver:
         status = "failed" if failed else "succeeded"
         messages = []
         if self.scheduler.run_failed and self.checker is not None:
-            # make -k's way: nothing is checked on a result known to be incomplete
-            messages.append("the plan's verify did not run: a task did not succeed")
+            # make -k's way: nothing is checked on a result known to be incomplete. The
+            # run says so where status, report and apply look, not only here.
+            messages.append(f"the plan's verify did not run: {NOT_RUN_REASON}")
+            skipped = json.dumps({"ok": None, "status": "not run", "reason": NOT_RUN_REASON})
+            self.journal.write(lambda: self.store.update_run(self.run_id, verify=skipped))
         if self.ctx.budget_hit:
             status = "failed"
             messages.append(

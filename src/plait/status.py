@@ -149,7 +149,9 @@ def status_text(data: dict[str, Any], *, branch_gone: bool = False) -> str:
     elif data["status"] == "interrupted":
         lines.append(f"continue it with `plait resume {data['run']}`")
     verify = data.get("verify")
-    if verify:
+    if verify and verify.get("status") == "not run":
+        lines.append(f"verify: not run ({verify.get('reason') or 'skipped'})")
+    elif verify:
         lines.append(f"verify: {'passed' if verify.get('ok') else 'FAILED'}")
     return "\n".join(lines)
 
