@@ -386,6 +386,10 @@ def test_an_interrupted_run_suggests_resume_and_not_apply(
     assert f"plait resume {run}" in out + err
     assert "plait apply" not in out + err, out + err
     assert "interrupted" in out
+    # its head is not recorded until it ends: status reads it from the branch
+    status = json.loads(cli("status", "--json", cwd=repo.path).out)
+    assert status["status"] == "interrupted"
+    assert status["head"] == repo.head(status["branch"])
 
 
 def test_an_interrupt_outside_the_engine_exits_130_not_0(

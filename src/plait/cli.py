@@ -16,7 +16,7 @@ import typer
 from plait import errors
 from plait.cliio import (
     Exit,
-    branch_exists,
+    branch_tip,
     collector_paused,
     err,
     error_json,
@@ -204,11 +204,15 @@ def status(
             follow_events(store, picked, as_json=as_json, write=sys.stdout.write)
             return
         data = run_json(store, picked)
+    gone = False
+    if data["status"] in ("interrupted", "running") and data.get("branch"):
+        # Its head is recorded when it ends: until then the branch itself says.
+        data["head"] = branch_tip(data["branch"])
+        gone = data["head"] is None
     if as_json:
         print_json(data)
     else:
-        gone = data["status"] == "interrupted" and not branch_exists(data.get("branch"))
-        out().print(status_text(data, branch_gone=gone))
+        out().print(status_text(data, branch_gone=gone and data["status"] == "interrupted"))
 
 
 @app.command()

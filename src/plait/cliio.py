@@ -172,18 +172,18 @@ def pick_run(store: Any, run_id: str | None) -> str:
     return latest
 
 
-def branch_exists(branch: str | None) -> bool:
-    """Whether `branch` (a run's result branch; "" or None for none) is in the repository
-    around the current directory. True when there is nothing to check, or git cannot say."""
+def branch_tip(branch: str | None) -> str | None:
+    """The commit `branch` (a run's result branch) points at in the repository around
+    the current directory; None if there is no such branch, or git cannot say."""
     if not branch:
-        return True
+        return None
     from plait.git import Git
 
-    async def check() -> bool:
+    async def tip() -> str | None:
         git = await Git.discover(Path.cwd())
-        return await git.rev_parse(f"refs/heads/{branch}^{{commit}}") is not None
+        return await git.rev_parse(f"refs/heads/{branch}^{{commit}}")
 
     try:
-        return run_coroutine(check())
+        return run_coroutine(tip())
     except errors.Error:
-        return True
+        return None

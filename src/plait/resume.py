@@ -84,6 +84,7 @@ async def resume_run(
         # Measured before this process writes anything (its writes are no sign of the
         # killed one's life); recorded with the moment it starts, for the next resume.
         wall_before = earlier_wall_s(store, row)
+        died = last_sign_of_life(store, row)  # for the attempts the killed plait left open
         store.add_event(run_id, RESUMED_EVENT, None, wall_before_s=round(wall_before, 3))
         # Agents of the interrupted run (and of any other killed one) live on in their
         # own sessions: end them first.
@@ -93,7 +94,9 @@ async def resume_run(
         tasks = dict(plan.tasks)
         if (fixer := fixer_task(plan, fixer_defaults(plan))) is not None:
             tasks[fixer.id] = fixer  # its row is reconciled like a task's
-        done, attempts, results = await _reconcile(store, run_id, git, row.branch, plan, tasks)
+        done, attempts, results = await _reconcile(
+            store, run_id, git, row.branch, plan, tasks, died
+        )
         if isolation is Isolation.WORKTREE and git is not None:
             await _close_left_open(git, store, run_id, home)
         # No end recorded until this process records its own (wall_s with it).
@@ -157,21 +160,24 @@ async def _reconcile(
     branch: str | None,
     plan: Plan,
     tasks: Mapping[str, Task],
+    died: float,
 ) -> tuple[dict[str, Outcome], dict[str, int], dict[str, dict[str, Any]]]:
     """What the store and git say happened before the interruption (`tasks`: the plan's
-    and the fixer, by id)."""
+    and the fixer, by id; `died`: when the plait that left attempts open was last alive)."""
     done: dict[str, Outcome] = {}
     attempts: dict[str, int] = {}
     results: dict[str, dict[str, Any]] = {}
     tip = await git.rev_parse_commit(branch) if git is not None and branch else None
     now = time.time()
+    # An attempt the killed plait left in flight ended with that plait, not now: the
+    # time between is no part of the run (nor of the sum of its task times).
     for attempt in store.unfinished_attempts(run_id):
         store.finish_attempt(
             run_id,
             attempt.task_id,
             attempt.attempt,
             status="interrupted",
-            finished_at=now,
+            finished_at=max(attempt.started_at, min(died, now)),
             error="plait stopped during this attempt",
         )
     by_task: dict[str, list[AttemptRow]] = {}
