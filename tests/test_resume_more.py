@@ -227,6 +227,24 @@ def test_resumed_wall_adds_up_the_processes_and_leaves_out_the_gap(cli_factory: 
     assert speedup is not None and speedup <= 3.05  # never more than the 3 jobs
 
 
+def test_resume_says_when_the_plan_file_changed_since_the_run_started(
+    cli_factory: MakeCli,
+) -> None:
+    """Resume goes on with the plan as the run started it; an edit since is not silently
+    ignored."""
+    command = json.dumps([PYTHON, "-c", TICKER, "1.0"])
+    plan = TICKER_PLAN.format(command=command)
+    cli = cli_factory({"plan.yaml": plan})
+    first = cli.spawn("run", "plan.yaml")
+    cli.first_run_with_attempts(3)
+    cli.kill(first)
+    (cli.repo.path / "plan.yaml").write_text(plan + "  d: {prompt: d}\n", encoding="utf-8")
+    resumed = cli.run("resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "plan.yaml changed since run" in resumed.stderr
+    assert "went on with the plan as it was then" in resumed.stderr
+
+
 # --- 2. a new run ends what killed runs left running ---------------------------------------
 
 

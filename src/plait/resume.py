@@ -105,7 +105,30 @@ async def resume_run(
             plan, analysis, store, run_id, git, isolation, home, root, row.base or "",
             row.branch, jobs, wall_before_s=wall_before,
         )  # fmt: skip
-        return await drive(place, settings, done, attempts, results)
+        outcome = await drive(place, settings, done, attempts, results)
+    changed = _plan_changed(record, root, run_id)
+    if changed:
+        outcome.messages.insert(0, changed)
+    return outcome
+
+
+def _plan_changed(record: Mapping[str, Any], root: Path, run_id: str) -> str | None:
+    """A note if the plan file was edited since the run started: resume goes on with
+    the plan as it was (the one its finished tasks ran under), which would otherwise
+    surprise whoever edited it."""
+    if not record.get("path"):
+        return None
+    path = Path(record["path"])
+    try:
+        now = (path if path.is_absolute() else root / path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if now == record.get("text"):
+        return None
+    return (
+        f"{path} changed since run {run_id} started: the run went on with the plan as it "
+        "was then; start a new run (`plait run`) for the plan as it is now"
+    )
 
 
 async def _check_result_branch(git: Git, branch: str, run_id: str) -> None:
