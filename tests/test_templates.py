@@ -18,6 +18,14 @@ def test_render_fills_references() -> None:
     )
 
 
+def test_a_list_prints_as_its_items_not_as_python() -> None:
+    context = {"tasks": {"a": {"changed_files": ["calc/op_sub.py", "docs/api.md"]}}}
+    assert render("{{ tasks.a.changed_files }}", context) == "calc/op_sub.py, docs/api.md"
+    joined = render("{{ tasks.a.changed_files | join('\\n') }}", context)
+    assert joined == "calc/op_sub.py\ndocs/api.md"
+    assert render("{{ tasks.a.changed_files | length }}", context) == "2"
+
+
 def test_an_undefined_name_is_a_template_problem_with_jinjas_message() -> None:
     with pytest.raises(TemplateProblem) as caught:
         render("{{ run.nope }}", {"run": {"id": "r1"}})

@@ -43,7 +43,16 @@ def _env() -> ImmutableSandboxedEnvironment:
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
+        finalize=_as_text,
     )
+
+
+def _as_text(value: object) -> object:
+    """How `{{ ... }}` prints a value: a list (`changed_files`) as its items joined by
+    ", " rather than Python's `['a.py', 'b.py']`; `| join("\n")` still picks another way."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    return value
 
 
 class TemplateProblem(ValueError):
