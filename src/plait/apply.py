@@ -176,7 +176,7 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
     removed = f"removed {removed_worktrees} worktree(s) and {removed_branches} branch(es)"
     if kept:
         removed += (
-            f"; {len(kept)} ref(s) under refs/plait/snapshots/ keep work no branch holds"
+            f"; {len(kept)} new ref(s) under refs/plait/snapshots/ keep work no branch held"
             " (`git for-each-ref refs/plait/snapshots/` lists them)"
         )
     if ended:
