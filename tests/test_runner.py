@@ -368,7 +368,7 @@ def test_run_plan_with_the_fake_backend(repo: GitRepo, plait_home: Path) -> None
     assert prompts[("a", 1)] == "make a"
     assert prompts[("a", 2)].startswith("make a\n\n## Note from plait")
     assert "flaked" in prompts[("a", 2)]
-    assert prompts[("b", 1)] == "use A's result and ['a.txt']"
+    assert prompts[("b", 1)] == "use A's result and a.txt"
     assert result.outputs["a"] == "A's result"
     assert repo.show(f"plait/{result.run_id}", "b.txt") == "b\n"
 
