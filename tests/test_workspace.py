@@ -177,6 +177,26 @@ def test_copy_and_setup(repo: GitRepo) -> None:
     run(main)
 
 
+def test_a_gitignored_copy_file_does_not_stop_the_commit(repo: GitRepo) -> None:
+    """`copy: [.env.test]` where .gitignore lists it (the usual case): git refuses a
+    pathspec naming an ignored file, even one that excludes it."""
+    (repo.path / ".gitignore").write_text(".env.test\n")
+    repo.commit("ignore .env.test")
+    (repo.path / ".env.test").write_text("SECRET=1\n")
+    provider = make_provider(repo, copy=[".env.test"])
+
+    async def main() -> None:
+        ws = await provider.open("s", 1, repo.head())
+        assert (ws.path / ".env.test").read_text() == "SECRET=1\n"
+        (ws.path / "src" / "app.py").write_text("x = 3\n")
+        change = await provider.collect(ws, writes=["src/**"], message="m")
+        assert change.ok, change.problems
+        assert change.changed_files == ("src/app.py",)
+        await provider.close(ws, keep=False)
+
+    run(main)
+
+
 def test_setup_failure_raises_with_output(repo: GitRepo) -> None:
     provider = make_provider(repo, setup=[("/bin/sh", "-c", "echo npm exploded >&2; exit 3")])
 

@@ -99,7 +99,7 @@ def left_out(ws: Workspace) -> list[str]:
 
 async def stage(git: Git, ws: Workspace, env: Mapping[str, str] | None = None) -> None:
     """`git add -A`, except the paths plait itself put there (and still owns)."""
-    excluded = left_out(ws)
+    excluded = await _not_ignored(git, ws, left_out(ws))
     if not excluded:
         await run_git(git, ws, "add", "-A", env=env)
         return
@@ -108,6 +108,22 @@ async def stage(git: Git, ws: Workspace, env: Mapping[str, str] | None = None) -
         git, ws, "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul", env=env,
         input="\0".join(specs).encode("utf-8", errors="surrogateescape"),
     )  # fmt: skip
+
+
+async def _not_ignored(git: Git, ws: Workspace, paths: list[str]) -> list[str]:
+    """`paths` without those git ignores: `add -A` leaves them out anyway, and git
+    refuses (exit 1) a pathspec naming an ignored file even to exclude it (the usual
+    `copy: [.env.test]` is in .gitignore)."""
+    if not paths:
+        return []
+    found = await run_git(
+        git, ws, "check-ignore", "-z", "--stdin", check=False, readonly=True,
+        input="\0".join(paths).encode("utf-8", errors="surrogateescape"),
+    )  # fmt: skip
+    if found.returncode not in (0, 1):
+        raise GitError(["check-ignore"], found.returncode, found.stderr)
+    ignored = set(found.stdout.split("\0"))
+    return [p for p in paths if p not in ignored]
 
 
 async def commit(git: Git, ws: Workspace, message: str) -> None:
