@@ -262,7 +262,11 @@ async def collect_worktree(
         problems.append(reason)
     for name in beside.strays(ws.path):
         protected.append(f"../{name}")
-        problems.append(f"wrote outside its workspace: ../{name}, left there for inspection")
+        problems.append(
+            f"../{name} was written beside the workspaces while this attempt ran, by its"
+            " agent or one running beside it: plait cannot tell which (left there for"
+            " inspection)"
+        )
     if WORKSPACE_GONE in protected:
         # Nothing there to commit or look at (and git must not follow a link the agent
         # put in its place): the attempt fails with what its branch holds.
