@@ -31,6 +31,7 @@ from plait.cliio import (
     write_output,
 )
 from plait.model import Plan
+from plait.textsafe import clean_text
 
 app = typer.Typer(
     name="plait",
@@ -110,7 +111,7 @@ def plan(
         from plait.reports import predicted_html
 
         write_output(html, predicted_html(result), "--html")
-        err().print(f"wrote {html}", markup=False)
+        err().print(f"wrote {html}")
 
 
 def _history(loaded: Plan) -> dict[str, list[float]]:
@@ -276,7 +277,7 @@ def report(
         timeline = timeline_from_store(store, pick_run(store, run_id))
     if html is not None:
         write_output(html, render_html(timeline), "--html")
-        err().print(f"wrote {html}", markup=False)
+        err().print(f"wrote {html}")
     if as_json:
         print_json(rendering.to_json(timeline))
     elif html is None:
@@ -288,8 +289,7 @@ def apply_cmd(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
     """Merge a run's result into the current branch (clean tree, run not in progress)."""
     from plait.apply import apply_run
 
-    # markup off: the message quotes task ids, branch names and git's own words
-    out().print(run_coroutine(apply_run(Path.cwd(), run_id)), markup=False)
+    out().print(run_coroutine(apply_run(Path.cwd(), run_id)))
 
 
 @app.command()
@@ -304,7 +304,7 @@ def clean(
     """Remove plait's worktrees (and task branches) for one run or all runs."""
     from plait.apply import clean_runs
 
-    out().print(run_coroutine(clean_runs(Path.cwd(), run_id, branches=branches)), markup=False)
+    out().print(run_coroutine(clean_runs(Path.cwd(), run_id, branches=branches)))
 
 
 @app.command()
@@ -343,6 +343,12 @@ def demo(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting."""
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii) gets '?' for
+        # what it cannot show, instead of a traceback in the middle of a run.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (stream.encoding or "").lower().replace("-", "") != "utf8":
+            reconfigure(errors="replace")
     try:
         # Without standalone mode typer returns (not raises) the code of an interrupt it
         # caught itself (Ctrl-C outside the engine's own handling): 130, not 0.
@@ -354,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exit as exc:
         return exc.code
     except errors.Error as exc:
-        err().print(exc.message, markup=False)
+        err().print(clean_text(exc.message))
         if "--json" in (sys.argv[1:] if argv is None else argv):
             print_json(error_json(exc))
         return exc.exit_code

@@ -23,12 +23,17 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# Neither console reads markup nor emoji codes: what they print is agents' output, task
+# ids, plan names and git's words, in which `[/x]` or `:warning:` are text (markup made
+# `[/section]` in an agent's error a crash of `plait run`, `status` and `report`).
+
+
 @functools.cache
 def out() -> "Console":
     """rich's console on stdout, made when something is first printed with it."""
     from rich.console import Console  # lazily: `plait run --json` never prints with rich
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 @functools.cache
@@ -36,7 +41,7 @@ def err() -> "Console":
     """rich's console on stderr, made when something is first printed with it."""
     from rich.console import Console  # lazily: `plait run --json` never prints with rich
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 class Exit(Exception):

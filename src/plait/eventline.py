@@ -5,24 +5,17 @@ Kept apart from the board so that printing events never imports rich.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from plait.report import fmt_duration
-
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07?|[\x00-\x08\x0a-\x1f\x7f]")
-
-
-def clean_line(line: str) -> str:
-    """An agent's output line made safe for one board cell: no escapes, no controls."""
-    return _ANSI.sub("", line).replace("\t", " ").strip()
+from plait.textsafe import clean_line as clean_line
+from plait.textsafe import one_line
 
 
 def _one_line(value: object, limit: int = 160) -> str:
-    text = " ".join(clean_line(str(value).replace("\n", " ").replace("\r", " ")).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return one_line(value, limit)
 
 
 def _files(value: Any) -> str:

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from plait.textsafe import one_line as safe_line
+
 
 @dataclass(frozen=True)
 class AttemptSpan:
@@ -157,15 +159,15 @@ def outcome_counts(t: Timeline) -> dict[str, int]:
 
 
 def one_line(text: str, limit: int = 120) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    """An error (of any length, from any agent) as one safe line for the report."""
+    return safe_line(text, limit)
 
 
 def render_text(t: Timeline) -> str:
     """The plain report: outcomes, attempts, conflicts, wall time, sum, speed-up, cost."""
     kinds = _attempt_counts(t)
     title = "predicted schedule" if t.is_estimate else f"run {t.run_id}"
-    out = [f"plait report — {title} ({t.plan_name}) · {t.status}"]
+    out = [f"plait report — {title} ({safe_line(t.plan_name)}) · {t.status}"]
     out.append(
         f"  wall {fmt_duration(t.wall_s)} · sum of task times {fmt_duration(t.sequential_s)}"
         f" · speed-up {fmt_speedup(t.speedup)} · cost {fmt_cost(t.cost_usd)} · jobs {t.jobs}"

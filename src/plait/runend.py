@@ -10,6 +10,7 @@ from pathlib import Path
 
 from plait import errors
 from plait.cliio import Exit, err, open_store, out, print_json, run_coroutine
+from plait.textsafe import clean_text
 
 
 def finish_run(
@@ -49,9 +50,9 @@ def finish_run(
     else:
         out().print(summary_text(data))
     for message in messages:
-        err().print(message, markup=False)
+        err().print(clean_text(message))
     if refused is not None:
-        err().print(refused.message, markup=False)
+        err().print(clean_text(refused.message))
         # The exit code `plait apply` gives for the same refusal (1): every task
         # succeeded, but what was asked for (the result on this branch) did not happen.
         raise Exit(refused.exit_code)

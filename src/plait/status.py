@@ -12,6 +12,7 @@ from typing import Any
 from plait.runlock import pid_alive
 from plait.store import Store
 from plait.storeschema import RunRow, status_json
+from plait.textsafe import one_line
 
 FOLLOW_POLL_S = 0.25
 
@@ -123,7 +124,7 @@ def _secs(value: float | None) -> str:
 
 def status_text(data: dict[str, Any], *, branch_gone: bool = False) -> str:
     """One run, a line per task. `branch_gone`: its result branch no longer exists."""
-    lines = [f"run {data['run']} ({data.get('plan') or 'plan'}): {data['status']}"]
+    lines = [f"run {data['run']} ({one_line(data.get('plan') or 'plan')}): {data['status']}"]
     if data.get("branch"):
         lines.append(
             f"result branch: {data['branch']}"
@@ -133,7 +134,7 @@ def status_text(data: dict[str, Any], *, branch_gone: bool = False) -> str:
     for task in data["tasks"]:
         extra = ""
         if task.get("error") and task["status"] not in ("succeeded", "merged"):
-            extra = f"  {task['error']}"
+            extra = f"  {one_line(task['error'], 300)}"
         elif task.get("changed_files"):
             extra = f"  {len(task['changed_files'])} file(s)"
         lines.append(
@@ -204,7 +205,8 @@ def runs_text(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         started = datetime.fromtimestamp(row["started_at"]).strftime("%Y-%m-%d %H:%M")
         lines.append(
-            f"{row['run']}  {started}  {row['status']:<11} {_secs(row['wall_s']):>7}  {row['plan']}"
+            f"{row['run']}  {started}  {row['status']:<11} {_secs(row['wall_s']):>7}"
+            f"  {one_line(row['plan'] or '')}"
         )
     return "\n".join(lines)
 
