@@ -230,6 +230,21 @@ def test_flood_is_capped_and_never_blocks(tmp_path: Path) -> None:
     assert grown_kib < 40 * 1024, f"peak memory grew by {grown_kib} KiB for a 50 MB flood"
 
 
+def test_stderr_lines_go_to_their_own_callback(tmp_path: Path) -> None:
+    """The board shows a tool's latest words even when it writes only to stderr; the
+    backend's parser (`on_line`) never sees them."""
+    out: list[str] = []
+    err: list[str] = []
+    script = (
+        "import sys\nsys.stderr.write('compiling\\nlinking\\r\\nno newline at end')\n"
+        "print('result')\n"
+    )
+    res = run([PY, "-c", script], tmp_path, on_line=out.append, on_stderr_line=err.append)
+    assert res.returncode == 0
+    assert out == ["result"]
+    assert err == ["compiling", "linking", "no newline at end"]
+
+
 def test_a_broken_on_line_callback_does_not_break_the_run(tmp_path: Path) -> None:
     def explode(line: str) -> None:
         raise RuntimeError("board broke")

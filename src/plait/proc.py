@@ -10,7 +10,8 @@ Every program plait starts (agents, checks) goes through `run_process`:
 - stdout and stderr streamed, interleaved, into a log file capped in size (past the cap
   output is still read and discarded, so the child never blocks); stdout is also
   captured (capped) for the backend to parse, and handed line by line to `on_line`
-  (the pipes, the log and the capture are `plait.procio`);
+  (stderr's lines to `on_stderr_line`, for the board alone); the pipes, the log and
+  the capture are `plait.procio`;
 - timeout: SIGTERM to the group, `grace_s`, then SIGKILL to the group;
 - when the program ends, whatever is left of its group is killed, then processes that
   left the group (`setsid`) are found by the `PLAIT_MARKER` variable and killed too
@@ -214,6 +215,7 @@ async def run_process(
     stdout_cap_bytes: int = DEFAULT_STDOUT_CAP,
     on_line: Callable[[str], None] | None = None,
     marker: str | None = None,
+    on_stderr_line: Callable[[str], None] | None = None,
 ) -> ProcResult:
     """Run `argv` to its end in its own process group and report how it ended.
 
@@ -265,7 +267,7 @@ async def run_process(
             os.close(child_end)
     for parent_end in (out_r, err_r):  # stdin's was made non-blocking to prefill it
         os.set_blocking(parent_end, False)
-    output = Output(log, stdout_cap_bytes, on_line)
+    output = Output(log, stdout_cap_bytes, on_line, on_stderr_line)
     try:
         child = _Child(loop, proc, (in_w, out_r, err_r), stdin, output, marker)
     except BaseException:  # could not watch it: do not leave it running unwatched

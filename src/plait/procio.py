@@ -304,15 +304,19 @@ class Output:
     """Where a child's stdout and stderr chunks go: the log, the capture, the lines."""
 
     def __init__(
-        self, log: LogFile, stdout_cap: int, on_line: Callable[[str], None] | None
+        self,
+        log: LogFile,
+        stdout_cap: int,
+        on_line: Callable[[str], None] | None,
+        on_stderr_line: Callable[[str], None] | None = None,
     ) -> None:
         self.log = log
         self.stdout = bytearray()
         self.stdout_truncated = False
         self.stderr_tail = bytearray()
         self._stdout_cap = stdout_cap
-        self._on_line = on_line
-        self._partial = b""
+        self._out_lines = _Lines(on_line, log) if on_line is not None else None
+        self._err_lines = _Lines(on_stderr_line, log) if on_stderr_line is not None else None
 
     def stdout_data(self, data: bytes) -> None:
         """A chunk of stdout: logged, captured up to the cap, split into lines."""
@@ -322,21 +326,33 @@ class Output:
             self.stdout_truncated = True
         if room > 0:
             self.stdout += data[:room]
-        if self._on_line is not None:
-            self._lines(data)
+        if self._out_lines is not None:
+            self._out_lines.feed(data)
 
     def stderr_data(self, data: bytes) -> None:
-        """A chunk of stderr: logged, and its tail kept for `last_line`."""
+        """A chunk of stderr: logged, its tail kept for `last_line`, split into lines."""
         self.log.write(data, "stderr")
         self.stderr_tail += data
         del self.stderr_tail[:-STDERR_TAIL_BYTES]
+        if self._err_lines is not None:
+            self._err_lines.feed(data)
 
     def end_lines(self) -> None:
-        """Hand over the last line even without its newline (call once, at EOF)."""
-        if self._on_line is not None:
-            self._lines(b"", final=True)
+        """Hand over the last lines even without their newline (call once, at EOF)."""
+        for lines in (self._out_lines, self._err_lines):
+            if lines is not None:
+                lines.feed(b"", final=True)
 
-    def _lines(self, data: bytes, final: bool = False) -> None:
+
+class _Lines:
+    """One stream's chunks, split into lines for a callback (which may not fail the agent)."""
+
+    def __init__(self, callback: Callable[[str], None], log: LogFile) -> None:
+        self._callback: Callable[[str], None] | None = callback
+        self._log = log
+        self._partial = b""
+
+    def feed(self, data: bytes, final: bool = False) -> None:
         *lines, self._partial = (self._partial + data).split(b"\n")
         if final and self._partial:
             lines.append(self._partial)
@@ -345,10 +361,10 @@ class Output:
             lines.append(self._partial[:LINE_MAX])
             self._partial = self._partial[LINE_MAX:]
         for line in lines:
-            if self._on_line is None:
+            if self._callback is None:
                 return
             try:
-                self._on_line(line.decode("utf-8", "replace").rstrip("\r"))
+                self._callback(line.decode("utf-8", "replace").rstrip("\r"))
             except Exception as exc:  # a broken observer must not break the agent
-                self.log.note(f"on_line callback failed, no more lines sent: {exc!r}")
-                self._on_line = None
+                self._log.note(f"on_line callback failed, no more lines sent: {exc!r}")
+                self._callback = None

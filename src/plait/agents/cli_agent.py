@@ -326,6 +326,7 @@ class CliBackend(ABC):
                 stdout_cap_bytes=STDOUT_CAP_BYTES,
                 on_line=on_line,
                 marker=f"{request.run_id}/{request.task_id}/{request.attempt}",
+                on_stderr_line=forward,  # shown on the board, never parsed
             )
         except proc.SpawnError as exc:
             return AgentResult(AttemptStatus.ERRORED, error=f"cannot start {self.name}: {exc}")

@@ -165,6 +165,7 @@ class CommandBackend:
                 grace_s=self.grace_s,
                 stdout_cap_bytes=OUTPUT_CAP_BYTES,
                 on_line=request.on_line,
+                on_stderr_line=request.on_line,  # the board's latest words, from either
                 marker=f"{request.run_id}/{request.task_id}/{request.attempt}",
             )
         except OSError as exc:  # proc.ProgramNotFound / SpawnError, or the log unwritable
