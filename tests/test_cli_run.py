@@ -383,13 +383,15 @@ def test_an_interrupted_run_suggests_resume_and_not_apply(
     out, err = running.communicate(timeout=60)
 
     assert running.returncode == 130, out + err
-    assert f"plait resume {run}" in out + err
+    assert (out + err).count(f"plait resume {run}") == 1, out + err  # said once
     assert "plait apply" not in out + err, out + err
     assert "interrupted" in out
     # its head is not recorded until it ends: status reads it from the branch
     status = json.loads(cli("status", "--json", cwd=repo.path).out)
     assert status["status"] == "interrupted"
     assert status["head"] == repo.head(status["branch"])
+    # the agent's time until the interruption was work: the sum counts it
+    assert status["totals"]["sequential_s"] > 0
 
 
 def test_an_interrupt_outside_the_engine_exits_130_not_0(

@@ -84,7 +84,7 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
         for a in attempts
     )
     agents = {t.id: t.agent for t in analysis.plan.tasks.values()} if analysis else {}
-    summaries = tuple(_summary(t, agents.get(t.id, ""), t0, attempts) for t in tasks)
+    summaries = tuple(_summary(t, agents.get(t.id, ""), t0, attempts, t0 + wall) for t in tasks)
     edges: tuple[tuple[str, str, str], ...] = ()
     critical: tuple[str, ...] = ()
     predicted_spans: dict[str, tuple[float, float]] = {}
@@ -119,7 +119,9 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
     )
 
 
-def _summary(task: TaskRow, agent: str, t0: float, attempts: Sequence[AttemptRow]) -> TaskSummary:
+def _summary(
+    task: TaskRow, agent: str, t0: float, attempts: Sequence[AttemptRow], until: float
+) -> TaskSummary:
     return TaskSummary(
         id=task.id,
         agent=agent,
@@ -127,7 +129,7 @@ def _summary(task: TaskRow, agent: str, t0: float, attempts: Sequence[AttemptRow
         attempts=task.attempts,
         start_s=task.started_at - t0 if task.started_at is not None else None,
         end_s=task.finished_at - t0 if task.finished_at is not None else None,
-        duration_s=work_s(task, attempts),
+        duration_s=work_s(task, attempts, until),
         cost_usd=task.cost_usd,
         tokens=task.tokens,
         merged=task.merged,

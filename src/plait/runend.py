@@ -48,7 +48,11 @@ def finish_run(
     if as_json:
         print_json(data)
     else:
-        out().print(summary_text(data))
+        summary = summary_text(data)
+        out().print(summary)
+        # An interrupted run's summary already says how to resume it.
+        resume = f"plait resume {run_id}"
+        messages = [m for m in messages if resume not in m or resume not in summary]
     for message in messages:
         err().print(clean_text(message))
     if refused is not None:

@@ -344,15 +344,22 @@ class AttemptRow:
         return None if self.finished_at is None else max(0.0, self.finished_at - self.started_at)
 
 
-def work_s(task: TaskRow, attempts: Sequence[AttemptRow]) -> float:
+def work_s(task: TaskRow, attempts: Sequence[AttemptRow], until: float | None = None) -> float:
     """What the task's work took, as one task at a time would spend it: its attempts'
     durations, leaving out those that conflicted (only running side by side makes
-    conflicts); retries and attempts cut short by an interruption count. A task that
-    recorded no finished attempt counts its span."""
-    finished = [a for a in attempts if a.task_id == task.id and a.duration_s is not None]
-    if not finished:
-        return task.duration_s or 0.0
-    return sum(a.duration_s or 0.0 for a in finished if a.status != "conflict")
+    conflicts); retries and attempts cut short by an interruption count, one still
+    open (or left open by a stop) until `until`. A task that recorded no attempt counts
+    its span."""
+    total, counted = 0.0, False
+    for a in attempts:
+        if a.task_id != task.id or a.status == "conflict":
+            counted = counted or a.task_id == task.id
+            continue
+        if a.finished_at is not None:
+            total, counted = total + max(0.0, a.finished_at - a.started_at), True
+        elif until is not None:
+            total, counted = total + max(0.0, until - a.started_at), True
+    return total if counted else (task.duration_s or 0.0)
 
 
 def status_json(
@@ -365,14 +372,14 @@ def status_json(
 
     `totals.sequential_s` adds up the tasks' `work_s` (their spans, without `attempts`).
     """
+    end = run.finished_at if run.finished_at is not None else (now or time.time())
     wall = run.wall_s
     if wall is None:
-        end = run.finished_at if run.finished_at is not None else (now or time.time())
         wall = max(0.0, end - run.started_at)
     by_task: dict[str, list[AttemptRow]] = {}
     for attempt in attempts:
         by_task.setdefault(attempt.task_id, []).append(attempt)
-    sequential = sum(work_s(t, by_task.get(t.id, ())) for t in tasks)
+    sequential = sum(work_s(t, by_task.get(t.id, ()), until=end) for t in tasks)
     costs = [t.cost_usd for t in tasks if t.cost_usd is not None]
     tokens = [t.tokens for t in tasks if t.tokens is not None]  # None: nothing reported
     return {
