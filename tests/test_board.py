@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
 
 from plait.board import (
@@ -219,11 +220,11 @@ def big(n: int = 200) -> BoardSnapshot:
     return _snap(rows, n - 28, 61.0, 9.5, None)
 
 
-def render(snapshot: BoardSnapshot, max_rows: int | None = None) -> str:
+def render(snapshot: BoardSnapshot, height: int | None = None, width: int = 100) -> str:
     console = Console(
-        width=100, record=True, force_terminal=False, color_system=None, file=io.StringIO()
+        width=width, record=True, force_terminal=False, color_system=None, file=io.StringIO()
     )
-    console.print(render_board(snapshot, max_rows=max_rows))
+    console.print(render_board(snapshot, height=height))
     return console.export_text()
 
 
@@ -263,10 +264,10 @@ def test_board_order_and_content() -> None:
 
 def test_many_rows_fold_into_a_summary_and_render_fast() -> None:
     snap = big(200)
-    text = render(snap, max_rows=30)
+    text = render(snap, height=33)
     check_snapshot("board-200", text)
     lines = text.splitlines()
-    assert len(lines) <= 30 + 5
+    assert len(lines) == 33
     assert "✔ 168 finished and merged" in text  # 170 ended, two of them failed
     for i in range(170, 174):
         assert f"task-{i:03d}" in text  # every running task stays visible
@@ -277,7 +278,7 @@ def test_many_rows_fold_into_a_summary_and_render_fast() -> None:
     t0 = time.perf_counter()
     reps = 20
     for _ in range(reps):
-        console.print(render_board(snap, max_rows=40))
+        console.print(render_board(snap, height=43))
     per = (time.perf_counter() - t0) / reps
     print(f"board: one 200-task render (40 rows drawn) took {per * 1000:.1f} ms")
     assert per < 0.1  # measured ~4 ms here; rich.Table took ~90 ms
@@ -321,6 +322,68 @@ def test_live_board_fits_terminal_height() -> None:
     frame = Console(width=100, record=True, file=io.StringIO(), color_system=None)
     frame.print(board._renderable())
     assert len(frame.export_text().splitlines()) <= 24
+
+
+def twenty() -> BoardSnapshot:
+    """20 tasks with `-j 4`: three merged, four running, one failed, the rest queued."""
+    states = ["merged"] * 3 + ["running"] * 4 + ["failed"] + ["ready"] * 5 + ["waiting"] * 7
+    rows = [
+        _row(
+            f"task-{i:02d}",
+            state,
+            agent="scripted",
+            attempt=1 if state in ("merged", "running", "failed") else 0,
+            elapsed_s=3.0 if state in ("merged", "running", "failed") else None,
+            waiting_on=("task-03",) if state == "waiting" else (),
+            last_line=f"tick {i}" if state == "running" else "",
+        )
+        for i, state in enumerate(states)
+    ]
+    return _snap(rows, 4, 12.0, 30.0, None)
+
+
+def frame(board: LiveBoard, width: int) -> list[str]:
+    """The lines of the frame the live board draws next."""
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(board._renderable())
+    return console.export_text().splitlines()
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 6), (40, 10), (100, 12), (60, 8)])
+def test_small_terminal_shows_every_running_task_on_every_line(width: int, height: int) -> None:
+    console = Console(
+        file=io.StringIO(), width=width, height=height, force_terminal=True, color_system=None
+    )
+    board = LiveBoard(console)
+    board.update(twenty())
+    lines = frame(board, width)
+    assert len(lines) == height  # no line left blank, none past the screen
+    assert all(line.strip() for line in lines)
+    assert all(cell_len(line) <= width for line in lines)
+    for i in range(3, 7):  # running rows, each with its latest line
+        [row] = [ln for ln in lines if ln.startswith(f"task-{i:02d} ")]
+        assert "▶ running" in row and row.endswith(f"tick {i}")
+    progress = next(ln for ln in lines if "done" in ln)
+    assert "4/20 done  elapsed 12s" in progress  # whole, not cut
+    # what is not shown is counted: shown rows + folded ones make the 20 tasks
+    shown = sum(1 for ln in lines if ln.startswith("task-"))
+    text = "\n".join(lines)
+    more = re.search(r"… (\d+) more: ", text)
+    merged = re.search(r"✔ (\d+) finished", text)
+    assert shown + sum(int(m.group(1)) for m in (more, merged) if m) == 20
+
+
+def test_header_fits_narrow_terminals() -> None:
+    snap = twenty()
+    wide = render(snap, width=100).splitlines()
+    assert "run 20261127-195612-ab12" in wide[0]
+    assert all(part in wide[1] for part in ("░ 4/20 done", "left ~30s", "spend —", "jobs 4"))
+    narrow = render(snap, width=40).splitlines()
+    assert narrow[0] == "plait oauth-login"  # the run id gives way
+    assert narrow[1].endswith(" 4/20 done  elapsed 12s") and "█" in narrow[1]
+    tiny = render(snap, width=24).splitlines()
+    assert tiny[1] == "4/20 done  elapsed 12s"  # no room for a bar worth drawing
+    assert all(cell_len(line) <= 40 for line in narrow)
 
 
 @pytest.fixture

@@ -2,12 +2,15 @@
 
 The runner hands `LiveBoard.update` a frozen `BoardSnapshot` (storing a reference is
 all it costs); rich's own refresh thread calls back for the renderable a few times a
-second. Drawing therefore never runs on the run's event loop. Without a terminal
-the runner prints `plait.eventline.format_event_line` for each event instead.
+second. Drawing therefore never runs on the run's event loop. The clocks keep going
+between snapshots: a snapshot says when it was taken, and each frame adds the time
+since to what still runs. Without a terminal the runner prints
+`plait.eventline.format_event_line` for each event instead.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from types import TracebackType
@@ -35,6 +38,8 @@ class BoardRow:
     elapsed_s: float | None
     cost_usd: float | None
     last_line: str
+    #: The attempt still runs: its elapsed time goes on growing after the snapshot.
+    ticking: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class BoardSnapshot:
     eta_s: float | None
     spend_usd: float | None
     jobs: int
+    #: time.monotonic() when taken, for a run still going: each frame then adds the time
+    #: since to the run's and the ticking rows' elapsed. None: the times are final.
+    taken_at: float | None = None
 
 
 # state → (icon, style). Icons are one cell wide in every terminal font we know of;
@@ -64,6 +72,7 @@ STATES: dict[str, tuple[str, str]] = {
     "failed": ("✘", "bold red"),
     "errored": ("!", "bold red"),
     "conflicted": ("≠", "bold yellow"),
+    "interrupted": ("■", "bold yellow"),
     "cancelled": ("⊘", "dim"),
     "skipped": ("↷", "dim"),
     "merged": ("✔", "green"),
@@ -76,9 +85,13 @@ FINISHED_OK = ("merged", "succeeded")
 # ended, failures first.
 _RANK = {s: 0 if s in ACTIVE else i for i, s in enumerate(STATES)}
 
-_HIDE_FIRST = {"waiting": 0, "ready": 1, "skipped": 2, "cancelled": 3}
+# Which rows stay when the terminal is too short for all: what runs, then what ended
+# badly, then skips and cancellations, then the queue (its head before its tail).
+_KEEP_FIRST = {**dict.fromkeys(ACTIVE, 0), "cancelled": 2, "skipped": 3, "ready": 4, "waiting": 5}
 
 BAR_WIDTH = 24
+# Lines above the rows: the title, the progress line, the columns' names.
+_CHROME_LINES = 3
 
 
 def order_rows(rows: tuple[BoardRow, ...] | list[BoardRow]) -> list[BoardRow]:
@@ -86,44 +99,91 @@ def order_rows(rows: tuple[BoardRow, ...] | list[BoardRow]) -> list[BoardRow]:
     return sorted(rows, key=lambda r: _RANK.get(r.state, len(_RANK)))
 
 
-def _visible(rows: list[BoardRow], max_rows: int | None) -> tuple[list[BoardRow], list[Text]]:
-    """The rows to draw and the summary lines standing in for the rest."""
-    if max_rows is None or len(rows) <= max_rows:
+def _summary(text: str, style: str) -> Text:
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
+def _visible(rows: list[BoardRow], max_lines: int | None) -> tuple[list[BoardRow], list[Text]]:
+    """The rows to draw and the summary lines standing in for the rest, in at most
+    `max_lines` lines together: successes fold into one line, then the rows that
+    matter least into another. Rows of running tasks go last, only when those alone
+    outnumber the lines."""
+    if max_lines is None or len(rows) <= max_lines:
         return rows, []
+    max_lines = max(1, max_lines)
     ok = [r for r in rows if r.state in FINISHED_OK]
     rest = [r for r in rows if r.state not in FINISHED_OK]
-    budget = max(1, max_rows - (1 if ok else 0))
-    summaries = []
-    if len(rest) > budget:
-        # hide what matters least first: the queue's tail, then skips, never running rows
-        drop = sorted(range(len(rest)), key=lambda i: (_HIDE_FIRST.get(rest[i].state, 9), -i))[
-            : len(rest) - (budget - 1)
-        ]
-        hidden = [rest[i] for i in sorted(drop)]
-        keep = [r for i, r in enumerate(rest) if i not in set(drop)]
-        counts = Counter(r.state for r in hidden)
-        what = ", ".join(f"{n} {s}" for s, n in counts.most_common())
-        summaries.append(Text(f"… {len(hidden)} more: {what}", style="dim"))
-        rest = keep
-    if ok:
-        summaries.append(Text(f"✔ {len(ok)} finished and merged", style="green"))
-    return rest, summaries
+    ok_line = 1 if ok else 0
+    if len(rest) + ok_line <= max_lines:
+        return rest, [_summary(f"✔ {len(ok)} finished and merged", "green")]
+    room = max_lines - 1 - ok_line  # one line says what else is hidden
+    active = sum(1 for r in rest if r.state in ACTIVE)
+    if ok_line and room < active:
+        # the successes' own line would push a running row off: they join the other
+        ok_line, room, rest = 0, room + 1, rows
+    keep = set(
+        sorted(range(len(rest)), key=lambda i: (_KEEP_FIRST.get(rest[i].state, 1), i))[:room]
+    )
+    hidden = Counter(r.state for i, r in enumerate(rest) if i not in keep)
+    what = ", ".join(f"{n} {state}" for state, n in hidden.most_common())
+    summaries = [_summary(f"… {hidden.total()} more: {what}", "dim")]
+    if ok_line:
+        summaries.append(_summary(f"✔ {len(ok)} finished and merged", "green"))
+    return [r for i, r in enumerate(rest) if i in keep], summaries
 
 
-def _header(s: BoardSnapshot) -> Text:
-    filled = round(BAR_WIDTH * s.done / s.total) if s.total else 0
-    head = Text()
-    head.append("plait ", style="bold")
-    head.append(s.plan_name, style="bold cyan")
-    head.append(f"  run {s.run_id}\n", style="dim")
-    head.append("█" * filled, style="green")
-    head.append("░" * (BAR_WIDTH - filled), style="dim")
-    head.append(f" {s.done}/{s.total} done", style="bold")
-    head.append(f"  elapsed {fmt_duration(s.elapsed_s)}")
+def _chrome(rows: list[BoardRow], height: int | None) -> int:
+    """How many of the lines above the rows fit `height`: all three, unless the running
+    rows would not; then the title goes, then the columns' names (never the progress)."""
+    if height is None:
+        return _CHROME_LINES
+    active = sum(1 for r in rows if r.state in ACTIVE)
+    chrome = _CHROME_LINES
+    while chrome > 1:
+        budget = height - chrome
+        if len(rows) <= budget or active + 1 <= budget:
+            break
+        chrome -= 1
+    return chrome
+
+
+def _header(s: BoardSnapshot, width: int, elapsed: float, title: bool) -> list[Text]:
+    """The title and progress lines, each fitting `width`: on a narrow terminal the
+    run id, jobs, spend and estimate go first, then the bar shrinks, then goes."""
+    lines = []
+    if title:
+        head = Text(no_wrap=True, overflow="ellipsis")
+        head.append("plait ", style="bold")
+        head.append(clean_line(s.plan_name), style="bold cyan")
+        run = f"  run {s.run_id}"
+        if cell_len(head.plain) + len(run) <= width:
+            head.append(run, style="dim")
+        lines.append(head)
+    done = f"{s.done}/{s.total} done"
+    left = ""
     if s.done < s.total:
-        head.append(f" · left ~{fmt_duration(s.eta_s)}" if s.eta_s is not None else " · left —")
-    head.append(f" · spend {fmt_cost(s.spend_usd)} · jobs {s.jobs}")
-    return head
+        left = f" · left ~{fmt_duration(s.eta_s)}" if s.eta_s is not None else " · left —"
+    extras = [
+        f"  elapsed {fmt_duration(elapsed)}",
+        left,
+        f" · spend {fmt_cost(s.spend_usd)}",
+        f" · jobs {s.jobs}",
+    ]
+    # (how many of the extras, the narrowest bar worth drawing with them)
+    for keep, narrowest in ((4, BAR_WIDTH), (3, BAR_WIDTH), (2, 8), (1, 8), (1, 0)):
+        bar = min(BAR_WIDTH, width - len(done) - sum(len(e) for e in extras[:keep]) - 1)
+        if bar >= narrowest:
+            break
+    bar = bar if bar >= 4 else 0  # a bar of two cells says nothing
+    filled = round(bar * s.done / s.total) if s.total else 0
+    progress = Text(no_wrap=True, overflow="ellipsis")
+    if bar:
+        progress.append("█" * filled, style="green")
+        progress.append("░" * (bar - filled) + " ", style="dim")
+    progress.append(done, style="bold")
+    progress.append("".join(extras[:keep]))
+    lines.append(progress)
+    return lines
 
 
 # (header, max width, right-aligned, style) of the fixed columns; "latest" takes the rest.
@@ -137,6 +197,12 @@ _COLUMNS = (
 )
 _GAP = "  "
 _LATEST_MIN = 30
+# The agent's latest line is what people watch. While it is narrower than it should be,
+# in turn: the state's waiting list is cut to 30 cells, the agent column goes (the plan
+# says it), the waiting list is cut further, then long task ids; on a narrow terminal
+# the cost and try columns go too, the state keeps only its word, task ids shrink more.
+# (column, narrowest width; 0: the column goes)
+_GIVE_WAY = ((1, 30), (2, 0), (1, 22), (0, 12), (5, 0), (3, 0), (1, 11), (0, 8))
 
 
 def _fit(text: str, width: int, right: bool = False) -> str:
@@ -151,52 +217,59 @@ class _Board:
     rich.Table, which measured ~90 ms a frame for 40 rows on two busy cores: too much
     for a thread that shares the GIL with the run, four times a second."""
 
-    def __init__(self, s: BoardSnapshot, rows: list[BoardRow], summaries: list[Text]) -> None:
-        self.s, self.rows, self.summaries = s, rows, summaries
+    def __init__(self, s: BoardSnapshot, height: int | None) -> None:
+        self.s, self.height = s, height
 
     @staticmethod
-    def _cells(r: BoardRow) -> tuple[str, ...]:
+    def _cells(r: BoardRow, since: float) -> tuple[str, ...]:
         icon = STATES.get(r.state, ("?", ""))[0]
         label = r.state
         if r.state == "waiting" and r.waiting_on:
             label = "waiting on " + ", ".join(r.waiting_on)
+        elapsed = r.elapsed_s
+        if elapsed is not None and r.ticking:
+            elapsed += since
         return (
             clean_line(r.task_id),
             f"{icon} {label}",
             clean_line(r.agent),
             str(r.attempt) if r.attempt else "",
-            fmt_duration(r.elapsed_s) if r.elapsed_s is not None else "",
+            fmt_duration(elapsed) if elapsed is not None else "",
             fmt_cost(r.cost_usd) if r.cost_usd is not None else "",
         )
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        width = options.max_width
-        cells = [self._cells(r) for r in self.rows]
+        s, width = self.s, options.max_width
+        # the time since the snapshot was taken, which what still runs has run on for
+        since = max(0.0, time.monotonic() - s.taken_at) if s.taken_at is not None else 0.0
+        ordered = order_rows(s.rows)
+        chrome = _chrome(ordered, self.height)
+        rows, summaries = _visible(ordered, None if self.height is None else self.height - chrome)
+        cells = [self._cells(r, since) for r in rows]
         widths = [
             min(limit, max([len(head), *(cell_len(c[i]) for c in cells)]))
             for i, (head, limit, _, _) in enumerate(_COLUMNS)
         ]
         gap = len(_GAP)
         latest = width - sum(widths) - gap * len(widths)
-        # The agent's latest line is what people watch. On a narrow terminal the state's
-        # waiting list is cut to 30 cells, then the agent column goes (the plan says it),
-        # then the waiting list is cut further, then long task ids.
-        for i, floor in ((1, 30), (2, 0), (1, 22), (0, 12)):
-            if latest >= _LATEST_MIN:
+        wanted = min(_LATEST_MIN, width // 3)
+        for i, floor in _GIVE_WAY:
+            if latest >= wanted:
                 break
             if floor == 0:
-                latest += widths[i] + gap
+                latest += widths[i] + gap if widths[i] else 0
                 widths[i] = 0
                 continue
-            give = min(_LATEST_MIN - latest, max(0, widths[i] - floor))
+            give = min(wanted - latest, max(0, widths[i] - floor))
             widths[i] -= give
             latest += give
         shown = [(col, w, i) for i, (col, w) in enumerate(zip(_COLUMNS, widths, strict=True)) if w]
-        yield _header(self.s)
-        head = "".join(_fit(col[0], w, col[2]) + _GAP for col, w, _ in shown) + "latest"
-        yield Segment(_fit(head, width).rstrip(), _BOLD)
-        yield Segment.line()
-        for r, row in zip(self.rows, cells, strict=True):
+        yield from _header(s, width, s.elapsed_s + since, title=chrome == _CHROME_LINES)
+        if chrome > 1:
+            head = "".join(_fit(col[0], w, col[2]) + _GAP for col, w, _ in shown) + "latest"
+            yield Segment(_fit(head, width).rstrip(), _BOLD)
+            yield Segment.line()
+        for r, row in zip(rows, cells, strict=True):
             state_style = _STYLES.get(r.state, _PLAIN)
             for (_, _, right, style), w, i in shown:
                 cell_style = state_style if i == 1 else _STYLES.get(style, _PLAIN)
@@ -205,22 +278,18 @@ class _Board:
             if latest > 1:
                 yield Segment(_fit(clean_line(r.last_line), latest).rstrip(), _DIM)
             yield Segment.line()
-        yield from self.summaries
+        yield from summaries
 
 
 _PLAIN, _BOLD, _DIM = Style(), Style(bold=True), Style(dim=True)
 _STYLES = {state: Style.parse(style) for state, (_, style) in STATES.items()} | {"dim": _DIM}
 
 
-def render_board(s: BoardSnapshot, max_rows: int | None = None) -> RenderableType:
-    """The board for one snapshot; with `max_rows`, finished successes fold into one line."""
-    rows, summaries = _visible(order_rows(s.rows), max_rows)
-    return _Board(s, rows, summaries)
-
-
-# Lines the board itself takes besides task rows: two header lines, the table header
-# and the summary lines.
-_CHROME_LINES = 5
+def render_board(s: BoardSnapshot, height: int | None = None) -> RenderableType:
+    """The board for one snapshot. With `height`, it takes at most that many lines:
+    finished successes fold into one line, then the rows that matter least into
+    another; rows of running tasks stay, and the title gives way to them first."""
+    return _Board(s, height)
 
 
 class LiveBoard:
@@ -242,7 +311,7 @@ class LiveBoard:
         snap = self._snapshot  # one read: the runner may swap it meanwhile
         if snap is None:
             return Text("plait: starting…", style="dim")
-        return render_board(snap, max_rows=max(3, self.console.size.height - _CHROME_LINES))
+        return render_board(snap, height=self.console.size.height)
 
     def update(self, snapshot: BoardSnapshot) -> None:
         """Show this snapshot from the next refresh on (no drawing happens here)."""
