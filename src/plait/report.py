@@ -82,6 +82,8 @@ class Timeline:
         """
         if self.wall_s <= 0 or self.sequential_s <= 0:
             return None
+        if not any(x.end_s is not None for x in self.tasks):
+            return None  # nothing finished: a ratio of work in flight says nothing yet
         return self.sequential_s / self.wall_s
 
     @property

@@ -398,7 +398,10 @@ def status_json(
         "totals": {
             "sequential_s": sequential,
             "wall_s": wall,
-            "speedup": sequential / wall if wall > 0 else None,
+            # Until a task finishes, a ratio of work in flight says nothing yet.
+            "speedup": sequential / wall
+            if wall > 0 and any(t.finished_at is not None for t in tasks)
+            else None,
             "cost_usd": sum(costs) if costs else None,
             "tokens": sum(tokens) if tokens else None,
         },
