@@ -139,6 +139,10 @@ def test_with_json_an_error_is_still_one_json_object(
     missing = cli("status", "nosuch", "--json", cwd=repo.path)
     assert missing.code == 2
     assert json.loads(missing.out)["error"]["exit_code"] == 2
+    for options in (["-j", "0"], ["--bogus"]):  # refused by the option parser itself
+        refused = cli("run", "--json", *options, cwd=repo.path)
+        assert refused.code == 2
+        assert json.loads(refused.out)["error"]["exit_code"] == 2, refused.out
     assert not plait_home.exists()
 
 

@@ -375,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         if show is None or not hasattr(exc, "exit_code"):
             raise
         show()
+        if "--json" in (sys.argv[1:] if argv is None else argv):  # still one object
+            message = getattr(exc, "format_message", lambda: str(exc))()
+            print_json({"error": {"exit_code": 2, "message": str(message)}})
         return 2
     return 0
 
