@@ -531,3 +531,22 @@ def test_apply_waits_while_clean_holds_the_lock(repo: GitRepo) -> None:
         assert refused.returncode == 3, refused.stdout + refused.stderr
         assert "plait clean" in refused.stderr
     assert repo.head() == before
+
+
+def test_clean_removes_worktrees_made_where_they_were_before_they_left_dot_git(
+    repo: GitRepo,
+) -> None:
+    """An older plait put worktrees in <repo>/.git/plait/worktrees: `clean` still finds
+    and removes them, with their task branches."""
+    run = "20261101-000000-abcd"
+    old = repo.common_dir / "plait" / "worktrees" / run / "t-1"
+    old.parent.mkdir(parents=True)
+    repo.git("worktree", "add", "-q", "-b", f"plait/tasks/{run}/t", str(old))
+    assert len(repo.worktrees()) == 2
+
+    cleaned = plait(repo, "clean", run)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert "removed 1 worktree(s)" in cleaned.stdout
+    assert repo.worktrees() == [str(repo.path)]
+    assert repo.branches("plait/*") == []
+    assert not old.exists()

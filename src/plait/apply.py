@@ -167,12 +167,20 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
         removed_worktrees = 0
         removed_branches = 0
         kept: list[str] = []
+        # Worktrees made before they moved out of .git (`worktrees_home`) are cleaned too.
+        # (Those first: they may hold task branches the second pass deletes.)
+        folders = dict.fromkeys([home / "worktrees", worktrees_home(home)])
         for one in run_ids:
-            provider = WorktreeProvider(git, one or "", worktrees_dir=worktrees_home(home))
-            report = await provider.clean(one, result_branches=branches, verify_dir=home / "verify")
-            removed_worktrees += len(report.worktrees)
-            removed_branches += len(report.branches)
-            kept.extend(report.snapshots)
+            for folder in folders:
+                if folder != worktrees_home(home) and not folder.is_dir():
+                    continue
+                provider = WorktreeProvider(git, one or "", worktrees_dir=folder)
+                report = await provider.clean(
+                    one, result_branches=branches, verify_dir=home / "verify"
+                )
+                removed_worktrees += len(report.worktrees)
+                removed_branches += len(report.branches)
+                kept.extend(report.snapshots)
     removed = f"removed {removed_worktrees} worktree(s) and {removed_branches} branch(es)"
     if kept:
         removed += (
@@ -199,7 +207,7 @@ async def _known_run(git: Git, home: Path, run_id: str) -> bool:
                 pass
     if not RUN_ID.fullmatch(run_id):  # nor a path to wander off with ("..", "a/b")
         return False
-    if (worktrees_home(home) / run_id).is_dir():
+    if (worktrees_home(home) / run_id).is_dir() or (home / "worktrees" / run_id).is_dir():
         return True
     for prefix in (f"refs/heads/{task_branch(run_id, '')}", snapshots_of(run_id)):
         if await git.list_refs(prefix):
