@@ -297,6 +297,29 @@ def test_agent_output_cannot_drive_the_terminal() -> None:
     assert "[bold red]pwned[/] done" in render(snap)  # markup shown, not interpreted
 
 
+def test_latest_line_shows_a_progress_line_as_it_stands() -> None:
+    line = "progress 0%\rprogress 10%\r"
+    snap = _snap([_row("x", "running", attempt=1, last_line=line)], 0, 1.0, None, None)
+    row = next(ln for ln in render(snap).splitlines() if ln.startswith("x "))
+    assert row.endswith("progress 10%") and "0%" not in row.replace("10%", "")
+
+
+def test_clocks_run_on_between_snapshots() -> None:
+    """A snapshot of a run still going says when it was taken: each frame adds the time
+    since to the run's clock and to the rows still running, not to those that ended."""
+    rows = [
+        _row("a", "running", attempt=1, elapsed_s=2.0, ticking=True),
+        _row("b", "merged", attempt=1, elapsed_s=2.0),
+    ]
+    snap = BoardSnapshot(
+        "r1", "p", tuple(rows), 1, 2, 5.0, None, None, 4, taken_at=time.monotonic() - 60
+    )
+    lines = render(snap).splitlines()
+    assert re.search(r"elapsed 1m 0[56]s", lines[1])
+    assert re.search(r"▶ running .* 1 +1m 0[23]s", lines[3])
+    assert re.search(r"✔ merged .* 1 +2\.0s", lines[4])
+
+
 def test_live_board_update_only_stores() -> None:
     out = io.StringIO()
     console = Console(file=out, width=100, height=30, force_terminal=True, color_system=None)
