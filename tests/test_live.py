@@ -145,11 +145,11 @@ def test_an_event_costs_the_run_one_check() -> None:
 
 
 def test_a_real_run_shows_the_agents_lines_as_they_come(tmp_path: Path) -> None:
-    """A one-task plan whose agent prints a line every 0.3 s: the board's snapshots
+    """A one-task plan whose agent prints a line every 0.4 s: the board's snapshots
     follow its lines and clock though the run emits no event meanwhile."""
     from plait import load_plan, run_plan
 
-    code = "import time\nfor i in range(4):\n    print(f'tick {i}', flush=True); time.sleep(0.3)"
+    code = "import time\nfor i in range(4):\n    print(f'tick {i}', flush=True); time.sleep(0.4)"
     command = json.dumps([sys.executable, "-c", code])
     plan_file = tmp_path / "plait.yaml"
     plan_file.write_text(
