@@ -376,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         show()
         if "--json" in (sys.argv[1:] if argv is None else argv):  # still one object
-            message = getattr(exc, "format_message", lambda: str(exc))()
+            format_message = getattr(exc, "format_message", None)
+            message = format_message() if callable(format_message) else str(exc)
             print_json({"error": {"exit_code": 2, "message": str(message)}})
         return 2
     return 0

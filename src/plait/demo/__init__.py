@@ -43,6 +43,8 @@ def create_repository(folder: Path, *, speed: float = 1.0) -> Path:
 
 def run_demo(keep: Path | None, jobs: int, console: Console, *, speed: float = 1.0) -> int:
     """Create the demo repository, run its plan, and say where the result is."""
+    from rich.text import Text  # (the console prints text as it is, markup off)
+
     from plait.live import open_display
     from plait.planfile import load_plan
     from plait.session import RunSettings, start_run
@@ -50,7 +52,7 @@ def run_demo(keep: Path | None, jobs: int, console: Console, *, speed: float = 1
 
     parent = keep.resolve() if keep is not None else Path(tempfile.mkdtemp(prefix="plait-demo-"))
     repo = create_repository(parent / "shop", speed=speed)
-    console.print(f"[bold]plait demo[/]: a throwaway repository at {repo}")
+    console.print(Text.assemble(("plait demo", "bold"), f": a throwaway repository at {repo}"))
     console.print("8 scripted agents, 4 at a time; the tests run on the merged result.\n")
     plan = load_plan(repo / "plait.yaml")
     with open_display(False, console) as sink:
@@ -63,17 +65,24 @@ def run_demo(keep: Path | None, jobs: int, console: Console, *, speed: float = 1
         data = run_json(store, outcome.run_id)
     totals = data["totals"]
     console.print()
-    console.print(f"run {outcome.run_id}: [bold]{outcome.status}[/]")
+    console.print(Text.assemble(f"run {outcome.run_id}: ", (outcome.status, "bold")))
     verify = data.get("verify") or {}
     if verify:
-        verdict = "passed" if verify.get("ok") else "FAILED"
-        console.print(f"the project's tests on the merged result: [bold]{verdict}[/]")
+        verdict = (
+            "not run" if verify.get("ok") is None else ("passed" if verify["ok"] else "FAILED")
+        )
+        console.print(
+            Text.assemble("the project's tests on the merged result: ", (verdict, "bold"))
+        )
+    speedup = f"{totals['speedup']:.1f}x" if totals.get("speedup") else "—"
     console.print(
         f"wall time {totals['wall_s']:.1f}s; the same agents one after another: "
-        f"{totals['sequential_s']:.1f}s; speed-up {totals['speedup']:.1f}x "
+        f"{totals['sequential_s']:.1f}s; speed-up {speedup} "
         f"({max(0.0, totals['sequential_s'] - totals['wall_s']):.1f}s saved)"
     )
-    console.print(f"the result is on branch [bold]{data['branch']}[/] of {repo}")
+    console.print(
+        Text.assemble("the result is on branch ", (data["branch"], "bold"), f" of {repo}")
+    )
     console.print(f"  git -C {repo} log --oneline --graph {data['branch']}")
     plait = _how_to_call_plait()
     console.print(
