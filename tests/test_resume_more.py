@@ -245,6 +245,32 @@ def test_resume_says_when_the_plan_file_changed_since_the_run_started(
     assert "went on with the plan as it was then" in resumed.stderr
 
 
+def test_resume_after_the_repository_moved_says_so_and_exits_2(cli_factory: MakeCli) -> None:
+    command = json.dumps([PYTHON, "-c", TICKER, "30"])
+    cli = cli_factory({"plan.yaml": TICKER_PLAN.format(command=command)})
+    first = cli.spawn("run", "plan.yaml")
+    run_id = cli.first_run_with_attempts(3)
+    cli.kill(first)
+    moved = cli.repo.path.with_name("moved")
+    cli.repo.path.rename(moved)
+    subprocess.run(["git", "worktree", "repair"], cwd=moved, check=False, capture_output=True)
+    resumed = subprocess.run(
+        [PYTHON, "-m", "plait", "resume", run_id],
+        cwd=moved,
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+    assert "which is gone (moved or renamed?)" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    subprocess.run(  # its agents, which outlived the kill, are ended
+        [PYTHON, "-m", "plait", "clean"], cwd=moved, env=cli.env, capture_output=True, timeout=60
+    )
+
+
 # --- 2. a new run ends what killed runs left running ---------------------------------------
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from plait.errors import EnvironmentProblem, RunNotFound
 from plait.eventlog import read_events
-from plait.statehome import new_run_id, state_home, worktrees_home
+from plait.statehome import WORKTREES_RECORD, new_run_id, state_home, worktrees_home
 from plait.store import Store
 from plait.storeschema import status_json
 
@@ -630,7 +630,10 @@ def test_micro_benchmark_task_transitions(store: Store, capsys: pytest.CaptureFi
     assert all(t.status in ("succeeded", "merged") for t in store.tasks("r1"))
 
 
-def test_worktrees_home_keeps_agents_out_of_dot_git(tmp_path: Path) -> None:
+def test_worktrees_home_keeps_agents_out_of_dot_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
     data = tmp_path / "data"
     # State elsewhere (PLAIT_HOME, .plait outside git): worktrees beside it.
     assert (
@@ -674,3 +677,29 @@ def test_sum_of_task_times_leaves_out_conflict_reruns(store: Store) -> None:
     # a: 3 (its conflicted 5 s left out), b: 2 + 2, c: no attempt recorded, its span 7
     assert doc["totals"]["sequential_s"] == 3.0 + 4.0 + 7.0
     assert doc["totals"]["speedup"] == 1.4
+
+
+def test_worktrees_home_is_chosen_once_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recorded in the state: a later command with another XDG_DATA_HOME or HOME (sudo,
+    cron), or the repository moved, still finds the worktrees its runs made."""
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    home = tmp_path / "proj" / ".git" / "plait"
+    home.mkdir(parents=True)
+    first = worktrees_home(home, {"XDG_DATA_HOME": str(tmp_path / "a")})
+    assert first.parent == tmp_path / "a" / "plait" / "worktrees" and first.is_dir()
+    assert (home / WORKTREES_RECORD).read_text().strip() == str(first)
+    assert worktrees_home(home, {"XDG_DATA_HOME": str(tmp_path / "b")}) == first
+    assert worktrees_home(home, {}) == first
+
+
+def test_worktrees_home_beside_the_state_when_the_data_folder_cannot_be_made(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "proj" / ".git" / "plait"
+    home.mkdir(parents=True)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert worktrees_home(home, {"XDG_DATA_HOME": str(blocked)}) == home / "worktrees"
+    assert not (home / WORKTREES_RECORD).exists()  # the next command may do better

@@ -197,6 +197,26 @@ def test_a_gitignored_copy_file_does_not_stop_the_commit(repo: GitRepo) -> None:
     run(main)
 
 
+def test_a_kept_worktree_elsewhere_holding_the_task_branch_is_detached_not_a_failure(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    """A worktree an earlier plait kept somewhere else (inside .git, before worktrees left
+    it) still holds the task's branch: the next attempt detaches it and goes on."""
+    elsewhere = tmp_path / "old-layout" / "t-1"
+    repo.git("worktree", "add", "-q", "-b", task_branch(RUN, "t"), str(elsewhere))
+    (elsewhere / "kept.txt").write_text("for inspection\n")
+    provider = make_provider(repo)
+
+    async def main() -> None:
+        ws = await provider.open("t", 2, repo.head())
+        assert ws.branch == task_branch(RUN, "t")
+        await provider.close(ws, keep=False)
+
+    run(main)
+    assert (elsewhere / "kept.txt").read_text() == "for inspection\n"  # files kept
+    assert agent_git(elsewhere, "rev-parse", "--abbrev-ref", "HEAD").strip() == "HEAD"
+
+
 def test_setup_failure_raises_with_output(repo: GitRepo) -> None:
     provider = make_provider(repo, setup=[("/bin/sh", "-c", "echo npm exploded >&2; exit 3")])
 

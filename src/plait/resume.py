@@ -68,6 +68,11 @@ async def resume_run(
         if record.get("text") is None:
             raise RunNotFound(f"run {run_id} was started from Python; resume it from Python")
         root = Path(record["root"]) if record.get("root") else cwd
+        if not root.is_dir():
+            raise RunNotFound(
+                f"run {run_id} was started in {root}, which is gone (moved or renamed?); "
+                "resume it from there, or start the plan again with `plait run`"
+            )
         plan = parse_plan(record["text"], file=record.get("path"), root=root)
         if record.get("path"):
             plan = dataclasses.replace(plan, path=Path(record["path"]))

@@ -12,6 +12,7 @@ runs) need not load the database layer to find out.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -20,7 +21,14 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["DB_FILE", "component", "new_run_id", "state_home", "worktrees_home"]
+__all__ = [
+    "DB_FILE",
+    "WORKTREES_RECORD",
+    "component",
+    "new_run_id",
+    "state_home",
+    "worktrees_home",
+]
 
 DB_FILE = "state.db"
 
@@ -53,6 +61,10 @@ def state_home(start: Path, env: Mapping[str, str] | None = None) -> Path:
     return (start / out).resolve() / "plait"
 
 
+#: In the state folder: where this repository's worktrees went, once chosen (see below).
+WORKTREES_RECORD = "worktrees.location"
+
+
 def worktrees_home(home: Path, env: Mapping[str, str] | None = None) -> Path:
     """Where the agents' worktrees go for the state at `home`.
 
@@ -60,24 +72,55 @@ def worktrees_home(home: Path, env: Mapping[str, str] | None = None) -> Path:
     ``<git-common-dir>/plait``): coding agents guard every path under a ``.git``
     folder, so Claude Code asks before each edit there (and, run headless, nobody
     answers) and its project settings do not load. Those worktrees go to
-    ``$XDG_DATA_HOME/plait/worktrees/<repository>-<hash of home>/`` instead
+    ``$XDG_DATA_HOME/plait/worktrees/<repository>-<hash>/`` instead
     (``~/.local/share`` by default), one folder per repository, as other agent tools
     keep theirs under the user's home.
+
+    That folder is chosen once and recorded in the state (`WORKTREES_RECORD`), so a
+    repository moved or renamed, or a later command run with another `HOME` or
+    `XDG_DATA_HOME` (sudo, cron, an IDE), still finds the worktrees its runs made. A
+    data folder that cannot be made is not chosen: the worktrees then stay beside the
+    state, where they work but Claude Code asks before editing.
     """
-    env = os.environ if env is None else env
     home = Path(home).absolute()
     if ".git" not in home.parts:
         return home / "worktrees"
+    record = home / WORKTREES_RECORD
+    try:
+        recorded = record.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        recorded = ""
+    if recorded and os.path.isabs(recorded):
+        return Path(recorded)
+    chosen = _data_folder(home, os.environ if env is None else env)
+    if chosen is None:
+        return home / "worktrees"
+    if home.is_dir():  # a command that made no state yet records nothing
+        with contextlib.suppress(OSError):
+            temporary = record.with_name(f"{record.name}.{os.getpid()}")
+            temporary.write_text(f"{chosen}\n", encoding="utf-8")
+            os.replace(temporary, record)
+    return chosen
+
+
+def _data_folder(home: Path, env: Mapping[str, str]) -> Path | None:
+    """``<data>/plait/worktrees/<repository>-<hash of home>``, if it can be made."""
     data = env.get("XDG_DATA_HOME") or ""
     if not os.path.isabs(data):  # the XDG rule: a relative value is ignored
         try:
             data = str(Path.home() / ".local" / "share")
-        except RuntimeError:  # no home to be found: stay beside the state
-            return home / "worktrees"
+        except RuntimeError:  # no home to be found
+            return None
     parts = home.parts
-    repository = parts[parts.index(".git") - 1] if parts.index(".git") > 0 else "repo"
+    at = len(parts) - 1 - parts[::-1].index(".git")  # the .git holding the state
+    repository = parts[at - 1] if at > 0 else "repo"
     key = hashlib.sha256(os.fsencode(home)).hexdigest()[:12]
-    return Path(data) / "plait" / "worktrees" / f"{_folder_name(repository)}-{key}"
+    folder = Path(data) / "plait" / "worktrees" / f"{_folder_name(repository)}-{key}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # HOME a file, read-only: better beside the state than no run at all
+        return None
+    return folder
 
 
 def _folder_name(name: str) -> str:

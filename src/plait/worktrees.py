@@ -248,15 +248,15 @@ class WorktreeProvider:
     async def _make_room(self, path: Path, branch: str) -> None:
         """Under the lock: clear a stale worktree at `path`, and free `branch` for reuse."""
         for info in await self.git.worktree_list():
-            if self.worktrees_dir not in info.path.parents:
-                continue  # never touch a worktree plait did not make
-            if info.path == path:
+            if info.path == path and self.worktrees_dir in info.path.parents:
                 found = found_workspace(self.git, path, info.head)
                 if await snapshot(self.git, found, self.run_id, locked=True) is False:
                     path.rename(path.with_name(f"{path.name}.stale-{time.time_ns()}"))
                 await remove_worktree(self.git, path)
             elif info.branch == f"refs/heads/{branch}" and info.head:
-                # an earlier attempt kept for inspection: detach it from the branch
+                # An earlier attempt kept for inspection: detach it from the branch (it
+                # keeps its files). Wherever it is: the branch is this run's own, and an
+                # earlier plait may have put its worktrees elsewhere (inside .git).
                 git_dir = git_dir_of(info.path, self.git.common_dir)
                 if git_dir is not None:
                     await self.git.run(f"--git-dir={git_dir}", "update-ref", "--no-deref",
