@@ -276,6 +276,28 @@ def test_a_killed_runs_pool_is_adopted_and_reset(repo: GitRepo) -> None:
     repo.fsck()
 
 
+def test_a_pool_folder_deleted_by_hand_leaves_no_prunable_worktrees(repo: GitRepo) -> None:
+    first = provider_for(repo, size=2)
+
+    async def park() -> None:
+        ws = await first.open("a", 1, repo.head())
+        await first.close(ws, keep=False)
+
+    asyncio.run(park())
+    pool_root = repo.common_dir / "plait" / "worktrees" / POOL_DIR
+    subprocess.run(["rm", "-rf", str(pool_root)], check=True)
+    assert "prunable" in repo.git("worktree", "list", "--porcelain")
+
+    second = provider_for(repo, size=2)
+
+    async def again() -> None:
+        ws = await second.open("b", 1, repo.head())
+        await second.close(ws, keep=False)
+
+    asyncio.run(again())
+    assert "prunable" not in repo.git("worktree", "list", "--porcelain")
+
+
 @pytest.mark.parametrize("record", ["kept", "tampered", "missing"])
 def test_a_later_run_trusts_only_the_index_its_record_vouches_for(
     repo: GitRepo, record: str

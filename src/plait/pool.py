@@ -246,10 +246,14 @@ class WorktreePool:
                 self._adopted = True  # once, even if it failed
 
     async def _adopt_now(self, locked: bool) -> None:
+        lock = contextlib.nullcontext() if locked else self.git.write_lock
         if not self.root.exists():
+            # Nothing to adopt; a pool folder deleted by hand leaves git's records of
+            # its worktrees behind ("prunable"), which go now.
+            async with lock:
+                await self.git.run("worktree", "prune", check=False)
             return
         copies = self.root / INDEX_COPIES
-        lock = contextlib.nullcontext() if locked else self.git.write_lock
         async with lock:
             known: set[str] = set()
             for info in await self.git.worktree_list():
