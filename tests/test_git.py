@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from gitrepo import GitRepo, git_identity
 from plait.errors import GitError, NotARepository
 from plait.git import FALLBACK_EMAIL, ZERO_OID, Git, status_paths
 from plait.gitrun import scrubbed_env
+from test_procsweep import gone
 
 
 @pytest.fixture
@@ -251,20 +253,25 @@ def test_run_runs_in_the_directory_given(repo: GitRepo) -> None:
     assert shown.stdout.strip() == "sub/"
 
 
+async def _start_hanging(git: Git, pid_file: Path, script: str) -> asyncio.Future[Any]:
+    """`git <alias>` running `script` (which writes its pid to `pid_file`), once it runs."""
+    call = asyncio.ensure_future(git.run("-c", f"alias.hang=!{script}", "hang"))
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text().strip():
+            break
+        await asyncio.sleep(0.02)
+    return call
+
+
 def test_cancelled_run_ends_the_git_command_and_what_it_started(
     repo: GitRepo, tmp_path: Path
 ) -> None:
     """Cancelling the caller (plait interrupted) leaves no git, nor its children, running."""
     git = Git(repo.path, repo.common_dir)
     pid_file = tmp_path / "pid"
-    hang = f"!echo $$ > {pid_file}; exec sleep 60"
 
     async def main() -> None:
-        call = asyncio.ensure_future(git.run("-c", f"alias.hang={hang}", "hang"))
-        for _ in range(200):
-            if pid_file.exists() and pid_file.read_text().strip():
-                break
-            await asyncio.sleep(0.02)
+        call = await _start_hanging(git, pid_file, f"echo $$ > {pid_file}; exec sleep 60")
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
@@ -272,21 +279,7 @@ def test_cancelled_run_ends_the_git_command_and_what_it_started(
     started = time.monotonic()
     asyncio.run(main())
     assert time.monotonic() - started < 10
-    pid = int(pid_file.read_text())
-    for _ in range(100):  # killed; its parent gone, init reaps it
-        if not _alive(pid):
-            break
-        time.sleep(0.05)
-    assert not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for init to reap it counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
+    assert gone(int(pid_file.read_text()))  # killed; its parent gone, init reaps it
 
 
 def test_an_inherited_ignored_sigchld_does_not_turn_failures_into_successes(
@@ -315,14 +308,9 @@ def test_a_cancelled_git_that_ignores_sigterm_does_not_stall_the_loop(
     """Its SIGKILL comes after the grace period, while the loop goes on running."""
     git = Git(repo.path, repo.common_dir)
     pid_file = tmp_path / "pid"
-    stubborn = f"!trap '' TERM; echo $$ > {pid_file}; sleep 30"
 
     async def main() -> float:
-        call = asyncio.ensure_future(git.run("-c", f"alias.s={stubborn}", "s"))
-        for _ in range(200):
-            if pid_file.exists() and pid_file.read_text().strip():
-                break
-            await asyncio.sleep(0.02)
+        call = await _start_hanging(git, pid_file, f"trap '' TERM; echo $$ > {pid_file}; sleep 30")
         call.cancel()
         longest, last = 0.0, time.monotonic()
         while not call.done():  # the loop's longest pause while git is being stopped
