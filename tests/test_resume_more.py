@@ -150,6 +150,13 @@ class Cli:
         self.wait_for(ready, f"{count} attempts to start")
         return found[0]
 
+    def killed_run(self, plan: str, attempts: int = 3) -> str:
+        """Start `plait run <plan>`, kill -9 it once `attempts` attempts started; its id."""
+        first = self.spawn("run", plan)
+        run_id = self.first_run_with_attempts(attempts)
+        self.kill(first)
+        return run_id
+
     def kill(self, process: subprocess.Popen[bytes]) -> None:
         os.kill(process.pid, signal.SIGKILL)  # plait alone: its agents live on
         process.communicate()
@@ -235,9 +242,7 @@ def test_resume_says_when_the_plan_file_changed_since_the_run_started(
     command = json.dumps([PYTHON, "-c", TICKER, "1.0"])
     plan = TICKER_PLAN.format(command=command)
     cli = cli_factory({"plan.yaml": plan})
-    first = cli.spawn("run", "plan.yaml")
-    cli.first_run_with_attempts(3)
-    cli.kill(first)
+    cli.killed_run("plan.yaml")
     (cli.repo.path / "plan.yaml").write_text(plan + "  d: {prompt: d}\n", encoding="utf-8")
     resumed = cli.run("resume")
     assert resumed.returncode == 0, resumed.stderr
@@ -248,9 +253,7 @@ def test_resume_says_when_the_plan_file_changed_since_the_run_started(
 def test_resume_after_the_repository_moved_says_so_and_exits_2(cli_factory: MakeCli) -> None:
     command = json.dumps([PYTHON, "-c", TICKER, "30"])
     cli = cli_factory({"plan.yaml": TICKER_PLAN.format(command=command)})
-    first = cli.spawn("run", "plan.yaml")
-    run_id = cli.first_run_with_attempts(3)
-    cli.kill(first)
+    run_id = cli.killed_run("plan.yaml")
     moved = cli.repo.path.with_name("moved")
     cli.repo.path.rename(moved)
     subprocess.run(["git", "worktree", "repair"], cwd=moved, check=False, capture_output=True)
@@ -455,9 +458,7 @@ def test_stale_ref_locks_of_the_run_are_cleared_and_no_one_elses(tmp_path: Path)
 def test_resume_goes_on_past_a_ref_lock_a_killed_git_left(cli_factory: MakeCli) -> None:
     command = json.dumps([PYTHON, "-c", TICKER, "1.0"])
     cli = cli_factory({"plan.yaml": TICKER_PLAN.format(command=command)})
-    first = cli.spawn("run", "plan.yaml")
-    run_id = cli.first_run_with_attempts(3)
-    cli.kill(first)
+    run_id = cli.killed_run("plan.yaml")
     # as a git killed in the middle of `worktree add -B` (with plait) leaves it
     lock = cli.repo.common_dir / "refs/heads/plait/tasks" / run_id / "a.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
@@ -473,9 +474,7 @@ def test_resume_goes_on_past_a_ref_lock_a_killed_git_left(cli_factory: MakeCli) 
 def test_resume_removes_a_worktree_git_was_still_making(cli_factory: MakeCli) -> None:
     command = json.dumps([PYTHON, "-c", TICKER, "1.0"])
     cli = cli_factory({"plan.yaml": TICKER_PLAN.format(command=command)})
-    first = cli.spawn("run", "plan.yaml")
-    run_id = cli.first_run_with_attempts(3)
-    cli.kill(first)
+    run_id = cli.killed_run("plan.yaml")
     # as `git worktree add` killed half-way leaves one: HEAD still its placeholder
     half = cli.home / "worktrees" / run_id / "d-1"
     cli.repo.git("worktree", "add", "-q", "--no-checkout", "--detach", str(half), "HEAD")
@@ -496,9 +495,7 @@ def test_resume_keeps_a_worktree_an_agent_put_on_an_orphan_branch(cli_factory: M
     agent's files there are work, not a half-made worktree."""
     command = json.dumps([PYTHON, "-c", TICKER, "1.0"])
     cli = cli_factory({"plan.yaml": TICKER_PLAN.format(command=command)})
-    first = cli.spawn("run", "plan.yaml")
-    run_id = cli.first_run_with_attempts(3)
-    cli.kill(first)
+    run_id = cli.killed_run("plan.yaml")
     orphan = cli.home / "worktrees" / run_id / "o-1"
     cli.repo.git("worktree", "add", "-q", "--detach", str(orphan), "HEAD")
     subprocess.run(["git", "checkout", "-q", "--orphan", "scratch"], cwd=orphan, env=cli.env,
