@@ -352,7 +352,7 @@ def test_clean_empties_the_pool(repo: GitRepo) -> None:
         git = Git(repo.path, repo.common_dir)
         plain = WorktreeProvider(git, "", worktrees_dir=provider.worktrees_dir)
         report = await plain.clean(None)
-        assert len(report.worktrees) == 1
+        assert len(report.pooled) == 1 and report.worktrees == ()
 
     run(main)
     assert repo.worktrees() == [str(repo.path)]
@@ -463,6 +463,7 @@ def test_the_next_run_starts_from_the_pool_and_clean_empties_it(
         used.append(log.read_text().splitlines())
     assert len(set(used[0])) == 2
     assert set(used[1]) == set(used[0]), "the second run made new worktrees"
-    plait("clean")
+    cleaned = plait("clean")
+    assert "the 2 worktree(s) parked in the pool" in cleaned.stdout  # not said to be a run's
     assert repo.worktrees() == [str(repo.path)]
     assert not (tmp_path / "home" / "worktrees" / POOL_DIR).exists()

@@ -166,6 +166,7 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
         ended = end_runs(one for one in run_ids if one) if lock.held else 0
         removed_worktrees = 0
         removed_branches = 0
+        pooled = 0
         kept: list[str] = []
         # Worktrees made before they moved out of .git (`worktrees_home`) are cleaned too.
         # (Those first: they may hold task branches the second pass deletes.)
@@ -180,8 +181,11 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
                 )
                 removed_worktrees += len(report.worktrees)
                 removed_branches += len(report.branches)
+                pooled += len(report.pooled)
                 kept.extend(report.snapshots)
     removed = f"removed {removed_worktrees} worktree(s) and {removed_branches} branch(es)"
+    if pooled:
+        removed += f", and the {pooled} worktree(s) parked in the pool for later runs"
     if kept:
         removed += (
             f"; {len(kept)} new ref(s) under refs/plait/snapshots/ keep work no branch held"

@@ -28,6 +28,7 @@ class CleanReport:
     worktrees: tuple[Path, ...] = ()
     branches: tuple[str, ...] = ()
     snapshots: tuple[str, ...] = ()  # refs holding work that would otherwise be lost
+    pooled: tuple[Path, ...] = ()  # parked worktrees of the pool, no run's (not in worktrees)
 
 
 async def clean_runs(
@@ -51,7 +52,8 @@ async def clean_runs(
     """
     root = worktrees_dir / run_id if run_id else worktrees_dir
     pool = pool or WorktreePool(git, worktrees_dir / POOL_DIR, 0)
-    removed: list[Path] = await pool.drain()
+    pooled = await pool.drain()
+    removed: list[Path] = []
     checks = None if verify_dir is None else verify_dir / run_id if run_id else verify_dir
     saved: list[str] = []
     checked_out: set[str] = set()
@@ -107,7 +109,7 @@ async def clean_runs(
         saved = [ref for ref in saved if ref not in doomed]
     await git.delete_refs(doomed)
     branches = tuple(r.removeprefix("refs/heads/") for r in doomed if r.startswith("refs/heads/"))
-    return CleanReport(tuple(removed), branches, tuple(saved))
+    return CleanReport(tuple(removed), branches, tuple(saved), tuple(pooled))
 
 
 async def _held_elsewhere(git: Git, oid: str, leaving: set[str]) -> bool:
