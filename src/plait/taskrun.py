@@ -195,19 +195,22 @@ async def run_task(
     kind = "first" if first_attempt == 1 else "resume"
     lane_files: tuple[str, ...] = ()  # what the next attempt holds (see below)
     while True:
+        # A re-run after a conflict holds the files it conflicted on until its merge,
+        # waiting here for a re-run that holds one of them (the run may stop meanwhile).
+        lane = contextlib.AsyncExitStack()
+        await lane.enter_async_context(ctx.lanes.hold(lane_files))
+        lane_files = ()
         if ctx.over_budget():
+            await lane.aclose()
             ctx.budget_hit = True
             _finish_task(ctx, task, Outcome.CANCELLED, error="budget spent before this attempt")
             return Outcome.CANCELLED
         if ctx.stopped.is_set():
+            await lane.aclose()
             _finish_task(ctx, task, Outcome.CANCELLED, error=STOPPED_ERROR)
             return Outcome.CANCELLED
         attempt += 1
         view.attempt = attempt
-        # A re-run after a conflict holds the files it conflicted on until its merge.
-        lane = contextlib.AsyncExitStack()
-        await lane.enter_async_context(ctx.lanes.hold(lane_files))
-        lane_files = ()
         try:
             result, failure, change, ws = await run_attempt(
                 ctx, task, agent, backend, slot, attempt, kind, notes
