@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -241,7 +242,7 @@ def test_logs_of_an_attempt_that_printed_nothing(repo: GitRepo, cli: Cli, plait_
     run_id = json.loads(cli("status", "--json", cwd=repo.path).out)["run"]
     logs = cli("logs", run_id, "quiet", cwd=repo.path)
     assert logs.code == 0 and logs.out == ""
-    assert "quiet attempt 1 printed nothing" in logs.err
+    assert "quiet attempt 1 printed nothing (it ended: ok)" in logs.err
     # The attempt's files sit flat in the run's folder: its prompt, and no folder of its own.
     files = {p.name for p in (plait_home / "runs" / run_id).iterdir()}
     assert "quiet.1.prompt.md" in files and "quiet.1" not in files and "quiet.1.log" not in files
@@ -311,6 +312,37 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def test_logs_follow_prints_as_the_agent_writes_and_ends_with_the_attempt(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    script = (
+        "import pathlib, sys, time\n"
+        f"pathlib.Path({str(started)!r}).write_text('x')\n"
+        "for i in range(6):\n"
+        "    print(f'line {i}\\r', flush=True); time.sleep(0.25)\n"
+    )
+    tasks = "  talk:\n    agent: talker\n    prompt: x\n"
+    write_plan(
+        repo.path / "plait.yaml", plan_with({"talker": [sys.executable, "-c", script]}, tasks)
+    )
+    running = plait_proc.start("run", cwd=repo.path)
+    wait_for(started.exists, 30, "the agent to start")
+    run_id = json.loads(plait_proc("runs", "--json", cwd=repo.path).stdout)[0]["run"]
+    followed = subprocess.run(
+        [sys.executable, "-m", "plait", "logs", run_id, "talk", "--follow"],
+        cwd=repo.path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    running.communicate(timeout=60)
+    assert followed.returncode == 0, followed.stderr
+    # every line, byte for byte as the agent wrote it (carriage returns too), though it
+    # began following before most of them were written
+    assert followed.stdout == b"".join(b"line %d\r\n" % i for i in range(6))
 
 
 def test_a_second_run_exits_3_while_one_is_alive_and_takes_over_a_dead_one(

@@ -234,28 +234,22 @@ def logs(
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
     task: Annotated[str, typer.Argument(metavar="TASK")],
     attempt: Annotated[int | None, typer.Option(help="Attempt number (default: last).")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the attempt ends.")
+    ] = False,
 ) -> None:
-    """Print an attempt's log."""
-    from plait.agents.base import LOG_SUFFIX, VERIFY_LOG_SUFFIX, attempt_file
+    """Print an attempt's log, as the agent wrote it."""
+    from plait.logview import show_log
+
+    def write(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
 
     with open_store(Path.cwd()) as store:
-        store.run(run_id)
-        rows = store.attempts(run_id, task)
-        if not rows:
-            raise errors.RunNotFound(f"run {run_id} has no attempts of task {task!r}")
-        number = attempt if attempt is not None else max(r.attempt for r in rows)
-        if number not in {r.attempt for r in rows}:
-            raise errors.RunNotFound(f"run {run_id} has no attempt {number} of task {task!r}")
-        stem = store.attempt_stem(run_id, task, number)
-    logs = [attempt_file(stem, LOG_SUFFIX), attempt_file(stem, VERIFY_LOG_SUFFIX)]
-    if not any(path.exists() for path in logs):  # a run recorded before the files were flat
-        legacy = stem.parent / task / str(number)
-        logs = [legacy / "agent.log", legacy / "verify.log"]
-    found = [path for path in logs if path.exists()]
-    for path in found:
-        sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
-    if not found:  # a log is only made once the program prints
-        sys.stderr.write(f"{task} attempt {number} printed nothing\n")
+        show_log(
+            store, run_id, task, attempt, follow=follow, write=write,
+            say=lambda text: sys.stderr.write(text + "\n"),
+        )  # fmt: skip
 
 
 @app.command()
