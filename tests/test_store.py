@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -689,9 +690,41 @@ def test_worktrees_home_is_chosen_once_and_kept(
     home.mkdir(parents=True)
     first = worktrees_home(home, {"XDG_DATA_HOME": str(tmp_path / "a")})
     assert first.parent == tmp_path / "a" / "plait" / "worktrees" and first.is_dir()
-    assert (home / WORKTREES_RECORD).read_text().strip() == str(first)
+    assert json.loads((home / WORKTREES_RECORD).read_text())["worktrees"] == str(first)
     assert worktrees_home(home, {"XDG_DATA_HOME": str(tmp_path / "b")}) == first
     assert worktrees_home(home, {}) == first
+    # Copied (`cp -a`): the copy must not share, and so delete, the original's worktrees.
+    copy = tmp_path / "copy" / ".git" / "plait"
+    shutil.copytree(home, copy)
+    copied = worktrees_home(copy, {"XDG_DATA_HOME": str(tmp_path / "a")})
+    assert copied != first
+    assert worktrees_home(home, {"XDG_DATA_HOME": str(tmp_path / "a")}) == first
+    # Moved: the original state folder is gone; the record follows the move.
+    moved = tmp_path / "moved" / ".git" / "plait"
+    moved.parent.parent.mkdir()
+    (tmp_path / "proj").rename(tmp_path / "moved")
+    assert worktrees_home(moved, {"XDG_DATA_HOME": str(tmp_path / "b")}) == first
+    assert json.loads((moved / WORKTREES_RECORD).read_text())["state"] == str(moved)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "/tmp/victim",  # not one of plait's folders
+        "/home/u/plait/worktrees/notes",  # no id
+        "relative/plait/worktrees/x-0123456789ab",
+        "/srv/data/x-0123456789ab",  # not under plait/worktrees
+    ],
+)
+def test_a_forged_worktrees_record_is_not_followed(tmp_path: Path, forged: str) -> None:
+    """An agent can write the record (it is a file in .git): plait creates and deletes in
+    the folder it names, so only a folder shaped like its own is taken."""
+    home = tmp_path / "proj" / ".git" / "plait"
+    home.mkdir(parents=True)
+    record = {"state": str(home), "worktrees": forged}
+    (home / WORKTREES_RECORD).write_text(json.dumps(record))
+    found = worktrees_home(home, {"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert found.parent == tmp_path / "data" / "plait" / "worktrees"
 
 
 def test_worktrees_home_beside_the_state_when_the_data_folder_cannot_be_made(

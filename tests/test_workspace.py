@@ -389,6 +389,12 @@ def borrow_objects(ws: Workspace, repo: GitRepo) -> None:
     (repo.common_dir / "objects" / "info" / "alternates").write_text("/tmp/evil/objects\n")
 
 
+def redirect_worktrees(ws: Workspace, repo: GitRepo) -> None:
+    record = repo.common_dir / "plait" / "worktrees.location"
+    record.parent.mkdir(exist_ok=True)
+    record.write_text('{"state": "x", "worktrees": "/tmp/victim/plait/worktrees/x-0123456789ab"}')
+
+
 def uncommittable(ws: Workspace, repo: GitRepo) -> None:
     (ws.path / "src" / "nested").mkdir()
     agent_git(ws.path / "src" / "nested", "init", "-q")  # a repository with no commit
@@ -410,6 +416,7 @@ def symlink_out(ws: Workspace, repo: GitRepo) -> None:
         (write_agent_config, ".claude/settings.json"),
         (symlink_out, "src/passwd"),
         (borrow_objects, ".git/objects/info/alternates"),
+        (redirect_worktrees, ".git/plait/worktrees.location"),
         (uncommittable, "(commit failed)"),
     ],
 )

@@ -141,6 +141,8 @@ GUARDED_FILES = (
     "commondir",
     "objects/info/alternates",
     "info/grafts",
+    # where plait itself makes and removes worktrees (`statehome.worktrees_home`)
+    "plait/worktrees.location",
 )
 GUARDED_DIRS = ("hooks",)
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -86,21 +88,55 @@ def worktrees_home(home: Path, env: Mapping[str, str] | None = None) -> Path:
     if ".git" not in home.parts:
         return home / "worktrees"
     record = home / WORKTREES_RECORD
-    try:
-        recorded = record.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        recorded = ""
-    if recorded and os.path.isabs(recorded):
-        return Path(recorded)
+    found = _recorded(record, home)
+    if found is not None:
+        folder, state = found
+        if state != home:  # moved: the record follows
+            _record(record, home, folder)
+        return folder
     chosen = _data_folder(home, os.environ if env is None else env)
     if chosen is None:
         return home / "worktrees"
-    if home.is_dir():  # a command that made no state yet records nothing
-        with contextlib.suppress(OSError):
-            temporary = record.with_name(f"{record.name}.{os.getpid()}")
-            temporary.write_text(f"{chosen}\n", encoding="utf-8")
-            os.replace(temporary, record)
+    _record(record, home, chosen)
     return chosen
+
+
+def _record(record: Path, home: Path, folder: Path) -> None:
+    """Write the record atomically; a command that made no state yet records nothing."""
+    if not home.is_dir():
+        return
+    with contextlib.suppress(OSError):
+        temporary = record.with_name(f"{record.name}.{os.getpid()}")
+        entry = {"state": os.fsdecode(home), "worktrees": os.fsdecode(folder)}
+        temporary.write_text(json.dumps(entry) + "\n", encoding="utf-8")
+        os.replace(temporary, record)
+
+
+#: What a recorded folder must look like: one of plait's own, never any other path
+#: (the record is a file an agent could write; plait creates and deletes there).
+_OWN_FOLDER = re.compile(r"[A-Za-z0-9_.-]+-[0-9a-f]{12}")
+
+
+def _recorded(record: Path, home: Path) -> tuple[Path, Path] | None:
+    """The folder the record names, and the state folder it was recorded for, if it is
+    this repository's and shaped like plait's.
+
+    Recorded for another state folder that still exists, it belongs to the repository
+    this one was copied from (`cp -a`): sharing it would let one delete the other's
+    worktrees. A recorded state folder that is gone was this one, moved or renamed.
+    """
+    try:
+        entry = json.loads(record.read_text(encoding="utf-8"))
+        state, folder = Path(entry["state"]), Path(entry["worktrees"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not folder.is_absolute() or not _OWN_FOLDER.fullmatch(folder.name):
+        return None
+    if folder.parent.name != "worktrees" or folder.parent.parent.name != "plait":
+        return None
+    if state != home and state.exists():
+        return None
+    return folder, state
 
 
 def _data_folder(home: Path, env: Mapping[str, str]) -> Path | None:
