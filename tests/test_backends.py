@@ -199,6 +199,8 @@ class Rig:
         self.backend = get_backend(spec.backend)
         self.workspace = tmp_path / "ws"
         self.workspace.mkdir()
+        # A worktree plait made (its .git is a file), as in a run: backends trust only it.
+        (self.workspace / ".git").write_text(f"gitdir: {tmp_path / 'gitdir'}\n")
         self.attempt_stem = tmp_path / "runs" / "r1" / "t1.1"
         self.record = tmp_path / "record.json"
         self.canary = tmp_path / "canary"
@@ -564,6 +566,21 @@ def test_gemini_trusts_the_workspace_plait_made(tmp_path: Path, path_env: str) -
     assert "--skip-trust" not in seen["argv"]
 
 
+@pytest.mark.parametrize("backend", ["gemini", "cursor"])
+def test_the_users_own_checkout_is_not_trusted_for_them(
+    tmp_path: Path, path_env: str, backend: str
+) -> None:
+    """isolation: none runs in the user's checkout (its .git a folder): their own folder
+    trust decides, so gemini exits 55 and cursor refuses when it is not trusted."""
+    rig = Rig(tmp_path, path_env, BY_NAME[backend])
+    (rig.workspace / ".git").unlink()
+    (rig.workspace / ".git").mkdir()
+    result = rig.run(rig.request())
+    assert result.status is not AttemptStatus.OK
+    seen = rig.recorded()
+    assert "GEMINI_CLI_TRUST_WORKSPACE" not in seen["env"] and "--trust" not in seen["argv"]
+
+
 def test_cursor_trust_refusal_fails_clearly(tmp_path: Path, path_env: str) -> None:
     rig = Rig(tmp_path, path_env, BY_NAME["cursor"])
     result = rig.run(rig.request(mode="untrusted"))  # refuses even with --trust
@@ -590,7 +607,7 @@ def test_aider_repo_map_cache_is_removed_from_the_workspace(
     else:
         assert result.status is AttemptStatus.TIMEOUT
     assert rig.recorded()["cwd"] == str(rig.workspace)  # where the fake made its cache
-    assert sorted(p.name for p in rig.workspace.iterdir()) == ["kept.txt"]
+    assert sorted(p.name for p in rig.workspace.iterdir()) == [".git", "kept.txt"]
 
 
 def test_aider_keeps_a_cache_that_was_there_before(tmp_path: Path, path_env: str) -> None:

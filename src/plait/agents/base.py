@@ -67,6 +67,13 @@ class AgentRequest:
         return self.attempt_stem
 
     @property
+    def in_plait_worktree(self) -> bool:
+        """True when the agent runs in a worktree plait made for it (its `.git` is a
+        file), not in the user's own checkout (`isolation: none`): only there may a
+        backend tell its CLI to trust the folder."""
+        return (self.workspace / ".git").is_file()
+
+    @property
     def prompt_file(self) -> Path:
         return attempt_file(self.attempt_stem, PROMPT_SUFFIX)
 

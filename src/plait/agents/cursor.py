@@ -91,8 +91,9 @@ class CursorBackend(CliBackend):
     result_hint = 'a {"type":"result"} line'
 
     def invocation(self, request: AgentRequest) -> Invocation:
+        trust = ("--trust",) if request.in_plait_worktree else ()  # not the user's checkout
         return self.piped_invocation(
-            request, ("cursor-agent", "-p", "--output-format", "stream-json", "--trust")
+            request, ("cursor-agent", "-p", "--output-format", "stream-json", *trust)
         )
 
     def parser(self, request: AgentRequest) -> CursorParser:

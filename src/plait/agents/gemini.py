@@ -180,6 +180,8 @@ class GeminiBackend(CliBackend):
 
     def invocation(self, request: AgentRequest) -> Invocation:
         piped = self.piped_invocation(request, ("gemini", "--output-format", "json"))
+        if not request.in_plait_worktree:  # the user's own checkout: their trust applies
+            return piped
         return replace(piped, env={**piped.env, **TRUST_ENV})
 
     def parser(self, request: AgentRequest) -> GeminiParser:
