@@ -428,6 +428,13 @@ def test_an_interrupted_run_suggests_resume_and_not_apply(
     assert status["head"] == repo.head(status["branch"])
     # the agent's time until the interruption was work: the sum counts it
     assert status["totals"]["sequential_s"] > 0
+    # asked from outside the repository (PLAIT_HOME names its state), status still reads
+    # the branch in the run's own repository, and never calls a resumable run gone
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert json.loads(cli("status", "--json", cwd=elsewhere).out)["head"] == status["head"]
+    shown = cli("status", cwd=elsewhere).out
+    assert f"plait resume {run}" in shown and "cannot be resumed" not in shown
 
 
 def test_an_interrupt_outside_the_engine_exits_130_not_0(

@@ -7,6 +7,8 @@ process exits with it after a one-paragraph message on stderr.
 
 # No `from __future__ import annotations` here: typer reads every command's
 # annotations when it parses, and evaluating them from strings took ~5 ms per start.
+import contextlib
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -205,15 +207,27 @@ def status(
             follow_events(store, picked, as_json=as_json, write=sys.stdout.write)
             return
         data = run_json(store, picked)
+        run_root = _run_root(store.run(picked).plan_json)
     gone = False
     if data["status"] in ("interrupted", "running") and data.get("branch"):
-        # Its head is recorded when it ends: until then the branch itself says.
-        data["head"] = branch_tip(data["branch"])
-        gone = data["head"] is None
+        # Its head is recorded when it ends: until then the branch itself says, in the
+        # repository the run was started in (not wherever status is asked from).
+        with contextlib.suppress(errors.Error):  # git cannot say: nothing is claimed
+            data["head"] = branch_tip(data["branch"], run_root)
+            gone = data["head"] is None
     if as_json:
         print_json(data)
     else:
         out().print(status_text(data, branch_gone=gone and data["status"] == "interrupted"))
+
+
+def _run_root(plan_json: str) -> Path:
+    """The folder a run was started in (its plan's root), or here if unknown or gone."""
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        root = Path(json.loads(plan_json)["root"])
+        if root.is_dir():
+            return root
+    return Path.cwd()
 
 
 @app.command()

@@ -177,18 +177,13 @@ def pick_run(store: Any, run_id: str | None) -> str:
     return latest
 
 
-def branch_tip(branch: str | None) -> str | None:
-    """The commit `branch` (a run's result branch) points at in the repository around
-    the current directory; None if there is no such branch, or git cannot say."""
-    if not branch:
-        return None
+def branch_tip(branch: str, where: Path) -> str | None:
+    """The commit `branch` (a run's result branch) points at in the repository at
+    `where`; None if it has no such branch. Raises `errors.Error` if git cannot say."""
     from plait.git import Git
 
     async def tip() -> str | None:
-        git = await Git.discover(Path.cwd())
+        git = await Git.discover(where)
         return await git.rev_parse(f"refs/heads/{branch}^{{commit}}")
 
-    try:
-        return run_coroutine(tip())
-    except errors.Error:
-        return None
+    return run_coroutine(tip())

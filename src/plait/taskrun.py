@@ -198,6 +198,8 @@ async def run_task(
         # A re-run after a conflict holds the files it conflicted on until its merge,
         # waiting here for a re-run that holds one of them (the run may stop meanwhile).
         lane = contextlib.AsyncExitStack()
+        if lane_files:
+            view.state = "waiting"  # (not "merging", its last state, while it waits)
         await lane.enter_async_context(ctx.lanes.hold(lane_files))
         lane_files = ()
         if ctx.over_budget():
