@@ -736,3 +736,18 @@ def test_worktrees_home_beside_the_state_when_the_data_folder_cannot_be_made(
     blocked.write_text("not a folder")
     assert worktrees_home(home, {"XDG_DATA_HOME": str(blocked)}) == home / "worktrees"
     assert not (home / WORKTREES_RECORD).exists()  # the next command may do better
+
+
+def test_an_open_attempt_counts_to_the_moment_not_to_the_run_clock(store: Store) -> None:
+    """After a resume the run's clock (its processes added up) is behind the moment by
+    the gap between them: an attempt still open counts to the moment itself."""
+    make_run(store, tasks=("a", "b"))
+    store.start_attempt("r1", "a", 1, kind="first", started_at=1000.0)
+    store.finish_attempt("r1", "a", 1, status="ok", finished_at=1002.0)
+    store.update_task("r1", "a", status="succeeded", started_at=1000.0, finished_at=1002.0)
+    store.start_attempt("r1", "b", 1, kind="resume", started_at=1010.0)  # after a 5 s gap
+    doc = status_json(
+        store.run("r1"), store.tasks("r1"), now=1008.0, attempts=store.attempts("r1"),
+        open_until=1013.0,
+    )  # fmt: skip
+    assert doc["totals"]["sequential_s"] == 2.0 + 3.0

@@ -16,7 +16,7 @@ from plait.errors import Error
 from plait.report import AttemptSpan, TaskSummary, Timeline, predicted_timeline
 from plait.report_html import render_html
 from plait.scheduler import simulate
-from plait.status import run_wall_s, shown_status
+from plait.status import run_end, run_wall_s, shown_status
 from plait.store import Store
 from plait.storeschema import AttemptRow, TaskRow, work_s
 
@@ -71,6 +71,7 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
     # The same status and wall time as `plait status`: a run whose plait was killed
     # is interrupted, not running, and its clock stopped when it died.
     wall = run_wall_s(store, run)
+    until = run_end(store, run)  # attempts still open count (and are drawn) to this moment
     spans = tuple(
         AttemptSpan(
             a.task_id,
@@ -78,13 +79,13 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
             a.kind,
             a.status,
             a.started_at - t0,
-            (a.finished_at if a.finished_at is not None else t0 + wall) - t0,
+            (a.finished_at if a.finished_at is not None else until) - t0,
             a.cost_usd,
         )
         for a in attempts
     )
     agents = {t.id: t.agent for t in analysis.plan.tasks.values()} if analysis else {}
-    summaries = tuple(_summary(t, agents.get(t.id, ""), t0, attempts, t0 + wall) for t in tasks)
+    summaries = tuple(_summary(t, agents.get(t.id, ""), t0, attempts, until) for t in tasks)
     edges: tuple[tuple[str, str, str], ...] = ()
     critical: tuple[str, ...] = ()
     predicted_spans: dict[str, tuple[float, float]] = {}

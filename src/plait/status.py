@@ -84,12 +84,16 @@ def run_wall_s(store: Store, row: RunRow) -> float:
     if row.wall_s is not None:
         return row.wall_s
     start, before = latest_process(store, row)
+    return before + max(0.0, run_end(store, row) - start)
+
+
+def run_end(store: Store, row: RunRow) -> float:
+    """When the run's latest process ended (epoch seconds): its recorded end, now for a
+    live one, its last sign of life for a crashed one. Attempts left open count to it."""
     if row.finished_at is not None:
-        end = row.finished_at
-    else:
-        alive = shown_status(row) == row.status
-        end = time.time() if alive else last_sign_of_life(store, row)
-    return before + max(0.0, end - start)
+        return row.finished_at
+    alive = shown_status(row) == row.status
+    return time.time() if alive else last_sign_of_life(store, row)
 
 
 def run_json(store: Store, run_id: str) -> dict[str, Any]:
@@ -100,6 +104,7 @@ def run_json(store: Store, run_id: str) -> dict[str, Any]:
         store.tasks(run_id),
         now=row.started_at + run_wall_s(store, row),
         attempts=store.attempts(run_id),
+        open_until=run_end(store, row),
     )
     data["status"] = shown_status(row)
     if data["status"] == "interrupted":  # nothing runs any more: say where each stopped

@@ -367,6 +367,7 @@ def status_json(
     tasks: Sequence[TaskRow],
     now: float | None = None,
     attempts: Sequence[AttemptRow] = (),
+    open_until: float | None = None,
 ) -> dict[str, Any]:
     """DESIGN §7's run/status object; a running run's wall time is measured to `now`.
 
@@ -379,7 +380,10 @@ def status_json(
     by_task: dict[str, list[AttemptRow]] = {}
     for attempt in attempts:
         by_task.setdefault(attempt.task_id, []).append(attempt)
-    sequential = sum(work_s(t, by_task.get(t.id, ()), until=end) for t in tasks)
+    # (`now` is the run's clock, processes added up; an attempt still open needs the
+    # moment itself, which after a resume is later by the gap between its processes.)
+    until = end if open_until is None else open_until
+    sequential = sum(work_s(t, by_task.get(t.id, ()), until=until) for t in tasks)
     costs = [t.cost_usd for t in tasks if t.cost_usd is not None]
     tokens = [t.tokens for t in tasks if t.tokens is not None]  # None: nothing reported
     return {
