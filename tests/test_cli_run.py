@@ -478,3 +478,15 @@ def test_worktrees_of_state_in_dot_git_live_outside_any_dot_git_folder(
     assert cleaned.code == 0, cleaned.err
     assert repo.worktrees() == [str(repo.path)]
     assert not [p for p in (data_home / "plait" / "worktrees").rglob("*") if p.is_file()]
+
+
+def test_without_git_on_path_a_run_exits_3_saying_so(
+    repo: GitRepo, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_plan(repo.path / "plait.yaml", plan_with({"a": ["true"]}, "  t: {agent: a, prompt: x}\n"))
+    empty = tmp_path / "no-programs"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    result = cli("run", cwd=repo.path)
+    assert result.code == 3, result.err
+    assert "git is not installed, or not on PATH" in result.err

@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from plait.errors import GitError
+from plait.errors import EnvironmentProblem, GitError
 from plait.procio import ExitWatch, PipeReader, PipeWriter, watcher
-from plait.procspawn import Started, spawn
+from plait.procspawn import ProgramNotFound, Started, spawn
 
 _STOP_GRACE_S = 2.0  # a cancelled git command's time to clean up after SIGTERM
 
@@ -141,7 +141,10 @@ async def run_git(
     if not os.path.isdir(cwd):  # as starting a program in a missing directory fails
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), os.fspath(cwd))
     argv = ["git", "-C", os.fspath(cwd), *GIT_OPTIONS, *args]
-    code, out, err = await _communicate(argv, child_env, input)
+    try:
+        code, out, err = await _communicate(argv, child_env, input)
+    except ProgramNotFound as exc:
+        raise EnvironmentProblem("git is not installed, or not on PATH: plait needs it") from exc
     result = GitResult(code, _decode(out), _decode(err))
     if check and not result.ok:
         raise GitError(list(args), result.returncode, result.stderr)
