@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -415,6 +416,8 @@ def test_an_interrupted_run_suggests_resume_and_not_apply(
     running = plait_proc.start("run", cwd=repo.path)
     wait_for(started.exists, 30, "the agent to start")
     run = json.loads(cli("runs", "--json", cwd=repo.path).out)[0]["run"]
+    live = cli("status", cwd=repo.path).out  # a task under way shows its time so far
+    assert re.search(r"nap\s+running\s+attempts 1\s+\d+\.\ds", live), live
     running.send_signal(signal.SIGTERM)  # as Ctrl-C: the run stops, resumable
     out, err = running.communicate(timeout=60)
 

@@ -10,6 +10,7 @@ process exits with it after a one-paragraph message on stderr.
 import contextlib
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -218,7 +219,9 @@ def status(
     if as_json:
         print_json(data)
     else:
-        out().print(status_text(data, branch_gone=gone and data["status"] == "interrupted"))
+        shown_at = time.time() if data["status"] == "running" else None
+        interrupted = data["status"] == "interrupted"
+        out().print(status_text(data, branch_gone=gone and interrupted, now=shown_at))
 
 
 def _run_root(plan_json: str) -> Path:

@@ -127,8 +127,11 @@ def _secs(value: float | None) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
-def status_text(data: dict[str, Any], *, branch_gone: bool = False) -> str:
-    """One run, a line per task. `branch_gone`: its result branch no longer exists."""
+def status_text(
+    data: dict[str, Any], *, branch_gone: bool = False, now: float | None = None
+) -> str:
+    """One run, a line per task. `branch_gone`: its result branch no longer exists;
+    `now`: the moment a live run is shown at, for the time its tasks under way took so far."""
     lines = [f"run {data['run']} ({one_line(data.get('plan') or 'plan')}): {data['status']}"]
     if data.get("branch"):
         lines.append(
@@ -142,9 +145,12 @@ def status_text(data: dict[str, Any], *, branch_gone: bool = False) -> str:
             extra = f"  {one_line(task['error'], 300)}"
         elif task.get("changed_files"):
             extra = f"  {len(task['changed_files'])} file(s)"
+        took = task.get("duration_s")
+        if took is None and now is not None and task["status"] in UNDER_WAY:
+            took = max(0.0, now - task["started_at"]) if task.get("started_at") else None
         lines.append(
             f"  {task['id']:<{width}}  {task['status']:<10}  attempts {task['attempts']}"
-            f"  {_secs(task.get('duration_s')):>7}  {_money(task.get('cost_usd')):>7}{extra}"
+            f"  {_secs(took):>7}  {_money(task.get('cost_usd')):>7}{extra}"
         )
     lines.append(summary_line(data))
     if data["status"] == "interrupted" and branch_gone:
