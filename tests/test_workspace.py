@@ -323,6 +323,19 @@ def test_in_place_provider(repo: GitRepo) -> None:
     run(main)
 
 
+def test_in_place_a_staged_rename_reports_both_paths(repo: GitRepo) -> None:
+    provider = InPlaceProvider(repo.path, Git(repo.path, repo.common_dir))
+
+    async def main() -> None:
+        ws = await provider.open("t", 1, repo.head())
+        agent_git(repo.path, "mv", "src/app.py", "src/main.py")
+        change = await provider.collect(ws, writes=["src/main.py"], message="m")
+        assert change.changed_files == ("src/app.py", "src/main.py")
+        assert change.scope_violations == ("src/app.py",)  # removing it was a change too
+
+    run(main)
+
+
 def test_in_place_outside_a_repository(tmp_path: Path) -> None:
     provider = InPlaceProvider(tmp_path)
 

@@ -112,7 +112,13 @@ class InPlaceProvider:
         if self.git is None:
             return {}
         status = await self.git.run(
-            "status", "--porcelain=v1", "-z", "--untracked-files=all", cwd=self.root, readonly=True
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+            cwd=self.root,
+            readonly=True,
         )
         paths = status_paths(status.stdout)
         if not paths:
