@@ -198,9 +198,9 @@ async def run_task(
         # A re-run after a conflict holds the files it conflicted on until its merge,
         # waiting here for a re-run that holds one of them (the run may stop meanwhile).
         lane = contextlib.AsyncExitStack()
-        if lane_files:
+        if lane_files:  # (most attempts hold nothing: no lock work on the quick path)
             view.state = "waiting"  # (not "merging", its last state, while it waits)
-        await lane.enter_async_context(ctx.lanes.hold(lane_files))
+            await lane.enter_async_context(ctx.lanes.hold(lane_files))
         lane_files = ()
         if ctx.over_budget():
             await lane.aclose()
