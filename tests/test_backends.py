@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import importlib
 import json
 import os
@@ -199,8 +200,6 @@ class Rig:
         self.backend = get_backend(spec.backend)
         self.workspace = tmp_path / "ws"
         self.workspace.mkdir()
-        # A worktree plait made (its .git is a file), as in a run: backends trust only it.
-        (self.workspace / ".git").write_text(f"gitdir: {tmp_path / 'gitdir'}\n")
         self.attempt_stem = tmp_path / "runs" / "r1" / "t1.1"
         self.record = tmp_path / "record.json"
         self.canary = tmp_path / "canary"
@@ -238,6 +237,7 @@ class Rig:
             attempt_stem=self.attempt_stem,
             env=env,
             timeout_s=timeout_s,
+            in_plait_worktree=True,  # as in a run with worktrees
         )
 
     def run(self, request: AgentRequest) -> AgentResult:
@@ -573,9 +573,7 @@ def test_the_users_own_checkout_is_not_trusted_for_them(
     """isolation: none runs in the user's checkout (its .git a folder): their own folder
     trust decides, so gemini exits 55 and cursor refuses when it is not trusted."""
     rig = Rig(tmp_path, path_env, BY_NAME[backend])
-    (rig.workspace / ".git").unlink()
-    (rig.workspace / ".git").mkdir()
-    result = rig.run(rig.request())
+    result = rig.run(dataclasses.replace(rig.request(), in_plait_worktree=False))
     assert result.status is not AttemptStatus.OK
     seen = rig.recorded()
     assert "GEMINI_CLI_TRUST_WORKSPACE" not in seen["env"] and "--trust" not in seen["argv"]
@@ -607,7 +605,7 @@ def test_aider_repo_map_cache_is_removed_from_the_workspace(
     else:
         assert result.status is AttemptStatus.TIMEOUT
     assert rig.recorded()["cwd"] == str(rig.workspace)  # where the fake made its cache
-    assert sorted(p.name for p in rig.workspace.iterdir()) == [".git", "kept.txt"]
+    assert sorted(p.name for p in rig.workspace.iterdir()) == ["kept.txt"]
 
 
 def test_aider_keeps_a_cache_that_was_there_before(tmp_path: Path, path_env: str) -> None:

@@ -707,24 +707,37 @@ def test_worktrees_home_is_chosen_once_and_kept(
     assert json.loads((moved / WORKTREES_RECORD).read_text())["state"] == str(moved)
 
 
-@pytest.mark.parametrize(
-    "forged",
-    [
-        "/tmp/victim",  # not one of plait's folders
-        "/home/u/plait/worktrees/notes",  # no id
-        "relative/plait/worktrees/x-0123456789ab",
-        "/srv/data/x-0123456789ab",  # not under plait/worktrees
-    ],
-)
-def test_a_forged_worktrees_record_is_not_followed(tmp_path: Path, forged: str) -> None:
-    """An agent can write the record (it is a file in .git): plait creates and deletes in
-    the folder it names, so only a folder shaped like its own is taken."""
+def test_a_forged_worktrees_record_is_not_followed(tmp_path: Path) -> None:
+    """An agent can write the record (a file in .git), and plait creates and deletes in
+    the folder it names: only the folder plait chose for this state is followed."""
+    data = tmp_path / "data"
+    env = {"XDG_DATA_HOME": str(data)}
     home = tmp_path / "proj" / ".git" / "plait"
     home.mkdir(parents=True)
-    record = {"state": str(home), "worktrees": forged}
-    (home / WORKTREES_RECORD).write_text(json.dumps(record))
-    found = worktrees_home(home, {"XDG_DATA_HOME": str(tmp_path / "data")})
-    assert found.parent == tmp_path / "data" / "plait" / "worktrees"
+    own = worktrees_home(home, env)
+    other_home = tmp_path / "other" / ".git" / "plait"
+    other_home.mkdir(parents=True)
+    others = worktrees_home(other_home, env)  # another repository's folder, which exists
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    link = data / "plait" / "worktrees" / "x-aaaaaaaaaaaa"
+    link.symlink_to(victim)
+    gone = str(tmp_path / "nonexistent" / ".git" / "plait")  # "moved" from nowhere
+    record = home / WORKTREES_RECORD
+    for state, folder in [
+        (gone, "/tmp/victim"),  # not one of plait's folders
+        (gone, str(others)),  # another repository's, passed off as this one moved
+        (gone, str(link)),  # a link to elsewhere
+        (str(home), str(others)),
+        (str(other_home), str(others)),  # copied from the other repository
+    ]:
+        record.write_text(json.dumps({"state": state, "worktrees": folder}))
+        assert worktrees_home(home, env) == own, (state, folder)
+    # the record itself a link (to the other repository's record): not read
+    record.unlink()
+    record.symlink_to(other_home / WORKTREES_RECORD)
+    assert worktrees_home(home, env) == own
+    assert victim.is_dir() and others.is_dir()
 
 
 def test_worktrees_home_beside_the_state_when_the_data_folder_cannot_be_made(

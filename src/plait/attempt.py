@@ -260,6 +260,7 @@ def _request(
         env=agent_env(ctx, task, agent, backend, plait_vars),
         timeout_s=task.timeout_s,
         on_line=on_line,
+        in_plait_worktree=ctx.merge is not None,  # isolation: worktree
     )
 
 

@@ -16,9 +16,9 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import secrets
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -102,41 +102,61 @@ def worktrees_home(home: Path, env: Mapping[str, str] | None = None) -> Path:
 
 
 def _record(record: Path, home: Path, folder: Path) -> None:
-    """Write the record atomically; a command that made no state yet records nothing."""
+    """Write the record atomically, through a file no one else could have placed (an
+    exclusive create: a link planted at a fixed name would be followed); a command that
+    made no state yet records nothing."""
     if not home.is_dir():
         return
+    entry = {"state": os.fsdecode(home), "worktrees": os.fsdecode(folder)}
     with contextlib.suppress(OSError):
-        temporary = record.with_name(f"{record.name}.{os.getpid()}")
-        entry = {"state": os.fsdecode(home), "worktrees": os.fsdecode(folder)}
-        temporary.write_text(json.dumps(entry) + "\n", encoding="utf-8")
-        os.replace(temporary, record)
-
-
-#: What a recorded folder must look like: one of plait's own, never any other path
-#: (the record is a file an agent could write; plait creates and deletes there).
-_OWN_FOLDER = re.compile(r"[A-Za-z0-9_.-]+-[0-9a-f]{12}")
+        fd, temporary = tempfile.mkstemp(dir=home, prefix=f".{record.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+            os.replace(temporary, record)
+        except OSError:
+            os.unlink(temporary)
+            raise
 
 
 def _recorded(record: Path, home: Path) -> tuple[Path, Path] | None:
-    """The folder the record names, and the state folder it was recorded for, if it is
-    this repository's and shaped like plait's.
+    """The folder the record names, and the state folder it was recorded for, if plait
+    chose that folder for that state and it is this repository's.
 
+    The record is a file an agent could write, and plait creates and deletes in the
+    folder it names, so the folder must be exactly the one `_data_folder` names for
+    the recorded state (its name holds the state's hash), reached through no link.
     Recorded for another state folder that still exists, it belongs to the repository
     this one was copied from (`cp -a`): sharing it would let one delete the other's
     worktrees. A recorded state folder that is gone was this one, moved or renamed.
     """
     try:
-        entry = json.loads(record.read_text(encoding="utf-8"))
+        fd = os.open(record, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            entry = json.loads(handle.read())
         state, folder = Path(entry["state"]), Path(entry["worktrees"])
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    if not folder.is_absolute() or not _OWN_FOLDER.fullmatch(folder.name):
+    if not state.is_absolute() or folder.name != _folder_for(state):
         return None
     if folder.parent.name != "worktrees" or folder.parent.parent.name != "plait":
+        return None
+    if os.path.realpath(folder) != os.fspath(folder):  # a link anywhere on the way
         return None
     if state != home and state.exists():
         return None
     return folder, state
+
+
+def _folder_for(home: Path) -> str:
+    """`<repository>-<hash of home>`: the name of the worktree folder for `home`."""
+    parts = home.parts
+    if ".git" not in parts:
+        return ""
+    at = len(parts) - 1 - parts[::-1].index(".git")  # the .git holding the state
+    repository = parts[at - 1] if at > 0 else "repo"
+    key = hashlib.sha256(os.fsencode(home)).hexdigest()[:12]
+    return f"{_folder_name(repository)}-{key}"
 
 
 def _data_folder(home: Path, env: Mapping[str, str]) -> Path | None:
@@ -147,16 +167,16 @@ def _data_folder(home: Path, env: Mapping[str, str]) -> Path | None:
             data = str(Path.home() / ".local" / "share")
         except RuntimeError:  # no home to be found
             return None
-    parts = home.parts
-    at = len(parts) - 1 - parts[::-1].index(".git")  # the .git holding the state
-    repository = parts[at - 1] if at > 0 else "repo"
-    key = hashlib.sha256(os.fsencode(home)).hexdigest()[:12]
-    folder = Path(data) / "plait" / "worktrees" / f"{_folder_name(repository)}-{key}"
+    folder = Path(data) / "plait" / "worktrees" / _folder_for(home)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:  # HOME a file, read-only: better beside the state than no run at all
         return None
-    return folder
+    if folder.is_symlink():  # plait made none: someone else's link is not followed
+        return None
+    # Recorded as the real path (a data folder reached through a link, ~/.local on
+    # another disk, is fine), so that the record's check finds no link on the way.
+    return Path(os.path.realpath(folder))
 
 
 def _folder_name(name: str) -> str:

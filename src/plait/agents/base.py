@@ -59,19 +59,15 @@ class AgentRequest:
     timeout_s: float | None = None
     #: Called with each complete line the agent prints (for the live board).
     on_line: Callable[[str], None] | None = field(default=None, compare=False)
+    #: The workspace is a worktree plait made for this attempt, not the user's own
+    #: checkout (`isolation: none`): only then may a backend tell its CLI to trust it.
+    in_plait_worktree: bool = False
 
     @property
     def attempt_dir(self) -> Path:
         """The folder named like the attempt, for a backend that keeps files of its own
         (aider's history, amp's settings); the backend makes it when it needs it."""
         return self.attempt_stem
-
-    @property
-    def in_plait_worktree(self) -> bool:
-        """True when the agent runs in a worktree plait made for it (its `.git` is a
-        file), not in the user's own checkout (`isolation: none`): only there may a
-        backend tell its CLI to trust the folder."""
-        return (self.workspace / ".git").is_file()
 
     @property
     def prompt_file(self) -> Path:
