@@ -493,3 +493,33 @@ def test_without_git_on_path_a_run_exits_3_saying_so(
     result = cli("run", cwd=repo.path)
     assert result.code == 3, result.err
     assert "git is not installed, or not on PATH" in result.err
+
+
+def test_a_hook_an_agent_wrote_is_put_back_when_the_run_is_interrupted(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """No attempt is collected after a Ctrl-C, yet a hook left in .git would run on the
+    user's next commit: the run puts git's own files back as it stops."""
+    started = tmp_path / "started"
+    script = (
+        "import pathlib, subprocess, sys, time\n"
+        "common = subprocess.run(['git', 'rev-parse', '--git-common-dir'],"
+        " capture_output=True, text=True, check=True).stdout.strip()\n"
+        "hook = pathlib.Path(common, 'hooks', 'pre-commit')\n"
+        "hook.write_text('#!/bin/sh\\necho pwned\\n'); hook.chmod(0o755)\n"
+        "pathlib.Path(sys.argv[1]).write_text('x')\n"
+        "time.sleep(60)\n"
+    )
+    tasks = "  evil:\n    agent: hooker\n    prompt: x\n"
+    write_plan(
+        repo.path / "plait.yaml",
+        plan_with({"hooker": [sys.executable, "-c", script, str(started)]}, tasks),
+    )
+    running = plait_proc.start("run", cwd=repo.path)
+    wait_for(started.exists, 30, "the agent to write its hook")
+    assert (repo.common_dir / "hooks" / "pre-commit").exists()
+    running.send_signal(signal.SIGTERM)
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == 130
+    assert not (repo.common_dir / "hooks" / "pre-commit").exists()
+    assert "put back what an agent changed in git's own files: .git/hooks" in err

@@ -303,6 +303,20 @@ class GitGuard:
             watched.tainted.clear()
         return found
 
+    def restore_shared(self) -> list[str]:
+        """Put back the shared git dir's guarded files changed since the first attempt,
+        judging no attempt; their paths. For a run ending early (Ctrl-C): no attempt
+        will be collected, and a hook an agent left would run on the user's next commit.
+        """
+        if self._shared is None:
+            return []
+        now = read_guarded(self.common_dir)
+        if now == self._shared:
+            return []
+        changed = guarded_changes(self._shared, now)
+        restore_guarded(self.common_dir, self._shared)
+        return changed
+
 
 def _restore_dotgit(worktree: Path, expected: bytes) -> list[tuple[str, str]]:
     """Put back a worktree's `.git` file that an agent deleted or replaced."""

@@ -289,11 +289,12 @@ async def drive(
         assert git is not None and branch is not None
         # finished worktrees are kept (one per job at most) and reset for later attempts,
         # this run's and the next run's
-        pool = WorktreePool(git, worktrees_home(home) / POOL_DIR, pool_size(jobs))
+        worktrees_dir = worktrees_home(home)
+        pool = WorktreePool(git, worktrees_dir / POOL_DIR, pool_size(jobs))
         provider = WorktreeProvider(
             git,
             run_id,
-            worktrees_dir=worktrees_home(home),
+            worktrees_dir=worktrees_dir,
             copy=plan.copy,
             setup=plan.setup,
             scope=plan.scope,
@@ -336,13 +337,14 @@ async def drive(
         driver.journal.close()
         wall = time.monotonic() - driver.started
         store.update_run(run_id, status="interrupted", wall_s=wall)
+        messages = [f"interrupted; continue with `plait resume {run_id}`"]
+        if isinstance(provider, WorktreeProvider):
+            restored = provider.guard.restore_shared()
+            if restored:  # no attempt was collected to put them back and report them
+                paths = ", ".join(f".git/{p}" for p in restored)
+                messages.append(f"put back what an agent changed in git's own files: {paths}")
         return RunOutcome(
-            run_id,
-            "interrupted",
-            dict(driver.scheduler.outcomes),
-            None,
-            wall,
-            messages=[f"interrupted; continue with `plait resume {run_id}`"],
+            run_id, "interrupted", dict(driver.scheduler.outcomes), None, wall, messages=messages
         )
     finally:
         # Parked worktrees outlive the run: the next one starts from them (`plait clean`
