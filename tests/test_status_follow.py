@@ -75,3 +75,28 @@ def test_status_follow_of_a_finished_run_prints_its_events_as_lines(
     text = followed.stdout
     assert "first" in text and "second" in text
     assert "run finished: succeeded" in text
+
+
+def test_status_follow_exits_as_the_followed_run_did(repo: GitRepo, plait_proc: PlaitProc) -> None:
+    """A script following a run started elsewhere learns how it ended, as from `run`."""
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+name: follow-fail
+agents:
+  bad:
+    backend: command
+    command: {yaml_list([sys.executable, "-c", "raise SystemExit(4)"])}
+tasks:
+  only:
+    agent: bad
+    prompt: fail
+""",
+    )
+    assert plait_proc("run", cwd=repo.path).returncode == 1
+    followed = plait_proc("status", "--follow", cwd=repo.path)
+    assert followed.returncode == 1, followed.stderr
+    assert "run finished: failed" in followed.stdout
+    shown = plait_proc("status", cwd=repo.path)  # a look at the state is not a verdict
+    assert shown.returncode == 0, shown.stderr

@@ -195,7 +195,8 @@ def status(
     ] = None,
     as_json: JsonOpt = False,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Follow the run's events.")
+        bool,
+        typer.Option("--follow", "-f", help="Follow the run's events; exit as the run does."),
     ] = False,
 ) -> None:
     """Show one run's state."""
@@ -205,8 +206,8 @@ def status(
         picked = pick_run(store, run_id)
         store.run(picked)  # raises RunNotFound for an unknown id
         if follow:
-            follow_events(store, picked, as_json=as_json, write=sys.stdout.write)
-            return
+            code = follow_events(store, picked, as_json=as_json, write=sys.stdout.write)
+            raise Exit(code)
         data = run_json(store, picked)
         run_root = _run_root(store.run(picked).plan_json)
     gone = False

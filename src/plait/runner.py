@@ -32,6 +32,7 @@ from plait.model import Outcome, Plan, Task
 from plait.planrules import FIXER_TASK_ID
 from plait.scheduler import Scheduler
 from plait.store import AttemptRow, Store
+from plait.storeschema import run_exit_code
 from plait.taskrun import (
     RunContext,
     TaskView,
@@ -64,11 +65,7 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        if self.status == "succeeded":
-            return 0
-        if self.status == "interrupted":
-            return 130
-        return 1
+        return run_exit_code(self.status)
 
 
 class SlotPool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from plait.runlock import pid_alive
 from plait.store import Store
-from plait.storeschema import RunRow, status_json
+from plait.storeschema import RunRow, run_exit_code, status_json
 from plait.textsafe import one_line
 
 FOLLOW_POLL_S = 0.25
@@ -229,8 +229,12 @@ def follow_events(
     as_json: bool,
     write: Callable[[str], Any],
     poll_s: float = FOLLOW_POLL_S,
-) -> None:
-    """Print a run's events as they arrive, until the run is no longer running."""
+) -> int:
+    """Print a run's events as they arrive, until the run is no longer running.
+
+    Returns the exit code the run itself gave (DESIGN §7), so that a script can
+    follow a run started elsewhere and act on how it ended, as it would on `run`.
+    """
     from plait.eventline import format_event_line  # imported here: only --follow prints events
 
     seq = 0
@@ -244,5 +248,5 @@ def follow_events(
                 write(
                     (json.dumps(event, default=str) if as_json else format_event_line(event)) + "\n"
                 )
-            return
+            return run_exit_code(store.run(run_id).status)
         time.sleep(poll_s)

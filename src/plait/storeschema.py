@@ -17,6 +17,17 @@ from typing import Any
 from plait.errors import EnvironmentProblem
 
 RUN_STATUSES = frozenset({"running", "succeeded", "failed", "interrupted", "cancelled"})
+
+
+def run_exit_code(status: str) -> int:
+    """The exit code of a run that ended with `status` (DESIGN §7): 0, 1, or 130."""
+    if status == "succeeded":
+        return 0
+    if status in ("interrupted", "running"):  # "running" with nobody running it: killed
+        return 130
+    return 1
+
+
 TASK_STATUSES = frozenset(
     {
         "pending",
