@@ -139,3 +139,13 @@ def test_spawned_wait_with_timeout(here: Path) -> None:
         started.wait(timeout=0.05)
     os.kill(pid, signal.SIGKILL)
     assert started.wait(timeout=5) == -signal.SIGKILL and started.returncode == -signal.SIGKILL
+
+
+def test_a_status_someone_else_collected_is_not_a_success(here: Path) -> None:
+    """A host that reaps every child (waitpid(-1)) takes the status first: a failed
+    git command must not then read as exit 0, as Popen would have it."""
+    pid = os.posix_spawn(PY, [PY, "-c", "raise SystemExit(3)"], dict(os.environ))
+    started = procspawn.Spawned(pid, ["fail"])
+    assert os.waitpid(pid, 0)[0] == pid  # the host's reaper got there first
+    assert started.wait() == procspawn.STATUS_LOST != 0
+    assert started.returncode == procspawn.STATUS_LOST

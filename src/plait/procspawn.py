@@ -47,6 +47,10 @@ class Started(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
+#: The exit code of a program whose status someone else collected: not a success.
+STATUS_LOST = 255
+
+
 class Spawned:
     """A program started with `posix_spawn`: waited for like a `Popen`."""
 
@@ -64,9 +68,12 @@ class Spawned:
         while True:
             try:
                 pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
-            except ChildProcessError:  # reaped elsewhere: as Popen, call it a success
-                self.returncode = 0
-                return 0
+            except ChildProcessError:
+                # Reaped by someone else (a host program that reaps every child): its
+                # status is lost. Popen calls that a success; a git command or agent
+                # whose failure read as success would lose work, so it is a failure.
+                self.returncode = STATUS_LOST
+                return STATUS_LOST
             if pid == self.pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
                 return self.returncode
