@@ -493,6 +493,11 @@ def test_without_git_on_path_a_run_exits_3_saying_so(
     result = cli("run", cwd=repo.path)
     assert result.code == 3, result.err
     assert "git is not installed, or not on PATH" in result.err
+    monkeypatch.delenv("PLAIT_HOME")  # the state is then in .git, which only git finds
+    for command in ("status", "runs"):  # not "no runs here": where they are is unknown
+        looked = cli(command, cwd=repo.path)
+        assert looked.code == 3, (command, looked.err)
+        assert "git is not installed, or not on PATH" in looked.err
 
 
 def test_a_hook_an_agent_wrote_is_put_back_when_the_run_is_interrupted(

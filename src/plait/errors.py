@@ -69,6 +69,10 @@ class EnvironmentProblem(Error):
     exit_code = 3
 
 
+#: What every command says when it needs git and there is none.
+GIT_MISSING = "git is not installed, or not on PATH: plait needs it"
+
+
 class NotARepository(EnvironmentProblem):
     pass
 

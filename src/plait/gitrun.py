@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from plait.errors import EnvironmentProblem, GitError
+from plait.errors import GIT_MISSING, EnvironmentProblem, GitError
 from plait.procio import ExitWatch, PipeReader, PipeWriter, watcher
 from plait.procspawn import ProgramNotFound, Started, spawn
 
@@ -144,7 +144,7 @@ async def run_git(
     try:
         code, out, err = await _communicate(argv, child_env, input)
     except ProgramNotFound as exc:
-        raise EnvironmentProblem("git is not installed, or not on PATH: plait needs it") from exc
+        raise EnvironmentProblem(GIT_MISSING) from exc
     result = GitResult(code, _decode(out), _decode(err))
     if check and not result.ok:
         raise GitError(list(args), result.returncode, result.stderr)

@@ -23,6 +23,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from plait.errors import GIT_MISSING, EnvironmentProblem
+
 __all__ = [
     "DB_FILE",
     "WORKTREES_RECORD",
@@ -56,6 +58,10 @@ def state_home(start: Path, env: Mapping[str, str] | None = None) -> Path:
             check=False,
         )
     except (FileNotFoundError, NotADirectoryError):
+        if start.is_dir() and not (start / ".plait").is_dir():
+            # git itself is missing: whether this is a repository (state in .git)
+            # cannot be told, and "no runs here" would be a guess.
+            raise EnvironmentProblem(GIT_MISSING) from None
         return start / ".plait"
     out = proc.stdout.strip()
     if proc.returncode != 0 or not out:
