@@ -43,7 +43,8 @@ from pathlib import Path
 
 from plait import proc
 from plait.agents.base import AgentRequest, AgentResult
-from plait.agents.cli_agent import CliBackend, Invocation, Parsed, Parser, with_instructions
+from plait.agents.cli_agent import CliBackend, Invocation, with_instructions
+from plait.agents.cli_output import Parsed, Parser
 from plait.agents.ratelimit import compile_patterns
 from plait.model import Permission
 

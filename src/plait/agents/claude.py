@@ -40,17 +40,8 @@ from typing import Any
 
 from plait import proc
 from plait.agents.base import AgentRequest
-from plait.agents.cli_agent import (
-    MAX_ARG_BYTES,
-    CliBackend,
-    Invocation,
-    JsonLinesParser,
-    Parsed,
-    as_float,
-    as_int,
-    as_text,
-    with_instructions,
-)
+from plait.agents.cli_agent import MAX_ARG_BYTES, CliBackend, Invocation, with_instructions
+from plait.agents.cli_output import JsonLinesParser, Parsed, as_float, as_int, as_text
 from plait.agents.ratelimit import RateLimit, compile_patterns
 from plait.model import Permission
 

@@ -24,14 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from plait.agents.base import AgentRequest
-from plait.agents.cli_agent import (
-    CliBackend,
-    Invocation,
-    JsonLinesParser,
-    as_int,
-    as_text,
-    with_instructions,
-)
+from plait.agents.cli_agent import CliBackend, Invocation, with_instructions
+from plait.agents.cli_output import JsonLinesParser, as_int, as_text
 from plait.agents.ratelimit import compile_patterns
 from plait.model import Permission
 

@@ -31,7 +31,8 @@ from pathlib import Path
 from plait import proc
 from plait.agents.base import AgentRequest
 from plait.agents.claude import StreamJsonParser
-from plait.agents.cli_agent import CliBackend, Invocation, Parsed
+from plait.agents.cli_agent import CliBackend, Invocation
+from plait.agents.cli_output import Parsed
 from plait.agents.ratelimit import compile_patterns
 from plait.model import Permission
 

@@ -24,15 +24,8 @@ from typing import Any
 
 from plait import proc
 from plait.agents.base import AgentRequest
-from plait.agents.cli_agent import (
-    CliBackend,
-    Invocation,
-    JsonLinesParser,
-    Parsed,
-    as_float,
-    as_int,
-    as_text,
-)
+from plait.agents.cli_agent import CliBackend, Invocation
+from plait.agents.cli_output import JsonLinesParser, Parsed, as_float, as_int, as_text
 from plait.agents.ratelimit import compile_patterns
 from plait.model import Permission
 
