@@ -3,20 +3,18 @@
 `run_attempt()` records that the attempt started (durable before its agent starts,
 so resume knows it was in flight), opens its workspace at the integration tip,
 renders the prompt (notes from earlier attempts appended after rendering), runs the
-backend, collects what changed, and judges it: scope, protected paths, the task's
-own `verify`. It returns what happened; deciding what comes next (retry, re-run,
-merge, give up) is `plait.taskrun`'s.
+backend, collects what changed, and judges it (`plait.attemptjudge`: scope,
+protected paths, the task's own `verify`). It returns what happened; deciding what
+comes next (retry, re-run, merge, give up) is `plait.taskrun`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import posixpath
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,9 +27,10 @@ from plait.agents.base import (
     AttemptStatus,
     Backend,
 )
+from plait.attemptjudge import AttemptFailure, attribute_in_place, judge, note, task_verify
 from plait.errors import GitError
-from plait.model import Agent, Outcome, ScopePolicy, Task
-from plait.scope import check_scope, in_scope
+from plait.model import Agent, Outcome, Task
+from plait.scope import in_scope
 from plait.templates import TemplateProblem, render
 from plait.workspace import Change, SetupFailed, Workspace
 
@@ -39,20 +38,9 @@ if TYPE_CHECKING:
     from plait.taskrun import RunContext
 
 PORTS_PER_SLOT = 10
-NOTE_TAIL_LINES = 60  # how much of a failure's output goes into the next prompt
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 #: Why a task's attempt was cut short, or never started, once the run stopped its tasks.
 STOPPED_ERROR = "cancelled: another task failed and the run stops (--fail-fast)"
-
-
-@dataclass
-class AttemptFailure:
-    """Why an attempt did not produce a mergeable result."""
-
-    outcome: Outcome
-    error: str
-    note: str  # appended to the next attempt's prompt
-    conflicts: tuple[str, ...] = ()  # the files a merge conflicted on
 
 
 def render_prompt(ctx: RunContext, task: Task, notes: list[str]) -> str:
@@ -66,8 +54,8 @@ def render_prompt(ctx: RunContext, task: Task, notes: list[str]) -> str:
     # agent byte for byte (rendering would also turn every CR and CRLF into LF).
     templated = any(marker in task.prompt for marker in TEMPLATE_MARKERS)
     text = render(task.prompt, context) if templated else task.prompt
-    for note in notes:
-        text = f"{text.rstrip()}\n\n{note}\n"
+    for added in notes:
+        text = f"{text.rstrip()}\n\n{added}\n"
     return text
 
 
@@ -161,14 +149,14 @@ async def run_attempt(
     change = await ctx.provider.collect(
         ws, writes=task.writes, message=_commit_message(ctx, task, attempt), outputs=outputs
     )
-    change = _attribute_in_place(ctx, task, change, since)
-    failure: AttemptFailure | None = _judge(ctx, task, result, change)
+    change = attribute_in_place(ctx, task, change, since)
+    failure: AttemptFailure | None = judge(ctx, task, result, change)
     if stopped:
         failure = AttemptFailure(Outcome.CANCELLED, STOPPED_ERROR, "")
     if failure is None and task.verify is not None:
         view.state = "verifying"
         ctx.emit("verify_started", task.id, attempt=attempt)
-        failure = await _task_verify(ctx, task, request, ws)
+        failure = await task_verify(ctx, task, request, ws)
     status = "ok" if failure is None else (result.status.value if not result.ok else "rejected")
     status = "cancelled" if stopped else status
     # An attempt that passed may still carry a note from its backend (tool calls the
@@ -264,97 +252,6 @@ def _request(
     )
 
 
-def _attribute_in_place(ctx: RunContext, task: Task, change: Change, since: float) -> Change:
-    """isolation none: a path another task running meanwhile may write is not this task's.
-
-    In place, every attempt sees the whole checkout change, including what tasks running
-    beside it wrote. Those paths are dropped from its scope violations; if one of those
-    tasks has no `writes` (it may write anywhere), what is left cannot be pinned on this
-    task either and becomes a warning.
-    """
-    if ctx.merge is not None or not change.scope_violations:
-        return change
-    others = [
-        ctx.plan.tasks[view.task_id]
-        for view in ctx.views.values()
-        if view.task_id != task.id
-        and view.task_id in ctx.plan.tasks
-        and view.started is not None
-        and (view.ended is None or view.ended >= since)
-    ]
-    if not others:
-        return change
-    scoped = [o for o in others if o.writes]
-    kept = [p for p in change.scope_violations if all(check_scope([p], o.writes) for o in scoped)]
-    if kept and len(scoped) < len(others):
-        ctx.emit("scope_warning", task.id, files=kept)
-        kept = []
-    return dataclasses.replace(change, scope_violations=tuple(kept))
-
-
-def _judge(
-    ctx: RunContext, task: Task, result: AgentResult, change: Change
-) -> AttemptFailure | None:
-    if not result.ok:
-        outcome = Outcome.ERRORED if result.status is AttemptStatus.ERRORED else Outcome.FAILED
-        return AttemptFailure(
-            outcome,
-            result.error or result.status.value,
-            note(f"The previous attempt failed: {result.error}", result.output),
-        )
-    if change.protected_violations:
-        paths = ", ".join(change.protected_violations)
-        why = "; ".join(change.problems)  # "history" alone does not say what happened
-        return AttemptFailure(
-            Outcome.FAILED,
-            f"forbidden changes: {paths}" + (f" — {why}" if why else ""),
-            note("The previous attempt changed files it must never touch", paths),
-        )
-    if change.scope_violations and ctx.plan.scope is ScopePolicy.ENFORCE:
-        paths = ", ".join(change.scope_violations)
-        allowed = ", ".join(task.writes)
-        return AttemptFailure(
-            Outcome.FAILED,
-            f"wrote outside its scope: {paths}",
-            note(f"The previous attempt wrote outside the files you may change ({allowed})", paths),
-        )
-    if change.scope_violations:
-        ctx.emit("scope_warning", task.id, files=list(change.scope_violations))
-    return None
-
-
-async def _task_verify(
-    ctx: RunContext, task: Task, request: AgentRequest, ws: Workspace
-) -> AttemptFailure | None:
-    assert task.verify is not None
-    started = time.monotonic()
-    res = await proc.run_process(
-        list(task.verify),
-        cwd=ws.path,
-        env=request.env,
-        stdin=None,
-        log_path=request.verify_log_file,
-        timeout_s=task.timeout_s,
-        marker=f"{ctx.run_id}/{task.id}/{request.attempt}/verify",
-    )
-    ok = res.returncode == 0
-    ctx.emit(
-        "verify_finished",
-        task.id,
-        attempt=request.attempt,
-        ok=ok,
-        duration_s=round(time.monotonic() - started, 3),
-    )
-    if ok:
-        return None
-    tail = res.tail(NOTE_TAIL_LINES)
-    return AttemptFailure(
-        Outcome.FAILED,
-        f"verify {' '.join(task.verify)} failed",
-        note(f"The check `{' '.join(task.verify)}` failed after your last attempt", tail),
-    )
-
-
 def _account(ctx: RunContext, task: Task, result: AgentResult) -> None:
     """Add what the agent reported spending; nothing is ever estimated."""
     view = ctx.views[task.id]
@@ -412,14 +309,3 @@ def _channel_only(task: Task) -> str | None:
 def _commit_message(ctx: RunContext, task: Task, attempt: int) -> str:
     first_line = task.prompt.strip().splitlines()[0][:72] if task.prompt.strip() else task.id
     return f"plait: {task.id} (attempt {attempt})\n\n{first_line}\n\nRun: {ctx.run_id}\n"
-
-
-def note(headline: str, detail: str) -> str:
-    """The note for the next attempt's prompt: a headline and the end of `detail`."""
-    lines = detail.strip().splitlines()[-NOTE_TAIL_LINES:]
-    body = "\n".join(lines)
-    return (
-        f"## Note from plait\n\n{headline}.\n\n```\n{body}\n```"
-        if body
-        else f"## Note from plait\n\n{headline}."
-    )

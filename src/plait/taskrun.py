@@ -27,7 +27,8 @@ from plait.agents.base import (
     AttemptStatus,
     attempt_file,
 )
-from plait.attempt import STOPPED_ERROR, AttemptFailure, end_attempt, note, run_attempt
+from plait.attempt import STOPPED_ERROR, end_attempt, run_attempt
+from plait.attemptjudge import AttemptFailure, note
 from plait.journal import Journal
 from plait.lanes import FileLanes
 from plait.merge import MergeQueue
