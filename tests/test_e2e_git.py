@@ -353,6 +353,48 @@ def test_rerun_after_a_conflict_takes_turns_on_the_conflicted_file(
         assert earlier["end"] <= later["start"], (earlier, later)
 
 
+def test_a_rerun_waiting_for_its_lane_lends_its_job_slot_to_a_ready_task(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    """At -j 3, three tasks append to one file and two conflict. The first re-run
+    runs, the second waits for it: a ready task runs in its slot meanwhile, and one
+    in the winner's (before, the waiting re-run kept its slot: the second ready task
+    started only once the first re-run had merged). No more than three agents ever
+    run at once."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    names = ["log-a", "log-b", "log-c"]
+    tasks: dict[str, dict[str, Any]] = {
+        name: {
+            "do": [f"stamp {marks}", "sleep 0.5", f"append CHANGELOG.md {name}"],
+            "estimate": "60s",  # first in line (critical path first)
+        }
+        for name in names
+    }
+    for n in (1, 2):
+        tasks[f"side-{n}"] = {
+            "do": [f"stamp {marks}", "sleep 1", f"write side{n}.txt {n}"],
+            "writes": [f"side{n}.txt"],
+        }
+    code, status = run_plan(repo, plan_text(tasks), "-j", "3")
+
+    assert code == 0, outline(status)
+    by_id = tasks_by_id(status)
+    assert sorted(by_id[n]["attempts"] for n in names) == [1, 2, 2], by_id
+    seen = stamps(marks)
+    reruns = sorted((seen[f"{n}-2"] for n in names if f"{n}-2" in seen), key=lambda s: s["start"])
+    assert len(reruns) == 2
+    # both side tasks started while the first re-run ran (the second waiting for it)
+    sides = [seen[f"side-{n}-1"] for n in (1, 2)]
+    assert max(s["start"] for s in sides) < reruns[0]["end"], (sides, reruns)
+    # and never more agents at once than -j allows
+    spans = list(seen.values())
+    for one in spans:
+        at_once = [s for s in spans if s["start"] <= one["start"] < s["end"]]
+        assert len(at_once) <= 3, at_once
+    assert sorted(repo.show(status["branch"], "CHANGELOG.md").splitlines()[1:]) == names
+
+
 def test_a_conflict_that_rerunning_cannot_fix_ends_conflicted_naming_the_file(
     repo: GitRepo, tmp_path: Path
 ) -> None:

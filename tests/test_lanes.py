@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from plait.lanes import FileLanes
+from plait.lanes import FileLanes, StepAside
 
 
 def test_holders_of_one_file_take_turns_and_others_run_beside_them() -> None:
@@ -72,5 +72,97 @@ def test_a_holder_cancelled_while_waiting_leaves_nothing_held() -> None:
         async with asyncio.timeout(1):  # all free again
             async with lanes.hold(["a", "f", "g"]):
                 pass
+
+    asyncio.run(main())
+
+
+class _Driver:
+    """A scheduler's counts as the driver keeps them: `running` tasks, `jobs` agents."""
+
+    def __init__(self, jobs: int, running: int) -> None:
+        self.jobs = jobs
+        self.running = running
+        self.limits: list[int] = []
+        self.aside = StepAside(lambda: self.jobs, lambda: self.running, self.changed)
+
+    def changed(self) -> None:
+        self.limits.append(self.aside.limit())
+
+
+def test_a_task_aside_lends_its_slot_and_steps_back_when_one_is_free() -> None:
+    async def main() -> None:
+        d = _Driver(jobs=2, running=2)
+        gate = asyncio.Event()
+        back = asyncio.Event()
+
+        async def rerun() -> None:
+            async with d.aside.while_waiting():
+                await gate.wait()
+            back.set()
+
+        task = asyncio.ensure_future(rerun())
+        await asyncio.sleep(0)
+        assert d.aside.limit() == 3  # lent: a ready task may start in it
+        d.running = 3  # ... and did
+        gate.set()
+        await asyncio.sleep(0.01)
+        assert not back.is_set()  # three agents would run: it waits in line
+        assert d.aside.limit() == 3  # still lent, so nothing new starts meanwhile
+        d.running = 2  # the task started in its slot ended
+        d.aside.admit()
+        await asyncio.wait_for(back.wait(), 1)
+        assert d.aside.limit() == 2
+        await task
+
+    asyncio.run(main())
+
+
+def test_steppers_back_are_admitted_in_turn_never_past_jobs() -> None:
+    async def main() -> None:
+        d = _Driver(jobs=1, running=1)
+        gate = asyncio.Event()
+        order: list[str] = []
+
+        async def rerun(name: str) -> None:
+            async with d.aside.while_waiting():
+                await gate.wait()
+            order.append(name)
+
+        d.running = 2  # two re-runs, each aside
+        first = asyncio.ensure_future(rerun("a"))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(rerun("b"))
+        await asyncio.sleep(0)
+        assert d.aside.limit() == 3
+        gate.set()  # both lanes free: no agent runs, one slot
+        await asyncio.sleep(0.01)
+        assert order == ["a"]  # the first back takes it at once; "b" waits in line
+        assert d.aside.limit() == 2
+        d.aside.admit()  # "a" runs its agent now: no room for "b"
+        await asyncio.sleep(0.01)
+        assert order == ["a"]
+        d.running = 1  # "a" ended
+        d.aside.admit()
+        await asyncio.wait_for(asyncio.gather(first, second), 1)
+        assert order == ["a", "b"]
+
+    asyncio.run(main())
+
+
+def test_a_task_cancelled_in_line_gives_back_what_it_lent() -> None:
+    async def main() -> None:
+        d = _Driver(jobs=1, running=2)
+
+        async def rerun() -> None:
+            async with d.aside.while_waiting():
+                pass  # its lane was free by then: straight back in line
+
+        task = asyncio.ensure_future(rerun())
+        await asyncio.sleep(0.01)
+        assert d.aside.limit() == 2  # in line for a slot: still lent
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert d.aside.limit() == 1 and d.limits[-1] == 1
 
     asyncio.run(main())

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
 
-__all__ = ["FileLanes"]
+__all__ = ["FileLanes", "StepAside"]
 
 
 class FileLanes:
@@ -24,6 +25,10 @@ class FileLanes:
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
+
+    def busy(self, files: Iterable[str]) -> bool:
+        """True if holding `files` now would wait for another holder."""
+        return any(lock.locked() for path in files if (lock := self._locks.get(path)))
 
     @contextlib.asynccontextmanager
     async def hold(self, files: Iterable[str]) -> AsyncIterator[None]:
@@ -38,3 +43,77 @@ class FileLanes:
         finally:
             for lock in reversed(taken):
                 lock.release()
+
+
+class StepAside:
+    """Job slots lent by tasks that wait without running an agent.
+
+    The scheduler counts a task as running from its start to its end; `-j` bounds the
+    agents running at once. A task that steps aside (`while_waiting`) still counts as
+    running but lends its slot: the limit given to the scheduler (`limit`) grows by
+    one, so a ready task starts in it. When its wait ends, the task takes the first
+    free slot back: at once if the tasks running agents are fewer than `jobs()`, else
+    in turn with others stepping back, each as a running task ends (`admit`, which
+    the driver calls before it starts anything new).
+
+    `running()` is the number of tasks the scheduler counts as running; `changed()` is
+    called whenever `limit()` changed, to hand it to the scheduler and start what fits.
+    """
+
+    def __init__(
+        self, jobs: Callable[[], int], running: Callable[[], int], changed: Callable[[], None]
+    ) -> None:
+        self._jobs = jobs
+        self._running = running
+        self._changed = changed
+        self._waiting = 0  # stepped aside, still waiting
+        self._returning: deque[asyncio.Future[None]] = deque()  # done waiting, want a slot
+
+    def lent(self) -> int:
+        """Slots lent now: tasks aside, and those in line to step back."""
+        return self._waiting + len(self._returning)
+
+    def limit(self) -> int:
+        """The jobs limit for the scheduler: `jobs()` plus the slots lent."""
+        return self._jobs() + self.lent()
+
+    @contextlib.asynccontextmanager
+    async def while_waiting(self) -> AsyncIterator[None]:
+        """Lend the slot while the block waits; take one back before going on."""
+        self._waiting += 1
+        self._changed()
+        try:
+            yield
+        except BaseException:  # the task ends: it gives its slot back by ending
+            self._waiting -= 1
+            self._changed()
+            raise
+        self._waiting -= 1
+        if not self._returning and self._agents() <= self._jobs():
+            self._changed()
+            return
+        back = asyncio.get_running_loop().create_future()
+        self._returning.append(back)
+        try:
+            await back
+        except BaseException:
+            with contextlib.suppress(ValueError):  # cancelled while in line: leave it
+                self._returning.remove(back)
+                self._changed()
+            raise
+
+    def admit(self) -> None:
+        """Give the slots free now to tasks stepping back, first come first."""
+        admitted = False
+        while self._returning and self._agents() < self._jobs():
+            back = self._returning.popleft()
+            if not back.done():
+                back.set_result(None)
+            admitted = True
+        if admitted:
+            self._changed()
+
+    def _agents(self) -> int:
+        """Running tasks that are not aside or in line: those running (or about to
+        run) an agent."""
+        return self._running() - self.lent()

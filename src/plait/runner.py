@@ -27,6 +27,7 @@ from plait.endverify import (
     fixer_task,
 )
 from plait.journal import Journal
+from plait.lanes import StepAside
 from plait.merge import MergeQueue
 from plait.model import Outcome, Plan, Task
 from plait.planrules import FIXER_TASK_ID
@@ -148,6 +149,14 @@ class Driver:
             on_rate_limit=self._throttle,
             on_success=self._unthrottle,
         )
+        # A conflict re-run waiting for its lane lends its job slot to a ready task.
+        self.aside = StepAside(
+            jobs=lambda: self.scheduler_jobs,
+            running=lambda: len(self.scheduler.running),
+            changed=self._jobs_changed,
+        )
+        self.ctx.step_aside = self.aside.while_waiting
+        self._group: asyncio.TaskGroup | None = None
         for task_id, outcome in done.items():
             self.ctx.views[task_id].state = outcome.value
         if self.fixer is not None and self.fixer_recorded:
@@ -227,10 +236,11 @@ class Driver:
         # Limited tasks try again after their wait: their success does say so.
         self._started_before_limit = set(self.scheduler.running) - self._limited
         # Below what actually runs, so a second limit while the first waits lowers again.
-        lowered = max(1, min(self.scheduler_jobs, len(self.scheduler.running)) - 1)
+        agents = len(self.scheduler.running) - self.aside.lent()
+        lowered = max(1, min(self.scheduler_jobs, agents) - 1)
         if lowered < self.scheduler_jobs:
             self.scheduler_jobs = lowered
-            self.scheduler.set_jobs(lowered)
+            self._jobs_changed()
             self.emit("jobs_lowered", None, jobs=lowered)
 
     def _unthrottle(self, task_id: str) -> None:
@@ -241,8 +251,15 @@ class Driver:
             return
         if self.scheduler_jobs < self.jobs:
             self.scheduler_jobs += 1
-            self.scheduler.set_jobs(self.scheduler_jobs)
+            self.aside.admit()
+            self._jobs_changed()
             self.emit("jobs_raised", None, jobs=self.scheduler_jobs)
+
+    def _jobs_changed(self) -> None:
+        """Give the scheduler the jobs limit (with the slots lent) and start what fits."""
+        self.scheduler.set_jobs(self.aside.limit())
+        if self._group is not None:
+            self._launch(self._group)
 
     scheduler_jobs: int = 0
 
@@ -259,7 +276,9 @@ class Driver:
         # Each task, as it ends, gives its outcome to the scheduler and starts what that
         # made ready: the group ends once the last task has, with nothing left to start.
         async with asyncio.TaskGroup() as group:
+            self._group = group
             self._launch(group)
+        self._group = None
         if self.scheduler.is_active():  # every task's end starts what it made ready
             unended = sorted(t for t in self.plan.tasks if self.scheduler.outcome(t) is None)
             raise RuntimeError(f"the run ended with tasks neither run nor skipped: {unended}")
@@ -291,6 +310,7 @@ class Driver:
             self.emit("stopping", None, reason=f"{task.id} {outcome.value} (--fail-fast)")
         if self.ctx.budget_hit:
             self._record_ended(self.scheduler.stop_starting(Outcome.CANCELLED))
+        self.aside.admit()  # a re-run back from its lane first, then what is ready
         self._launch(group)
         # Nothing here waits for these rows, but `plait status` must see them now, not
         # when the next task starts (minutes away behind long agents). Asked for after

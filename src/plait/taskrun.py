@@ -109,6 +109,9 @@ class RunContext:
     running_agents: set[asyncio.Task[Any]] = field(default_factory=set)
     #: Files that conflict re-runs hold, one re-run at a time per file (`plait.lanes`).
     lanes: FileLanes = field(default_factory=FileLanes)
+    #: Around a wait that runs no agent: lends the task's job slot meanwhile
+    #: (`plait.lanes.StepAside`; the driver sets it).
+    step_aside: Callable[[], contextlib.AbstractAsyncContextManager[None]] = contextlib.nullcontext
 
     def stop(self) -> None:
         """Stop the run's tasks: no attempt starts any more, the agents running end."""
@@ -201,7 +204,15 @@ async def run_task(
         lane = contextlib.AsyncExitStack()
         if lane_files:  # (most attempts hold nothing: no lock work on the quick path)
             view.state = "waiting"  # (not "merging", its last state, while it waits)
-            await lane.enter_async_context(ctx.lanes.hold(lane_files))
+            if ctx.lanes.busy(lane_files):  # a ready task runs in its slot meanwhile
+                try:
+                    async with ctx.step_aside():
+                        await lane.enter_async_context(ctx.lanes.hold(lane_files))
+                except BaseException:  # cancelled in line for a slot: let go of the lane
+                    await lane.aclose()
+                    raise
+            else:
+                await lane.enter_async_context(ctx.lanes.hold(lane_files))
         lane_files = ()
         if ctx.over_budget():
             await lane.aclose()
