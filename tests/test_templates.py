@@ -105,6 +105,62 @@ def test_a_hyphenated_task_id_as_a_name_says_how_to_write_it(prompt: str, advice
     assert caught.value.line == prompt.count("\n") + 1
 
 
+@pytest.mark.parametrize(
+    ("prompt", "fragment"),
+    [
+        ("{{ ''.__class__.__mro__ }}", "cannot be read in a prompt template"),
+        ("{{ cycler.__init__.__globals__ }}", "cannot be read in a prompt template"),
+        ("{{ tasks.x.output | attr('__class__') }}", "'__class__' cannot be read"),
+        ("{{ run['_x'] }}", "'_x' cannot be read"),
+        ("{% set id = 'x' %}{{ tasks[id].output }}", "needs the task id written out"),
+        ("{% include 'other.md' %}", "cannot include, import or extend"),
+        ("{% import 'macros' as m %}", "cannot include, import or extend"),
+        ("{% extends 'base' %}", "cannot include, import or extend"),
+    ],
+)
+def test_what_the_sandbox_would_refuse_at_run_time_is_refused_with_the_plan(
+    prompt: str, fragment: str
+) -> None:
+    """Before, these passed `plait plan` and failed their task mid-run (or, include and
+    import, crashed the run: the sandbox has no loader)."""
+    with pytest.raises(TemplateProblem) as caught:
+        template_refs(prompt)
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "fragment"),
+    [("{{ 1/0 }}", "ZeroDivisionError"), ("{{ '%d' % run.id }}", "TypeError")],
+)
+def test_a_python_error_while_rendering_is_a_template_problem(prompt: str, fragment: str) -> None:
+    """Not a traceback that ends the whole run (and again on every resume)."""
+    with pytest.raises(TemplateProblem, match=fragment):
+        render(prompt, {"run": {"id": "r1"}})
+
+
+def test_a_python_error_while_rendering_fails_only_its_task(repo: GitRepo, cli: Cli) -> None:
+    plan = (
+        "version: 1\nisolation: none\nagents:\n"
+        "  echo: {backend: command, command: [sh, -c, cat]}\n"
+        "tasks:\n"
+        "  x: {agent: echo, prompt: hello}\n"
+        "  y: {agent: echo, prompt: \"{{ '%d' % tasks.x.output }}\"}\n"
+        "  z: {agent: echo, prompt: fine}\n"
+    )
+    write_plan(repo.path / "plait.yaml", plan)
+    ran = cli("run", "--json", cwd=repo.path)
+    assert ran.code == 1, ran.err
+    tasks = {t["id"]: t for t in json.loads(ran.out)["tasks"]}
+    assert tasks["y"]["status"] == "errored" and "TypeError" in tasks["y"]["error"], tasks["y"]
+    assert tasks["x"]["status"] == tasks["z"]["status"] == "succeeded"
+
+
+def test_shell_text_that_breaks_the_template_syntax_suggests_raw() -> None:
+    with pytest.raises(TemplateProblem) as caught:
+        template_refs("Fix `for ((i=0; i<${#arr[@]}; i++))` in run.sh")
+    assert "{% raw %}" in str(caught.value)
+
+
 def test_a_hyphenated_task_id_by_subscript_is_an_edge_and_renders(repo: GitRepo, cli: Cli) -> None:
     # `oauth` exists too: the name form would have made a wrong edge to it.
     plan = (

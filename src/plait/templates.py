@@ -106,7 +106,10 @@ def parse(prompt: str) -> nodes.Template:
     try:
         return _env().parse(prompt)
     except TemplateSyntaxError as exc:
-        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from exc
+        # Shell text ({#, ${#arr[@]}, {{ in a GitHub expression) is the usual cause.
+        raise TemplateProblem(
+            f"template syntax error: {exc.message}; {_RAW_HINT}", exc.lineno
+        ) from exc
 
 
 def template_refs(prompt: str) -> dict[str, set[str]]:
@@ -141,6 +144,7 @@ def _check_names(tree: nodes.Template, prompt: str) -> None:
     """Raise TemplateProblem for a name or attribute rendering would not find."""
     from jinja2 import meta, nodes
 
+    _check_unsafe(tree)
     # `tasks.oauth-service.output` is `tasks.oauth - service.output` to Jinja: say so
     # first, or the complaint would be about an unknown `service`.
     for sub in tree.find_all(nodes.Sub):
@@ -181,6 +185,39 @@ def _check_names(tree: nodes.Template, prompt: str) -> None:
             )
 
 
+def _check_unsafe(tree: nodes.Template) -> None:
+    """Refuse now what the sandbox would refuse, or could not do, only at run time."""
+    from jinja2 import nodes
+
+    for stmt in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        raise TemplateProblem(
+            "a prompt template cannot include, import or extend other templates; "
+            "put the text in the prompt itself",
+            stmt.lineno,
+        )
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Getattr):
+            name: object = node.attr
+        elif isinstance(node, nodes.Getitem):
+            name = node.arg.value if isinstance(node.arg, nodes.Const) else None
+            owner = node.node
+            if name is None and isinstance(owner, nodes.Name) and owner.name == "tasks":
+                raise TemplateProblem(
+                    "tasks[...] needs the task id written out, as in tasks['api'] "
+                    "(plait reads it to run that task first)",
+                    node.lineno,
+                )
+        elif isinstance(node, nodes.Filter):
+            first = node.args[0] if node.name == "attr" and node.args else None
+            name = first.value if isinstance(first, nodes.Const) else None
+        if isinstance(name, str) and name.startswith("_"):
+            raise TemplateProblem(
+                f"'{name}' cannot be read in a prompt template (names starting with '_' "
+                "are Python internals, which the sandbox refuses)",
+                node.lineno,
+            )
+
+
 def _hyphen_message(first: str, prompt: str) -> str:
     spelled = re.search(_HYPHENATED.format(first=re.escape(first)), prompt)
     task, rest = (spelled.group(1), spelled.group(2)) if spelled else (f"{first}-...", "")
@@ -193,7 +230,9 @@ def _hyphen_message(first: str, prompt: str) -> str:
 def render(prompt: str, context: Mapping[str, Any]) -> str:
     """Render a prompt in the sandbox; an undefined name is an error, not ''.
 
-    Raises TemplateProblem, with Jinja's own message, for any of Jinja's errors.
+    Raises TemplateProblem, with Jinja's own message, for any of Jinja's errors, and
+    for a Python error in an expression (`{{ 1/0 }}`, `{{ '%d' % text }}`): a prompt
+    that cannot be rendered fails its task, never the run.
     """
     from jinja2 import TemplateError, TemplateSyntaxError  # only a templated prompt gets here
 
@@ -202,6 +241,8 @@ def render(prompt: str, context: Mapping[str, Any]) -> str:
     except TemplateError as exc:
         line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
         raise TemplateProblem(str(exc), line) from exc
+    except Exception as exc:  # the template's own arithmetic or formatting
+        raise TemplateProblem(f"{type(exc).__name__}: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=1024)
