@@ -42,3 +42,27 @@ def test_a_finished_run_shows_the_wall_it_recorded(tmp_path: Path) -> None:
         )  # fmt: skip
         store.update_run(RUN, status="succeeded", finished_at=time.time(), wall_s=42.0)
         assert run_wall_s(store, store.run(RUN)) == 42.0
+
+
+def test_a_run_stopped_by_ctrl_c_keeps_its_times_where_they_stopped(tmp_path: Path) -> None:
+    """A Ctrl-C records the run interrupted with its wall, no end time, and attempts
+    left open: they count to the stop, not to now (they grew with the clock)."""
+    from plait.reports import timeline_from_store
+    from plait.status import run_json
+
+    started = time.time() - 100
+    with Store.open(tmp_path) as store:
+        store.create_run(
+            RUN, plan_name="p", plan_path=None, plan_json="{}", base=None, branch=None,
+            jobs=1, started_at=started, task_ids=["a"],
+        )  # fmt: skip
+        store.start_attempt(RUN, "a", 1, kind="first", started_at=started + 1)
+        store.update_task(RUN, "a", status="running", started_at=started + 1, attempts=1)
+        store.update_run(RUN, status="interrupted", wall_s=5.0)
+        data = run_json(store, RUN)
+        timeline = timeline_from_store(store, RUN)
+    assert data["status"] == "interrupted"
+    assert data["totals"]["sequential_s"] == 4.0  # from 1 s in to the stop at 5 s
+    assert [t["status"] for t in data["tasks"]] == ["interrupted"]
+    assert [t.outcome for t in timeline.tasks] == ["interrupted"]  # not "running"
+    assert [round(a.end_s, 3) for a in timeline.attempts] == [5.0]

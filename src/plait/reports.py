@@ -16,7 +16,7 @@ from plait.errors import Error
 from plait.report import AttemptSpan, TaskSummary, Timeline, predicted_timeline
 from plait.report_html import render_html
 from plait.scheduler import simulate
-from plait.status import run_end, run_wall_s, shown_status
+from plait.status import UNDER_WAY, run_end, run_wall_s, shown_status
 from plait.store import Store
 from plait.storeschema import AttemptRow, TaskRow, work_s
 
@@ -85,7 +85,11 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
         for a in attempts
     )
     agents = {t.id: t.agent for t in analysis.plan.tasks.values()} if analysis else {}
-    summaries = tuple(_summary(t, agents.get(t.id, ""), t0, attempts, until) for t in tasks)
+    status = shown_status(run)
+    summaries = tuple(
+        _summary(t, agents.get(t.id, ""), t0, attempts, until, interrupted=status == "interrupted")
+        for t in tasks
+    )
     edges: tuple[tuple[str, str, str], ...] = ()
     critical: tuple[str, ...] = ()
     predicted_spans: dict[str, tuple[float, float]] = {}
@@ -105,7 +109,7 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
     return Timeline(
         run_id=run.id,
         plan_name=run.plan_name,
-        status=shown_status(run),
+        status=status,
         started_at=t0,
         wall_s=wall,
         jobs=run.jobs,
@@ -121,12 +125,20 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
 
 
 def _summary(
-    task: TaskRow, agent: str, t0: float, attempts: Sequence[AttemptRow], until: float
+    task: TaskRow,
+    agent: str,
+    t0: float,
+    attempts: Sequence[AttemptRow],
+    until: float,
+    *,
+    interrupted: bool,
 ) -> TaskSummary:
+    # Nothing runs in an interrupted run: a task under way says where it stopped.
+    outcome = "interrupted" if interrupted and task.status in UNDER_WAY else task.status
     return TaskSummary(
         id=task.id,
         agent=agent,
-        outcome=task.status,
+        outcome=outcome,
         attempts=task.attempts,
         start_s=task.started_at - t0 if task.started_at is not None else None,
         end_s=task.finished_at - t0 if task.finished_at is not None else None,

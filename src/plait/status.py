@@ -92,7 +92,11 @@ def run_end(store: Store, row: RunRow) -> float:
     live one, its last sign of life for a crashed one. Attempts left open count to it."""
     if row.finished_at is not None:
         return row.finished_at
-    alive = shown_status(row) == row.status
+    if row.status != "running" and row.wall_s is not None:
+        # Ended without an end time (a Ctrl-C records only its wall): the wall says when.
+        start, before = latest_process(store, row)
+        return start + max(0.0, row.wall_s - before)
+    alive = row.status == "running" and shown_status(row) == "running"
     return time.time() if alive else last_sign_of_life(store, row)
 
 
