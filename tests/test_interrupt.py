@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM: plait stops its agents, exits 130, and the run resumes."""
+"""Ctrl-C, SIGTERM and SIGHUP: plait stops its agents, exits 130, and the run resumes."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def _marked_alive(run_id: str) -> list[int]:
     return alive
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_stops_the_run_with_130_and_resume_finishes_it(
     sig: signal.Signals, repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
 ) -> None:

@@ -115,21 +115,31 @@ def isolation_of(plan: Plan, git: Git | None) -> Isolation:
 
 @contextlib.asynccontextmanager
 async def _signals_cancel_run() -> AsyncIterator[None]:
-    """SIGTERM ends the run like Ctrl-C does: cancelled, resumable."""
+    """SIGTERM, and SIGHUP (the terminal or ssh session closed), end the run like Ctrl-C
+    does: cancelled, its agents ended, resumable.
+
+    The agents run in sessions of their own, so a hangup never reaches them: left to
+    its default, SIGHUP would kill plait alone and leave them working (and spending).
+    A SIGHUP ignored by whoever started plait (`nohup`) stays ignored.
+    """
     loop = asyncio.get_running_loop()
     current = asyncio.current_task()
-    installed = False
+    signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signals.append(signal.SIGHUP)
+    installed: list[signal.Signals] = []
     if current is not None:
         # Not on a loop without signal support, nor off the main thread (the library
-        # run from a worker thread): there SIGTERM keeps its default meaning.
+        # run from a worker thread): there the signals keep their default meaning.
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, current.cancel)
-            installed = True
+            for sig in signals:
+                loop.add_signal_handler(sig, current.cancel)
+                installed.append(sig)
     try:
         yield
     finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGTERM)
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def end_dead_runs(store: Store) -> int:
