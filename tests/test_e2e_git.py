@@ -14,8 +14,10 @@ import hashlib
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -392,6 +394,39 @@ def test_a_rerun_waiting_for_its_lane_lends_its_job_slot_to_a_ready_task(
     for one in spans:
         at_once = [s for s in spans if s["start"] <= one["start"] < s["end"]]
         assert len(at_once) <= 3, at_once
+    assert sorted(repo.show(status["branch"], "CHANGELOG.md").splitlines()[1:]) == names
+
+
+def test_rerun_turns_on_a_file_survive_an_interruption(repo: GitRepo, tmp_path: Path) -> None:
+    """Three tasks append to one file: one merges, two conflict and re-run in turn.
+    Ctrl-C while the first re-run works: on resume both re-runs were due at once, and
+    (before) started together from one tip, so one conflicted again and, with no
+    re-run left, ended `conflicted`. They still take turns after the resume."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    names = ["log-a", "log-b", "log-c"]
+    tasks = {
+        name: {"do": [f"flag {marks} {name}-@", "sleep 0.5", f"append CHANGELOG.md {name}"]}
+        for name in names
+    }
+    (repo.path / "plait.yaml").write_text(plan_text(tasks, max_conflict_reruns=1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "plait", "run", "plait.yaml", "-j", "3", "--json"],
+        cwd=repo.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(marks.glob("*-2")):  # the first re-run has started
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.02)
+    run.send_signal(signal.SIGINT)
+    run.communicate(timeout=60)
+    assert run.returncode == 130
+    resumed = plait(repo, "resume", "--json")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    status = json.loads(plait(repo, "status", "--json").stdout)
+    by_id = tasks_by_id(status)
+    assert all(t["status"] == "succeeded" for t in by_id.values()), outline(status)
     assert sorted(repo.show(status["branch"], "CHANGELOG.md").splitlines()[1:]) == names
 
 

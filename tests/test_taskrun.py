@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from plait.carryover import resumed_note, tries_used
 from plait.store import AttemptRow
-from plait.taskrun import resumed_note, tries_used
 
 
 def row(attempt: int, status: str, error: str = "", kind: str = "first") -> AttemptRow:

@@ -18,6 +18,7 @@ from typing import Any
 
 from plait.analysis import analyze
 from plait.branches import clear_stale_ref_locks, task_branch
+from plait.carryover import tries_used
 from plait.errors import RunNotFound
 from plait.git import ZERO_OID, Git
 from plait.model import Isolation, Outcome, Plan, Task
@@ -38,7 +39,6 @@ from plait.session import (
 from plait.statehome import state_home, worktrees_home
 from plait.status import RESUMED_EVENT, last_sign_of_life, latest_process
 from plait.store import AttemptRow, RunRow, Store
-from plait.taskrun import tries_used
 from plait.workspace import Workspace
 from plait.worktrees import WorktreeProvider
 

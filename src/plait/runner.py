@@ -12,12 +12,13 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from plait.analysis import Analysis
+from plait.carryover import conflicted_last, due_lanes, resumed_note, tries_used
 from plait.endverify import (
     DEFAULT_VERIFY_TIMEOUT_S,
     Checker,
@@ -38,9 +39,7 @@ from plait.taskrun import (
     RunContext,
     TaskView,
     WorkspaceProvider,
-    resumed_note,
     run_task,
-    tries_used,
 )
 
 __all__ = ["Driver", "EventSink", "PlanDefaults", "RunOutcome", "SlotPool", "fixer_task"]
@@ -195,6 +194,7 @@ class Driver:
         by_task: dict[str, list[AttemptRow]] = {}
         for row in rows:
             by_task.setdefault(row.task_id, []).append(row)
+        self._resume_lanes(by_task)
         for task_id, mine in by_task.items():
             self.ctx.tries_used[task_id] = tries_used(mine)
             if task_id == FIXER_TASK_ID:
@@ -216,6 +216,22 @@ class Driver:
             if view is not None and (row.input_tokens is not None or row.output_tokens is not None):
                 tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
                 view.tokens = (view.tokens or 0) + tokens
+
+    def _resume_lanes(self, by_task: Mapping[str, Sequence[AttemptRow]]) -> None:
+        """A re-run after a conflict was due when the run stopped: it still holds the
+        files it conflicted on (`plait.lanes`), or the re-runs waiting their turn on
+        one file would all start together from one tip and collide again. The files
+        are in each conflict's event."""
+        due = {
+            task_id: number
+            for task_id, mine in by_task.items()
+            if task_id in self.plan.tasks
+            and self.scheduler.outcome(task_id) is None
+            and (number := conflicted_last(mine)) is not None
+        }
+        if not due:
+            return
+        self.ctx.resumed_lanes = due_lanes(due, self.store.events(self.run_id))
 
     # --- events -------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,11 +20,8 @@ from typing import Any, Protocol
 
 from plait.agents import get_backend
 from plait.agents.base import (
-    LOG_SUFFIX,
-    VERIFY_LOG_SUFFIX,
     AgentResult,
     AttemptStatus,
-    attempt_file,
 )
 from plait.attempt import STOPPED_ERROR, end_attempt, run_attempt
 from plait.attemptjudge import AttemptFailure, note
@@ -33,13 +29,10 @@ from plait.journal import Journal
 from plait.lanes import FileLanes
 from plait.merge import MergeQueue
 from plait.model import Agent, Outcome, Plan, Task
-from plait.store import AttemptRow, Store
+from plait.store import Store
 from plait.workspace import Change, Workspace
 
 RATE_LIMIT_BACKOFF_S = (5.0, 15.0, 45.0, 120.0, 300.0)
-#: Attempt statuses of an attempt that failed and so used one of the task's retries (or,
-#: "errored" by its agent or its prompt template, ended the task).
-FAILED_ATTEMPT_STATUSES = frozenset({"failed", "timeout", "crashed", "rejected", "errored"})
 
 
 class WorkspaceProvider(Protocol):
@@ -95,6 +88,8 @@ class RunContext:
     tries_used: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: On resume: the note for each task whose last attempt failed or conflicted.
     resumed_notes: dict[str, str] = field(default_factory=dict)
+    #: On resume: the files each task whose last attempt conflicted holds for its re-run.
+    resumed_lanes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: child_env() without the attempt's own variables, per (agent, backend, task env).
     env_bases: dict[tuple[str, str, tuple[tuple[str, str], ...]], dict[str, str]] = field(
         default_factory=dict
@@ -127,57 +122,6 @@ class RunContext:
         return budget is not None and self.spent_usd >= budget
 
 
-def tries_used(attempts: Sequence[AttemptRow]) -> tuple[int, int]:
-    """The retries and conflict re-runs that one task's recorded attempts used: one retry
-    for each attempt that failed, one re-run for each that conflicted.
-
-    Counted from how attempts ended, not from why they started (their kind): an attempt
-    plait's death interrupted uses nothing, and its run again after the interruption
-    (kind "resume", DESIGN §5: at most once per interruption) is the same try, which may
-    have been a retry. So across any number of interruptions a task fails at most
-    1 + `retries` times and conflicts at most 1 + `max_conflict_reruns` times; a failure
-    recorded just before a kill used its retry even though the retry never started.
-    """
-    retries = sum(1 for a in attempts if a.status in FAILED_ATTEMPT_STATUSES)
-    reruns = sum(1 for a in attempts if a.status == "conflict")
-    return retries, reruns
-
-
-def resumed_note(attempts: Sequence[AttemptRow], attempt_stem: Callable[[int], Path]) -> str:
-    """The note the next attempt gets when the task's latest finished attempt failed or
-    conflicted before an interruption ("" if none did).
-
-    The note itself is not stored: it is made again from that attempt's recorded error
-    and the end of its log (its check's log, if the check is what failed), so a retry
-    resumed by another process is told what a retry in the same process would have been.
-    """
-    ended = [a for a in attempts if a.status in FAILED_ATTEMPT_STATUSES or a.status == "conflict"]
-    last = max(ended, key=lambda a: a.attempt, default=None)
-    if last is None or any(a.attempt > last.attempt and a.status == "ok" for a in attempts):
-        return ""
-    if last.status == "conflict":
-        return note(f"The previous attempt conflicted with work merged meanwhile ({last.error})"
-                    "; start again from the current code and keep both changes", "")  # fmt: skip
-    # The task's own check failing is recorded as "verify <command> failed" (see
-    # plait.attempt); its log, not the agent's, says why.
-    failed_check = (last.error or "").startswith("verify ")
-    log = attempt_file(
-        attempt_stem(last.attempt), VERIFY_LOG_SUFFIX if failed_check else LOG_SUFFIX
-    )
-    tail = _log_tail(log)
-    return note(f"The previous attempt failed: {last.error or last.status}", tail)
-
-
-def _log_tail(path: Path, size: int = 65536) -> str:
-    """The end of a log file ("" if there is none)."""
-    try:
-        with open(path, "rb") as log:
-            log.seek(max(0, log.seek(0, os.SEEK_END) - size))
-            return log.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
 async def run_task(
     ctx: RunContext, task: Task, slot: int, first_attempt: int, notes: list[str] | None = None
 ) -> Outcome:
@@ -197,7 +141,8 @@ async def run_task(
     rate_limit_waits = 0
     attempt = first_attempt - 1
     kind = "first" if first_attempt == 1 else "resume"
-    lane_files: tuple[str, ...] = ()  # what the next attempt holds (see below)
+    # What the next attempt holds (see below): on resume, a re-run that was due still is.
+    lane_files = ctx.resumed_lanes.get(task.id, ()) if first_attempt > 1 else ()
     while True:
         # A re-run after a conflict holds the files it conflicted on until its merge,
         # waiting here for a re-run that holds one of them (the run may stop meanwhile).
