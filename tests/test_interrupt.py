@@ -74,6 +74,30 @@ def _marked_alive(run_id: str) -> list[int]:
     return alive
 
 
+@pytest.mark.parametrize("gap_s", [0.0, 0.01])
+def test_ctrl_c_pressed_twice_still_ends_with_the_runs_summary(
+    gap_s: float, repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """The second Ctrl-C used to raise KeyboardInterrupt in the middle of the stop:
+    no `--json` object, no resume hint, and (0 s apart) a screen of tracebacks."""
+    ledger, fast = tmp_path / "ledger.txt", tmp_path / "fast"
+    _plan(repo, ledger, fast)
+    run = plait_proc.start("run", "--json", cwd=repo.path)
+    deadline = time.monotonic() + 30
+    while "slow" not in (ledger.read_text() if ledger.exists() else ""):
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    time.sleep(gap_s)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err
+    assert json.loads(out)["status"] == "interrupted", out
+    assert "Traceback" not in err and "never retrieved" not in err, err
+    status = json.loads(plait_proc("status", "--json", cwd=repo.path).stdout)
+    assert _marked_alive(status["run"]) == []
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_stops_the_run_with_130_and_resume_finishes_it(
     sig: signal.Signals, repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path

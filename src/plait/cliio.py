@@ -9,6 +9,7 @@ import contextlib
 import functools
 import gc
 import json
+import os
 import sys
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -57,15 +58,62 @@ class Exit(Exception):
 JSON_INDENT_LIMIT = 1_000_000
 
 
+#: Said on stderr when Ctrl-C is pressed again while plait ends a run.
+STOPPING_NOTE = (
+    b"plait: stopping: ending the agents and recording the run so that"
+    b" `plait resume` can continue it; Ctrl-C once more quits at once\n"
+)
+
+
 def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run one of the engine's coroutines to its end.
+
+    Ctrl-C cancels it, as `asyncio.run` does, and the engine ends its agents and
+    records the run as interrupted. A second Ctrl-C during that (people press it
+    twice) only says so: asyncio would raise KeyboardInterrupt wherever the stop had
+    got to, and the run's summary and `--json` object would be lost. A third quits.
 
     asyncio is imported here, not at the top: `plait plan` and `plait schema` never
     need it and start faster without it.
     """
     import asyncio
+    import signal
+    import threading
 
-    return asyncio.run(coroutine)
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        return asyncio.run(coroutine)  # someone else decides what Ctrl-C does
+    with asyncio.Runner() as runner:
+        loop = runner.get_loop()
+        main: asyncio.Task[T] | None = None
+        interrupts = 0
+
+        async def body() -> T:
+            nonlocal main
+            main = asyncio.current_task()
+            return await coroutine
+
+        def on_sigint(signum: int, frame: object) -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts == 1 and main is not None and not main.done():
+                main.cancel()
+                loop.call_soon_threadsafe(lambda: None)  # wake a loop asleep in select()
+            elif interrupts == 2 and main is not None:
+                os.write(2, STOPPING_NOTE)
+            else:
+                raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, on_sigint)
+        try:
+            return runner.run(body())
+        finally:
+            # Once interrupted, the command still prints the run's end: a second Ctrl-C
+            # meanwhile must not cut that short either.
+            if not interrupts:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def print_json(data: Any) -> None:
