@@ -422,3 +422,21 @@ def test_resumed_attempts_are_counted_in_words() -> None:
     t = dataclasses.replace(t, attempts=(*t.attempts, *resumed))
     text = render_text(t)
     assert "2 resumed" in text and "resumeds" not in text
+
+
+def test_a_failed_verify_shows_the_end_of_its_output_in_the_text_views() -> None:
+    """Before, text said only "verify: failed": the why was in `--json` alone."""
+    from plait.status import status_text
+
+    output = "".join(f"noise {i}\n" for i in range(30)) + "FAILED tests/test_a.py::test_x\n"
+    verify = {"ok": False, "commit": "abc", "output": output}
+    t = small_run()
+    text = render_text(Timeline(**{**t.__dict__, "status": "failed", "verify": verify}))
+    assert "    | FAILED tests/test_a.py::test_x" in text
+    assert "noise 18" not in text and "noise 19" in text  # its last 12 lines only
+    base = {"run": "r1", "status": "failed", "tasks": [], "wall_s": 1.0}
+    base["totals"] = {"sequential_s": 0.0, "wall_s": 1.0, "speedup": None, "cost_usd": None}
+    shown = status_text({**base, "verify": verify})
+    assert "verify: FAILED\n" in shown and "  | FAILED tests/test_a.py::test_x" in shown
+    passed = status_text({**base, "verify": {"ok": True}})
+    assert "|" not in passed

@@ -267,7 +267,7 @@ def test_a_merge_refused_by_verify_is_a_failed_attempt(
         f"""\
 version: 1
 verify_each_merge: true
-verify: ["sh", "-c", "test ! -f bad.txt"]
+verify: ["sh", "-c", "echo checking; if test -f bad.txt; then echo 'bad.txt is BAD'; exit 1; fi"]
 agents:
   a: {{backend: command, command: {_agent(tmp_path)}}}
 tasks:
@@ -286,7 +286,14 @@ tasks:
         ("first", "rejected"),
         ("retry", "rejected"),
     ]
-    assert all("verify failed on the merge result" in a["error"] for a in attempts)
+    # why it failed is said where the user looks: the error, and `plait logs`
+    assert all(
+        a["error"] == "the plan's verify failed on the merge result: bad.txt is BAD"
+        for a in attempts
+    ), attempts
+    logs = plait_proc("logs", run_id, "bad", "--attempt", "1", cwd=repo.path)
+    assert logs.returncode == 0, logs.stderr
+    assert "the plan's verify" in logs.stdout and "checking\nbad.txt is BAD" in logs.stdout
 
 
 # --- --fail-fast -----------------------------------------------------------------

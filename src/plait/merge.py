@@ -42,6 +42,7 @@ class MergeResult:
     commit: str | None  # the integration tip after the merge (None: conflict/verify_failed)
     conflicts: tuple[str, ...] = ()  # conflicted paths
     output: str = ""  # git's conflict messages, or the tail of the failed verify
+    log_file: Path | None = None  # the failed verify's whole log
 
     @property
     def ok(self) -> bool:
@@ -131,7 +132,9 @@ class MergeQueue:
                 if self.verify_each_merge and self.verify_command is not None:
                     checked = await self.verify(commit=commit)
                     if not checked.ok:
-                        return MergeResult("verify_failed", None, (), checked.output_tail)
+                        return MergeResult(
+                            "verify_failed", None, (), checked.output_tail, checked.log_file
+                        )
                 title = message.splitlines()[0] if message.strip() else "merge"
                 if await self.git.update_ref(self.ref, commit, tip, message=f"plait: {title}"):
                     return MergeResult("merged", commit)

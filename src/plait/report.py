@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from plait.textsafe import clean_text
 from plait.textsafe import one_line as safe_line
 
 
@@ -194,6 +195,7 @@ def render_text(t: Timeline) -> str:
         out.append(f"  estimate: {fmt_duration(t.predicted_makespan_s)}, actual {delta:+.0f}%")
     if t.verify is not None:
         out.append(f"  verify: {verify_word(t.verify)}")
+        out.extend(verify_failure_lines(t.verify, indent="    "))
     out.append("")
     width = max([4, *(len(x.id) for x in t.tasks)])
     agent_w = max([5, *(len(x.agent) for x in t.tasks)])
@@ -217,6 +219,20 @@ def render_text(t: Timeline) -> str:
         out.append("  problems:")
         out.extend(f"    {x.id}: {one_line(x.error)}" for x in errors)
     return "\n".join(out) + "\n"
+
+
+#: How many of a failed verify's last output lines the text views show.
+VERIFY_TAIL_LINES = 12
+
+
+def verify_failure_lines(verify: Mapping[str, Any], indent: str = "  ") -> list[str]:
+    """The end of a failed verify's output, as indented lines (none if it passed): the
+    reason it failed, where the user reads the run, not only in `--json`."""
+    if verify.get("ok") is not False:
+        return []
+    tail = clean_text(str(verify.get("output") or "")).rstrip().splitlines()
+    shown = [f"{indent}| {line}" for line in tail[-VERIFY_TAIL_LINES:]]
+    return shown or [f"{indent}(it printed nothing)"]
 
 
 def verify_word(v: Mapping[str, Any]) -> str:

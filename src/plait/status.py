@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from plait.report import verify_failure_lines
 from plait.runlock import pid_alive
 from plait.store import Store
 from plait.storeschema import RunRow, run_exit_code, status_json
@@ -169,6 +170,7 @@ def status_text(
         lines.append(f"verify: not run ({verify.get('reason') or 'skipped'})")
     elif verify:
         lines.append(f"verify: {'passed' if verify.get('ok') else 'FAILED'}")
+        lines.extend(verify_failure_lines(verify))
     return "\n".join(lines)
 
 

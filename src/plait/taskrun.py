@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,15 +20,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from plait.agents import get_backend
-from plait.agents.base import (
-    AgentResult,
-    AttemptStatus,
-)
+from plait.agents.base import VERIFY_LOG_SUFFIX, AgentResult, AttemptStatus, attempt_file
 from plait.attempt import STOPPED_ERROR, end_attempt, run_attempt
 from plait.attemptjudge import AttemptFailure, note
 from plait.journal import Journal
 from plait.lanes import FileLanes
-from plait.merge import MergeQueue
+from plait.merge import MergeQueue, MergeResult
 from plait.model import Agent, Outcome, Plan, Task
 from plait.store import Store
 from plait.workspace import Change, Workspace
@@ -306,12 +304,28 @@ async def _merge(
         )
     # Refused: the attempt failed (it used one of the task's retries), and its row says
     # so, as a conflict's does; resume counts the retries used from these rows.
-    error = "the plan's verify failed on the merge result"
+    last = next((ln.strip() for ln in reversed(result.output.splitlines()) if ln.strip()), "")
+    error = "the plan's verify failed on the merge result" + (f": {last[:300]}" if last else "")
+    _keep_verify_log(ctx, task, attempt, result)
     end_attempt(ctx, task, attempt, "rejected", error, agent, change.commit)
     await ctx.journal.sync()  # a failed attempt's record decides whether its worktree is kept
     return AttemptFailure(
         Outcome.FAILED, error, note("The plan's checks failed on your merged change", result.output)
     )
+
+
+def _keep_verify_log(ctx: RunContext, task: Task, attempt: int, result: MergeResult) -> None:
+    """Append the plan's failed verify to the attempt's verify log, where `plait logs`
+    shows it after the agent's own (it ran in a worktree of its own, now removed)."""
+    path = attempt_file(ctx.store.attempt_stem(ctx.run_id, task.id, attempt), VERIFY_LOG_SUFFIX)
+    header = "--- the plan's verify, on this attempt merged with the integration branch"
+    with contextlib.suppress(OSError), open(path, "ab") as log:
+        if result.log_file is not None and result.log_file.is_file():
+            log.write(f"{header} ({result.log_file}) ---\n".encode())
+            with open(result.log_file, "rb") as source:
+                shutil.copyfileobj(source, log)
+        else:
+            log.write(f"{header} ---\n{result.output}\n".encode())
 
 
 def _task_output(
