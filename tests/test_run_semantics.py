@@ -87,9 +87,9 @@ def test_a_base_naming_no_commit_is_a_plan_error_and_writes_nothing(
         f"version: 1\nagents:\n  a: {{backend: command, command: {_agent(tmp_path)}}}\n"
         "base: nosuchref\ntasks:\n  t: {agent: a, prompt: x}\n",
     )
-    for extra in ((), ("--json",)):
-        done = plait_proc("run", *extra, cwd=repo.path)
-        assert done.returncode == 2, done.stderr
+    for command in (("run",), ("run", "--json"), ("plan",), ("plan", "--json")):
+        done = plait_proc(*command, cwd=repo.path)  # `plan` says so too, as `run` would
+        assert done.returncode == 2, (command, done.stderr)
         assert "plait.yaml:4" in done.stderr and "base" in done.stderr, done.stderr
         assert "nosuchref" in done.stderr
     assert not (plait_home / "state.db").exists()

@@ -96,6 +96,10 @@ def plan(
     if html is not None:
         output_file(html, "--html")
     loaded = load_plan_file(path)
+    if loaded.base is not None:
+        from plait.session import check_base
+
+        run_coroutine(check_base(loaded))
     history = _history(loaded)
     with collector_paused():
         result = analysis.analyze(loaded, jobs=jobs, history=history)

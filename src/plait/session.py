@@ -201,6 +201,21 @@ async def resolve_base(git: Git, plan: Plan, text: str | None) -> str:
     raise PlanError([Problem("base", message, line, column)], file)
 
 
+async def check_base(plan: Plan) -> None:
+    """For `plait plan`: a `base` that names no commit here is the plan error `run`
+    would give (exit 2), not a plan shown as valid. Outside a repository: unchecked."""
+    if plan.base is None:
+        return
+    git = await discover((plan.root or Path.cwd()).resolve())
+    if git is None:
+        return
+    text = None
+    if plan.path is not None:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = Path(plan.path).read_text(encoding="utf-8")
+    await resolve_base(git, plan, text)
+
+
 def _plan_record(plan: Plan, settings: RunSettings, text: str | None) -> str:
     """What resume needs to rebuild the plan: its source text and where it lived."""
     return json.dumps(
