@@ -1,19 +1,24 @@
 """`plait apply` and `plait clean`: the only commands that touch the user's checkout.
 
 A run never touches the user's branch, index or working tree. `apply` merges a
-run's result branch into the current branch, and only when the working tree is
-clean: otherwise it says why and changes nothing. A run still in progress is never
-applied (its branch holds only what merged so far); an interrupted or failed one is,
-after saying which tasks its result lacks. `clean` ends what killed runs left
-running before it removes their worktrees.
+run's result branch into the current branch, and only when nothing of the user's
+is in the way: the checkout is on a branch, has no uncommitted changes and no
+merge, rebase, cherry-pick, revert or bisect of the user's own in progress, and
+the merge (tried first in memory) neither conflicts nor writes a file where an
+untracked or ignored one is. Otherwise it says why and changes nothing. A run
+still in progress is never applied (its branch holds only what merged so far); an
+interrupted or failed one is, after saying which tasks its result lacks. `clean`
+ends what killed runs left running before it removes their worktrees, and keeps
+the result of a run nobody applied as a snapshot ref before it deletes its branch.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from plait.branches import RUN_ID, snapshots_of, task_branch
-from plait.errors import ApplyRefused, EnvironmentProblem, RunNotFound
+from plait.errors import ApplyRefused, EnvironmentProblem, GitError, RunNotFound
 from plait.git import Git
 from plait.procsweep import end_runs
 from plait.runlock import LockHolder, RunLock
@@ -62,6 +67,65 @@ async def apply_run(cwd: Path, run_id: str) -> str:
     if result is None:
         raise RunNotFound(f"run {run_id} has no result branch {branch} (was it cleaned?)")
     note = await _unfinished_note(git, home, run_id, result)
+    # Everything is decided before the checkout is touched: once `git merge` has
+    # started, its `--abort` would delete the ignored files it overwrote.
+    git_dir = await _refuse_unless_ready(git, run_id)
+    head = await git.rev_parse("HEAD")
+    if head is not None and await git.is_ancestor(result, head):
+        return f"{note}{branch} is already part of the current branch; nothing to do"
+    await _refuse_unless_mergeable(git, run_id, branch, result, head)
+    merged = await git.run(
+        "merge", "--no-edit", "-m", f"Merge plait run {run_id}", branch,
+        env=await git.identity_env(), check=False,
+    )  # fmt: skip
+    if merged.returncode != 0:
+        # Only a merge plait started (there was no MERGE_HEAD before) is aborted:
+        # git explains on stderr when it refuses to start, on stdout when it stops.
+        why = merged.stderr.strip() or merged.stdout.strip()
+        outcome = "nothing was changed"
+        if (git_dir / "MERGE_HEAD").exists():
+            aborted = await git.run("merge", "--abort", check=False)
+            if not aborted.ok:
+                outcome = f"`git merge --abort` failed too ({aborted.stderr.strip()}): "
+                outcome += "the merge is still in progress, `git status` shows it"
+        raise ApplyRefused(
+            f"not applied: git could not merge {branch} into the current branch:\n{why}\n"
+            f"Once what git names is dealt with, run `plait apply {run_id}`; {outcome}."
+        )
+    now = await git.rev_parse("HEAD")
+    return f"{note}applied {branch} to the current branch (now at {str(now)[:12]})"
+
+
+#: What a file or folder in the git dir says is in progress, and how to end it.
+_IN_PROGRESS = (
+    ("rebase-merge", "a rebase", "`git rebase --continue` or `git rebase --abort`"),
+    ("rebase-apply", "a rebase (or `git am`)", "`git rebase --abort` or `git am --abort`"),
+    ("MERGE_HEAD", "a merge", "`git commit` or `git merge --abort`"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick", "`git cherry-pick --continue` or `--abort`"),
+    ("REVERT_HEAD", "a revert", "`git revert --continue` or `--abort`"),
+    ("sequencer", "a cherry-pick or revert", "`git cherry-pick --continue` or `--abort`"),
+    ("BISECT_START", "a bisect", "`git bisect reset`"),
+)
+
+
+async def _refuse_unless_ready(git: Git, run_id: str) -> Path:
+    """ApplyRefused unless the checkout is on a branch, clean, and in no operation of the
+    user's own; the checkout's git dir (a linked worktree has its own)."""
+    found = await git.run("rev-parse", "--absolute-git-dir", readonly=True)
+    git_dir = Path(found.stdout.strip())
+    for name, what, end in _IN_PROGRESS:
+        if (git_dir / name).exists():
+            raise ApplyRefused(
+                f"not applied: {what} is in progress in this checkout; finish or end it "
+                f"({end}), then run `plait apply {run_id}`; nothing was changed."
+            )
+    on_branch = await git.run("symbolic-ref", "-q", "HEAD", readonly=True, check=False)
+    if on_branch.returncode != 0:
+        raise ApplyRefused(
+            "not applied: HEAD is detached, there is no current branch to merge into. "
+            f"Check out the branch to apply it to (`git switch <branch>`), then run "
+            f"`plait apply {run_id}`; nothing was changed."
+        )
     dirty = await git.run("status", "--porcelain", "--untracked-files=no", readonly=True)
     if dirty.stdout.strip():
         files = ", ".join(line[3:] for line in dirty.stdout.splitlines()[:10])
@@ -69,24 +133,86 @@ async def apply_run(cwd: Path, run_id: str) -> str:
             f"not applied: the working tree has uncommitted changes ({files}). "
             f"Commit or stash them, then run `plait apply {run_id}`; nothing was changed."
         )
-    head = await git.rev_parse("HEAD")
-    if head is not None and await git.is_ancestor(result, head):
-        return f"{note}{branch} is already part of the current branch; nothing to do"
-    merged = await git.run(
-        "merge", "--no-edit", "-m", f"Merge plait run {run_id}", branch,
-        env=await git.identity_env(), check=False,
-    )  # fmt: skip
-    if merged.returncode != 0:
-        await git.run("merge", "--abort", check=False)
-        # git explains on stderr when it refuses to start (untracked files in the
-        # way), on stdout when the merge conflicts
-        why = merged.stderr.strip() or merged.stdout.strip()
+    return git_dir
+
+
+async def _refuse_unless_mergeable(
+    git: Git, run_id: str, branch: str, result: str, head: str | None
+) -> None:
+    """ApplyRefused if merging `branch` into HEAD would conflict, or would write a file
+    where the user has one git does not track (git overwrites an ignored one silently).
+
+    The files in the way are named first: merging by hand would overwrite them too.
+    """
+    if head is None:  # an unborn branch: the merge checks out the result as it is
+        conflicts: tuple[str, ...] = ()
+        listed = await git.run("ls-tree", "-r", "-z", "--name-only", result, readonly=True)
+    else:
+        try:
+            merge = await git.merge_tree(head, result)
+        except GitError as exc:  # unrelated histories, say
+            raise ApplyRefused(
+                f"not applied: git cannot merge {branch} into the current branch: "
+                f"{exc.stderr.strip()}; nothing was changed."
+            ) from None
+        conflicts = merge.conflicts
+        listed = await git.run(
+            "diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", "--no-ext-diff",
+            head, merge.tree, "--", readonly=True,
+        )  # fmt: skip
+    added = [path for path in listed.stdout.split("\0") if path]
+    in_the_way = await _in_the_way(git, added)
+    if in_the_way:
+        also = f" (merging it would then conflict in {_some(conflicts)})" if conflicts else ""
         raise ApplyRefused(
-            f"not applied: {branch} cannot be merged into the current branch:\n{why}\n"
-            f"Nothing was changed; merge it yourself with `git merge {branch}`."
+            f"not applied: merging {branch} would overwrite files the current branch does "
+            f"not track (untracked or ignored): {_some(in_the_way)}{also}. Move them away, "
+            f"then run `plait apply {run_id}`; nothing was changed."
         )
-    now = await git.rev_parse("HEAD")
-    return f"{note}applied {branch} to the current branch (now at {str(now)[:12]})"
+    if conflicts:
+        raise ApplyRefused(
+            f"not applied: {branch} conflicts with the current branch in {_some(conflicts)}. "
+            f"To resolve it by hand: `git merge {branch}`; nothing was changed."
+        )
+
+
+async def _in_the_way(git: Git, added: list[str]) -> list[str]:
+    """The paths among `added` (new in the merge) that something on disk occupies.
+
+    A file or symlink there is in the way; so is a folder holding anything git does
+    not track (a folder of tracked files only is the merge's to replace), and a file
+    or symlink that is not tracked where the path needs a folder.
+    """
+    top = git.toplevel
+    found: list[str] = []
+    for path in added:
+        where = top / path
+        if os.path.lexists(where):
+            if not where.is_dir() or where.is_symlink() or await _untracked_under(git, path):
+                found.append(path)
+            continue
+        for parent in reversed(Path(path).parents[:-1]):  # "a", then "a/b"
+            spot = top / parent
+            if not os.path.lexists(spot):
+                break
+            if spot.is_symlink() or not spot.is_dir():
+                tracked = await git.run("ls-files", "-z", "--", parent.as_posix(), readonly=True)
+                if not tracked.stdout:
+                    found.append(parent.as_posix())
+                break
+    return sorted(set(found))
+
+
+async def _untracked_under(git: Git, folder: str) -> bool:
+    """True if the folder holds a file git does not track (ignored ones too)."""
+    others = await git.run("ls-files", "-z", "--others", "--", folder, readonly=True)
+    return bool(others.stdout)
+
+
+def _some(paths: list[str] | tuple[str, ...], most: int = 10) -> str:
+    """Up to `most` paths, comma-separated, and how many more."""
+    shown = ", ".join(paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
 async def _unfinished_note(git: Git, home: Path, run_id: str, result: str) -> str:
@@ -182,7 +308,7 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
                 removed_worktrees += len(report.worktrees)
                 removed_branches += len(report.branches)
                 pooled += len(report.pooled)
-                kept.extend(report.snapshots)
+                kept.extend(report.made)  # not those an earlier clean or resume made
     removed = f"removed {removed_worktrees} worktree(s) and {removed_branches} branch(es)"
     if pooled:
         removed += f", and the {pooled} worktree(s) parked in the pool for later runs"

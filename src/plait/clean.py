@@ -2,23 +2,25 @@
 
 Worktrees (pooled ones too) are removed after their uncommitted work is
 snapshotted, and task branches are deleted after an unmerged one is kept as a
-snapshot ref. With `result_branches`, a run's integration branch and snapshot
-refs go as well. Refs checked out somewhere, and worktrees or branches plait did
-not make, are never touched.
+snapshot ref. With `result_branches`, a run's integration branch goes as well,
+kept as a snapshot ref unless a branch of the user's holds it (the run was
+applied), and so do the snapshot refs a branch of the user's holds. Refs checked
+out somewhere, and worktrees or branches plait did not make, are never touched.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from plait.branches import RUN_ID, integration_branch, snapshot_ref, snapshots_of, task_branch
-from plait.git import Git
+from plait.git import ZERO_OID, Git
 from plait.pool import POOL_DIR, WorktreePool
 from plait.worktreegit import found_workspace, remove_worktree, snapshot
 
-__all__ = ["CleanReport", "clean_runs"]
+__all__ = ["CleanReport", "clean_runs", "result_snapshot"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class CleanReport:
     branches: tuple[str, ...] = ()
     snapshots: tuple[str, ...] = ()  # refs holding work that would otherwise be lost
     pooled: tuple[Path, ...] = ()  # parked worktrees of the pool, no run's (not in worktrees)
+    made: tuple[str, ...] = ()  # those of `snapshots` this clean wrote (others were there)
 
 
 async def clean_runs(
@@ -44,11 +47,13 @@ async def clean_runs(
 
     A task branch that is not merged into its run's integration branch is
     kept as a snapshot ref first. With `result_branches`, the integration
-    branch `plait/<run>` goes too; snapshot refs stay unless a branch that
-    stays holds their commit (they are the only copy of unmerged work). Refs
-    checked out somewhere are never deleted. The pool of finished worktrees is
-    emptied too, and so are the checkouts of the plan's verify (under
-    `verify_dir`) that a killed run left.
+    branch `plait/<run>` goes too, kept as `result_snapshot(run)` unless a
+    branch of the user's holds its commit; snapshot refs stay unless a branch
+    of the user's holds their commit (they are the only copy of unmerged
+    work). Refs checked out somewhere are never deleted. An existing snapshot
+    ref is never overwritten, and the report's `made` lists the refs this
+    call wrote. The pool of finished worktrees is emptied too, and so are the
+    checkouts of the plan's verify (under `verify_dir`) that a killed run left.
     """
     root = worktrees_dir / run_id if run_id else worktrees_dir
     pool = pool or WorktreePool(git, worktrees_dir / POOL_DIR, 0)
@@ -80,6 +85,7 @@ async def clean_runs(
         if folder is not None and folder.exists():
             shutil.rmtree(folder)
     await git.worktree_prune()
+    made = list(saved)  # the refs this clean wrote (saved also lists ones kept from before)
     tasks_prefix = f"refs/heads/{task_branch(run_id, '')}" if run_id else "refs/heads/plait/tasks/"
     doomed: list[str] = []
     for ref, oid in (await git.list_refs(tasks_prefix)).items():
@@ -90,35 +96,72 @@ async def clean_runs(
         merged = tip is not None and await git.is_ancestor(oid, tip)
         if not merged:  # its work survives it, --branches or not
             backup = snapshot_ref(run, task, "branch")
-            await git.update_ref(backup, oid, message="plait clean: unmerged task branch")
-            saved.append(backup)
+            await _keep(git, backup, oid, "plait clean: unmerged task branch", saved, made)
         doomed.append(ref)
     if result_branches:
         runs = [run_id] if run_id else sorted(await _run_ids(git))
         for run in runs:
             ref = f"refs/heads/{integration_branch(run)}"
-            if ref not in checked_out and await git.rev_parse(ref) is not None:
-                doomed.append(ref)
-        doomed_set = set(doomed)
+            tip = await git.rev_parse(ref)
+            if ref in checked_out or tip is None:
+                continue
+            # A run nobody applied: its result is work no branch of the user's holds.
+            if not await _held_by_users(git, tip):
+                backup = result_snapshot(run)
+                await _keep(git, backup, tip, "plait clean: unapplied result", saved, made)
+            doomed.append(ref)
         for run in runs:
             for ref, oid in (await git.list_refs(snapshots_of(run))).items():
-                if await _held_elsewhere(git, oid, doomed_set):
+                if await _held_by_users(git, oid):
                     doomed.append(ref)  # a branch that stays has it: nothing is lost
                 elif ref not in saved:
                     saved.append(ref)
         saved = [ref for ref in saved if ref not in doomed]
+        made = [ref for ref in made if ref not in doomed]
     await git.delete_refs(doomed)
     branches = tuple(r.removeprefix("refs/heads/") for r in doomed if r.startswith("refs/heads/"))
-    return CleanReport(tuple(removed), branches, tuple(saved), tuple(pooled))
+    return CleanReport(tuple(removed), branches, tuple(saved), tuple(pooled), tuple(made))
 
 
-async def _held_elsewhere(git: Git, oid: str, leaving: set[str]) -> bool:
-    """True if a local branch outside `leaving` contains commit `oid`."""
+def result_snapshot(run_id: str) -> str:
+    """Where `clean --branches` keeps the result of a run nobody applied.
+
+    `_` cannot start a task id, so no task's snapshots (`<run>/<task>/...`) clash.
+    """
+    return f"{snapshots_of(run_id)}_result"
+
+
+async def _keep(
+    git: Git, ref: str, oid: str, message: str, saved: list[str], made: list[str]
+) -> None:
+    """Keep commit `oid` under `ref`, or `ref-2`, `ref-3`... when `ref` holds another
+    commit (a resumed run's task can be cleaned twice): an old snapshot is never
+    overwritten. Adds the ref to `saved`, and to `made` if this wrote it."""
+    name = ref
+    for number in itertools.count(2):
+        current = await git.rev_parse(name)
+        if current == oid:
+            break
+        if current is None and await git.update_ref(name, oid, ZERO_OID, message=message):
+            made.append(name)
+            break
+        name = f"{ref}-{number}"
+    if name not in saved:
+        saved.append(name)
+
+
+async def _held_by_users(git: Git, oid: str) -> bool:
+    """True if a local branch that is not plait's own (a run's result or task branch)
+    contains commit `oid`: the user's branches stay, plait's may go at the next clean."""
     result = await git.run(
         "for-each-ref", "--contains", oid, "--format=%(refname)", "refs/heads/",
         readonly=True, check=False,
     )  # fmt: skip
-    return any(ref not in leaving for ref in result.stdout.split())
+    for ref in result.stdout.split():
+        name = ref.removeprefix("refs/heads/plait/")
+        if name == ref or not (name.startswith("tasks/") or RUN_ID.fullmatch(name)):
+            return True
+    return False
 
 
 async def _run_ids(git: Git) -> set[str]:
