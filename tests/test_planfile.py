@@ -570,3 +570,28 @@ def test_the_fixer_id_is_free_unless_the_plan_has_a_fixer() -> None:
     assert validate_plan(Plan(tasks=[task], agents=agents)).tasks[FIXER_TASK_ID] == task
     with pytest.raises(PlanError, match="on_verify_failure"):
         validate_plan(Plan(tasks=[task], agents=agents, on_verify_failure=Fixer("a", "fix")))
+
+
+@pytest.mark.parametrize(
+    "glob", [".claude/agents/**", ".claude/settings.json", ".husky/*", ".codex/**/*.toml"]
+)
+def test_writes_that_cover_only_protected_paths_are_refused(glob: str) -> None:
+    """Every attempt of such a task would fail ("forbidden changes"): say so with the plan."""
+    plan = Plan(
+        tasks=[Task("profile", prompt="Write an agent profile", agent="dev", writes=(glob,))],
+        agents=[Agent("dev", command=("agent",))],
+    )
+    with pytest.raises(PlanError) as raised:
+        validate_plan(plan)
+    (problem,) = raised.value.problems
+    assert problem.path == "tasks.profile.writes[0]"
+    assert "which no agent may change" in problem.message
+
+
+@pytest.mark.parametrize("glob", ["src/**", "docs/claude.md", "**/*.py", ".aider*", "CLAUDE.md"])
+def test_writes_that_reach_ordinary_paths_stay_valid(glob: str) -> None:
+    plan = Plan(
+        tasks=[Task("t", prompt="Work", agent="dev", writes=(glob,))],
+        agents=[Agent("dev", command=("agent",))],
+    )
+    assert validate_plan(plan) is plan

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from plait.errors import Problem
+from plait.globsyntax import literal_prefix
 from plait.model import (
     BACKENDS,
     INTERNAL_BACKENDS,
@@ -159,6 +160,7 @@ def _check_task(key: str, task: Task, ids: set[str], known: set[str], add: Add) 
             add(join(join(path, "needs"), i), f"unknown task '{need}'{did_you_mean(need, ids)}")
     if task.writes:
         _check_globs(join(path, "writes"), task.writes, add)
+        _check_protected(join(path, "writes"), task.writes, add)
     if task.reads:
         _check_globs(join(path, "reads"), task.reads, add)
     if task.output_file is not None:
@@ -366,6 +368,28 @@ def _check_globs(path: str, globs: Iterable[str], add: Add, *, negatable: bool =
             positive = True
         if problem:
             add(join(path, i), problem)
+
+
+def _check_protected(path: str, globs: Iterable[str], add: Add) -> None:
+    """A `writes` glob that covers only paths no agent may change (`.claude/agents/**`):
+    every attempt that used it would fail, so the plan says so now."""
+    from plait.scope import protected_reason  # (pathspec with it: only for plans with writes)
+
+    for i, glob in enumerate(globs):
+        if glob.startswith("!"):
+            continue
+        if any(c in glob for c in "*?["):
+            # Every path it matches lies in these folders.
+            prefix = "/".join(literal_prefix(glob))
+            reason = protected_reason(prefix + "/name") if prefix else None
+        else:
+            reason = protected_reason(glob)
+        if reason is not None:
+            add(
+                join(path, i),
+                f"'{glob}' covers only {reason}, which no agent may change whatever its "
+                "writes say: plait fails every attempt that does",
+            )
 
 
 def _int_in(path: str, value: int, low: int, high: int, add: Add) -> None:
