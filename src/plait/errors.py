@@ -111,6 +111,6 @@ class RunNotFound(UsageError):
 
 
 class ApplyRefused(Error):
-    """`plait apply` would have to touch uncommitted work; nothing was changed."""
+    """`plait apply` cannot merge without touching something of the user's; nothing was changed."""
 
     exit_code = 1
