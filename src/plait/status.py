@@ -161,7 +161,8 @@ def status_text(
     if data["status"] == "interrupted" and branch_gone:
         lines.append(
             f"its result branch {data['branch']} is gone (`plait clean --branches`), so it "
-            "cannot be resumed; start the plan again with `plait run`"
+            "cannot be resumed; start the plan again with `plait run` (what it had merged is "
+            f"in a branch of yours, or kept as refs/plait/snapshots/{data['run']}/_result)"
         )
     elif data["status"] == "interrupted":
         lines.append(f"continue it with `plait resume {data['run']}`")
