@@ -148,6 +148,19 @@ def test_with_json_an_error_is_still_one_json_object(
     assert not plait_home.exists()
 
 
+def test_a_run_that_ran_has_no_top_level_error_in_its_json(repo: GitRepo, cli: Cli) -> None:
+    """With --json a top-level "error" means the command failed (README): a run that
+    ran, succeeded or failed, must not carry one (it carried `"error": null`)."""
+    tasks = "  ok:\n    agent: a\n    prompt: x\n  bad:\n    agent: b\n    prompt: x\n"
+    write_plan(repo.path / "plait.yaml", plan_with({"a": ["true"], "b": ["false"]}, tasks))
+    ran = cli("run", "--json", cwd=repo.path)
+    assert ran.code == 1, ran.err
+    data = json.loads(ran.out)
+    assert data["status"] == "failed" and "error" not in data
+    shown = json.loads(cli("status", "--json", cwd=repo.path).out)
+    assert "error" not in shown
+
+
 def test_a_cycle_names_the_plan_file_as_other_plan_errors_do(
     repo: GitRepo, cli: Cli, plait_home: Path
 ) -> None:

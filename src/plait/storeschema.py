@@ -407,7 +407,8 @@ def status_json(
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "wall_s": wall,
-        "error": run.error,
+        # (No run-level "error": with --json a top-level "error" means the command
+        # itself failed, DESIGN §7; why tasks failed is in each task's entry.)
         "tasks": [t.to_json() for t in tasks],
         "verify": run.verify,
         "totals": {
