@@ -33,6 +33,7 @@ __all__ = [
     "parse_duration",
     "parse_plan",
     "plan_json_schema",
+    "read_capped",
     "validate_plan",
 ]
 
@@ -164,23 +165,39 @@ def _prompt_file_problem(name: str, root: Path) -> str | None:
 
 
 def _read_capped(file: Path, name: str) -> str:
-    """The file's text, reading at most the cap and one byte: a device or a file that
-    grows reports a size of its own, or none, so its stat size proves nothing."""
+    """A prompt file's text: a regular file of at most the cap."""
+    try:
+        data = read_capped(file, MAX_PLAN_BYTES, regular_only=True)
+    except ValueError:
+        raise ValueError(f"prompt file '{name}' is not a regular file") from None
+    if len(data) > MAX_PLAN_BYTES:
+        raise ValueError(f"'{name}' is larger than {MAX_PLAN_BYTES:,} bytes")
+    return data.decode("utf-8")
+
+
+def read_capped(file: Path, limit: int, *, regular_only: bool = False) -> bytes:
+    """At most `limit` + 1 bytes of `file`: more than `limit` means it is over the cap.
+
+    A device, a pipe or a file that grows reports a size of its own, or none, so its
+    stat size proves nothing: only a bounded read keeps `/dev/zero` out of memory.
+    With `regular_only`, anything but a regular file raises ValueError, unread.
+    """
     # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore it.
-    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"prompt file '{name}' is not a regular file")
-        chunks, left = [], MAX_PLAN_BYTES + 1
+            if regular_only:
+                raise ValueError("not a regular file")
+            # Blocking again, so a pipe whose writer is still starting (`<(cat plan)`)
+            # is read to its end; with no writer at all a read ends at once, empty.
+            os.set_blocking(fd, True)
+        chunks, left = [], limit + 1
         while left > 0 and (chunk := os.read(fd, left)):
             chunks.append(chunk)
             left -= len(chunk)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > MAX_PLAN_BYTES:
-        raise ValueError(f"'{name}' is larger than {MAX_PLAN_BYTES:,} bytes")
-    return data.decode("utf-8")
+    return b"".join(chunks)
 
 
 # ---------------------------------------------------------------- public API
@@ -292,15 +309,17 @@ def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file; Plan.path is the file and Plan.root its directory."""
     file, shown = Path(path), str(path)
     try:
-        size = file.stat().st_size
-        if size > MAX_PLAN_BYTES:
-            message = f"is {size:,} bytes; plan files are capped at {MAX_PLAN_BYTES:,} bytes"
-            raise PlanError([Problem("", message, 1, 1)], shown)
-        raw = file.read_bytes()
+        raw = read_capped(file, MAX_PLAN_BYTES)
     except FileNotFoundError:
         raise PlanError([Problem("", "no such plan file")], shown) from None
     except OSError as exc:
         raise PlanError([Problem("", f"cannot read the plan: {exc.strerror}")], shown) from None
+    if len(raw) > MAX_PLAN_BYTES:
+        size = _size(file)
+        # A pipe or a device has no size to tell: all that is known is that it is too much.
+        held = f"is {size:,} bytes" if size > MAX_PLAN_BYTES else "is larger than a plan may be"
+        message = f"{held}; plan files are capped at {MAX_PLAN_BYTES:,} bytes"
+        raise PlanError([Problem("", message, 1, 1)], shown)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -308,6 +327,14 @@ def load_plan(path: str | Path) -> Plan:
         raise PlanError([Problem("", "is not UTF-8 text", line)], shown) from None
     resolved = file.resolve()
     return _parse(text, file=shown, root=resolved.parent, path=resolved)
+
+
+def _size(file: Path) -> int:
+    """The file's stat size, 0 when it has none to tell (a pipe, a device)."""
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0
 
 
 def validate_plan(plan: Plan) -> Plan:

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError
 
 from plait.errors import PlanError, Problem
 from plait.model import PROFILE_DIRS, Agent, Plan
+from plait.planfile import read_capped
 from plait.planrules import check_agent
 from plait.planspec import AgentSpec, spec_problems
 from plait.planvalues import agent_from_spec
@@ -72,9 +73,11 @@ def load_profile(path: Path) -> Agent:
     path = Path(path)
     shown = str(path)
     try:
-        if path.stat().st_size > MAX_PROFILE_BYTES:
+        # A bounded read: a profile linked to a device or a pipe has no size to trust.
+        raw = read_capped(path, MAX_PROFILE_BYTES)
+        if len(raw) > MAX_PROFILE_BYTES:
             raise PlanError([Problem("", f"is larger than {MAX_PROFILE_BYTES:,} bytes", 1)], shown)
-        text = path.read_bytes().decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise PlanError([Problem("", "is not UTF-8 text", 1)], shown) from None
     except OSError as exc:

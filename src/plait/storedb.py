@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from plait import storeschema as schema
+from plait.errors import EnvironmentProblem
 from plait.statehome import DB_FILE
 
 __all__ = ["WAL_FILE", "Database", "connect"]
@@ -33,25 +34,62 @@ WAL_FILE = DB_FILE + "-wal"
 
 
 def connect(home: Path, *, busy_timeout_ms: int, any_thread: bool) -> sqlite3.Connection:
-    """Open (creating if needed) ``<home>/state.db`` with its schema brought up to date."""
-    home.mkdir(parents=True, exist_ok=True)
-    # isolation_level=None: the module never opens transactions behind our
-    # back; batch() issues BEGIN/COMMIT itself so it can count and nest them.
-    conn = sqlite3.connect(
-        home / DB_FILE,
-        isolation_level=None,
-        timeout=busy_timeout_ms / 1e3,
-        check_same_thread=not any_thread,
-    )
+    """Open (creating if needed) ``<home>/state.db`` with its schema brought up to date.
+
+    Raises EnvironmentProblem (exit 3) when the folder cannot be made or the file is
+    not a database SQLite can open: the person must move it or point PLAIT_HOME
+    elsewhere, and a traceback would tell them neither.
+    """
+    db = home / DB_FILE
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "it is not a folder" if home.exists() and not home.is_dir() else exc.strerror
+        raise EnvironmentProblem(
+            f"plait cannot keep its state in {home} ({why}): set PLAIT_HOME to a folder"
+            " it can write"
+        ) from exc
+    try:
+        # isolation_level=None: the module never opens transactions behind our
+        # back; batch() issues BEGIN/COMMIT itself so it can count and nest them.
+        conn = sqlite3.connect(
+            db,
+            isolation_level=None,
+            timeout=busy_timeout_ms / 1e3,
+            check_same_thread=not any_thread,
+        )
+    except sqlite3.Error as exc:
+        raise _unusable(db, exc) from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         schema.migrate(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _unusable(db, exc) from exc
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+#: SQLite's names for a file that is not (or no longer) a database it can read.
+_NOT_A_DATABASE = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
+
+
+def _unusable(db: Path, exc: sqlite3.Error) -> EnvironmentProblem:
+    """The one-line error for a state file SQLite would not open or set up."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if name in _NOT_A_DATABASE:
+        return EnvironmentProblem(
+            f"plait's state at {db} is not a database it can read ({exc}): move it away,"
+            " or set PLAIT_HOME to another folder"
+        )
+    return EnvironmentProblem(
+        f"plait cannot open its state at {db} ({exc}): check that the file and its folder"
+        " can be written, or set PLAIT_HOME to another folder"
+    )
 
 
 def _inode(path: Path) -> int | None:
