@@ -161,6 +161,16 @@ def test_a_run_that_ran_has_no_top_level_error_in_its_json(repo: GitRepo, cli: C
     assert "error" not in shown
 
 
+def test_resume_with_no_runs_says_so_and_creates_no_state(
+    repo: GitRepo, cli: Cli, plait_home: Path
+) -> None:
+    """Before, it created an empty state, after which `plait runs` answered differently."""
+    resumed = cli("resume", cwd=repo.path)
+    assert resumed.code == 2 and "no run to resume" in resumed.err, resumed.err
+    assert not plait_home.exists()
+    assert cli("runs", cwd=repo.path).code == 2  # as before any resume
+
+
 def test_a_cycle_names_the_plan_file_as_other_plan_errors_do(
     repo: GitRepo, cli: Cli, plait_home: Path
 ) -> None:

@@ -56,6 +56,8 @@ async def resume_run(
 ) -> RunOutcome:
     """Continue an interrupted run: finished tasks stay finished, in-flight ones run again."""
     home = home or state_home(cwd)
+    if not Store.exists(home):  # (opening would create an empty state for nothing)
+        raise RunNotFound(f"no plait runs in {cwd} yet; there is no run to resume")
     with Store.open(home, fsync_events=False, any_thread=True) as store, RunLock(home) as lock:
         run_id = run_id or store.latest_run_id()
         if run_id is None:
