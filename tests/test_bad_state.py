@@ -134,3 +134,13 @@ def test_the_real_program_prints_no_traceback(
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert json.loads(done.stdout)["error"]["exit_code"] == 3
+
+
+def test_plan_shows_the_plan_without_history_when_the_state_is_unreadable(
+    repo: GitRepo, cli: Cli, corrupt: Path
+) -> None:
+    """`plait plan` reads the state only for earlier durations: it needs none of it."""
+    write_plan(repo.path / "plait.yaml", PLAN)
+    shown = cli("plan", "--json", cwd=repo.path)
+    assert shown.code == 0, shown.err
+    assert [t["id"] for t in json.loads(shown.out)["tasks"]] == ["one"]

@@ -29,11 +29,11 @@ from plait.cliio import (
     output_file,
     output_folder,
     pick_run,
+    plan_history,
     print_json,
     run_coroutine,
     write_output,
 )
-from plait.model import Plan
 from plait.textsafe import clean_text
 
 app = typer.Typer(
@@ -100,7 +100,7 @@ def plan(
         from plait.session import check_base
 
         run_coroutine(check_base(loaded))
-    history = _history(loaded)
+    history = plan_history(loaded)
     with collector_paused():
         result = analysis.analyze(loaded, jobs=jobs, history=history)
     if graph is not None:
@@ -119,19 +119,6 @@ def plan(
 
         write_output(html, predicted_html(result), "--html")
         err().print(f"wrote {html}")
-
-
-def _history(loaded: Plan) -> dict[str, list[float]]:
-    """Durations of earlier runs of this plan, when a store exists (read-only)."""
-    from plait.statehome import DB_FILE, state_home
-
-    home = state_home((loaded.root or Path.cwd()).resolve())
-    if not (home / DB_FILE).exists():
-        return {}
-    from plait.store import Store
-
-    with Store.open(home) as store:
-        return store.durations(loaded.name)
 
 
 @app.command()

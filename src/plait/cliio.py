@@ -235,3 +235,19 @@ def branch_tip(branch: str, where: Path) -> str | None:
         return await git.rev_parse(f"refs/heads/{branch}^{{commit}}")
 
     return run_coroutine(tip())
+
+
+def plan_history(loaded: Plan) -> dict[str, list[float]]:
+    """Durations of earlier runs of this plan, when a store exists (read-only)."""
+    from plait.statehome import DB_FILE, state_home
+
+    home = state_home((loaded.root or Path.cwd()).resolve())
+    if not (home / DB_FILE).exists():
+        return {}
+    from plait.store import Store
+
+    try:
+        with Store.open(home) as store:
+            return store.durations(loaded.name)
+    except errors.EnvironmentProblem:  # a state it cannot read: estimate without history
+        return {}
