@@ -171,6 +171,28 @@ def test_resume_with_no_runs_says_so_and_creates_no_state(
     assert cli("runs", cwd=repo.path).code == 2  # as before any resume
 
 
+def test_a_reader_that_stops_reading_does_not_stop_the_run(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """`plait run | head -1`: the first write after the reader left raised
+    BrokenPipeError inside the engine, and the run died, interrupted, with a traceback."""
+    agent = [sys.executable, "-c", "import time; time.sleep(0.3)"]
+    tasks = "".join(
+        f"  t{i}:\n    agent: a\n    prompt: x\n" + (f"    needs: [t{i - 1}]\n" if i else "")
+        for i in range(4)
+    )
+    write_plan(repo.path / "plait.yaml", plan_with({"a": agent}, tasks))
+    run = plait_proc.start("run", cwd=repo.path)
+    assert run.stdout is not None and run.stderr is not None
+    assert "started" in run.stdout.readline()
+    run.stdout.close()  # as `head -1` does once it has its line
+    err = run.stderr.read()
+    assert run.wait(timeout=60) == 0, err
+    assert "Traceback" not in err
+    shown = plait_proc("status", "--json", cwd=repo.path)
+    assert json.loads(shown.stdout)["status"] == "succeeded"
+
+
 def test_a_cycle_names_the_plan_file_as_other_plan_errors_do(
     repo: GitRepo, cli: Cli, plait_home: Path
 ) -> None:

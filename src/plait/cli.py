@@ -31,6 +31,7 @@ from plait.cliio import (
     pick_run,
     plan_history,
     print_json,
+    reader_gone,
     run_coroutine,
     write_output,
 )
@@ -372,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         err().print("interrupted")
         return 130
+    except BrokenPipeError:  # `plait plan --graph mermaid | head -1`: the reader had enough
+        reader_gone()
+        return 0
     except Exception as exc:
         # Usage errors from the argument parser (click's, or typer's own copy of it).
         show = getattr(exc, "show", None)

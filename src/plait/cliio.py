@@ -116,6 +116,18 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def reader_gone() -> None:
+    """stdout's reader went away (`plait run | head`: EPIPE): from now on what plait
+    prints there goes nowhere, so that the command carries on (a run's events are in
+    its events.jsonl) and ends with its own exit code, not a traceback."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+
+
 def print_json(data: Any) -> None:
     text = json.dumps(data, separators=(",", ":"), default=str)
     if len(text) <= JSON_INDENT_LIMIT:  # small enough to be read: indented, as always

@@ -163,10 +163,14 @@ def open_display(as_json: bool, console: Console | None) -> Iterator[Any]:
             yield view
         return
 
+    from plait.cliio import reader_gone
     from plait.eventline import format_event_line  # imported here: --json prints no events
 
     def line(event: Mapping[str, Any]) -> None:
-        sys.stdout.write(format_event_line(event) + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(format_event_line(event) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `plait run | head`: the run goes on, unprinted
+            reader_gone()
 
     yield line

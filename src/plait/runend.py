@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plait import errors
-from plait.cliio import Exit, err, open_store, out, print_json, run_coroutine
+from plait.cliio import Exit, err, open_store, out, print_json, reader_gone, run_coroutine
 from plait.textsafe import clean_text
 
 
@@ -45,14 +45,17 @@ def finish_run(
             except errors.Error as exc:
                 refused = exc
                 data["apply_error"] = exc.message
-    if as_json:
-        print_json(data)
-    else:
-        summary = summary_text(data)
-        out().print(summary)
-        # An interrupted run's summary already says how to resume it.
-        resume = f"plait resume {run_id}"
-        messages = [m for m in messages if resume not in m or resume not in summary]
+    summary = "" if as_json else summary_text(data)
+    try:
+        if as_json:
+            print_json(data)
+        else:
+            out().print(summary)
+    except BrokenPipeError:  # nobody reads stdout any more: the exit code still says
+        reader_gone()
+    # An interrupted run's summary already says how to resume it.
+    resume = f"plait resume {run_id}"
+    messages = [m for m in messages if resume not in m or resume not in summary]
     for message in messages:
         err().print(clean_text(message))
     if refused is not None:
