@@ -74,6 +74,31 @@ def _marked_alive(run_id: str) -> list[int]:
     return alive
 
 
+def test_an_attempt_cut_by_ctrl_c_ends_when_the_run_stopped(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path, plait_home: Path
+) -> None:
+    """Its agent printed nothing while it worked: on resume its end was taken from its
+    last sign of life (its start), so it counted 0 s instead of the time it ran."""
+    ledger, fast = tmp_path / "ledger.txt", tmp_path / "fast"
+    _plan(repo, ledger, fast)
+    run = plait_proc.start("run", "--json", cwd=repo.path)
+    deadline = time.monotonic() + 30
+    while "slow" not in (ledger.read_text() if ledger.exists() else ""):
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.5)
+    run.send_signal(signal.SIGINT)
+    run.communicate(timeout=30)
+    fast.touch()
+    assert plait_proc("resume", cwd=repo.path, timeout=90).returncode == 0
+    with sqlite3.connect(plait_home / "state.db") as db:
+        (took,) = db.execute(
+            "SELECT finished_at - started_at FROM attempts"
+            " WHERE task_id = 'slow' AND status = 'interrupted'"
+        ).fetchone()
+    assert 1.2 <= took < 30, took
+
+
 @pytest.mark.parametrize("gap_s", [0.0, 0.01])
 def test_ctrl_c_pressed_twice_still_ends_with_the_runs_summary(
     gap_s: float, repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path

@@ -37,7 +37,7 @@ from plait.session import (
     with_agents,
 )
 from plait.statehome import state_home, worktrees_home
-from plait.status import RESUMED_EVENT, last_sign_of_life, latest_process
+from plait.status import RESUMED_EVENT, last_sign_of_life, latest_process, stopped_at
 from plait.store import AttemptRow, RunRow, Store
 from plait.workspace import Workspace
 from plait.worktrees import WorktreeProvider
@@ -91,7 +91,7 @@ async def resume_run(
         # Measured before this process writes anything (its writes are no sign of the
         # killed one's life); recorded with the moment it starts, for the next resume.
         wall_before = earlier_wall_s(store, row)
-        died = last_sign_of_life(store, row)  # for the attempts the killed plait left open
+        died = stopped_at(store, row)  # for the attempts the stopped plait left open
         store.add_event(run_id, RESUMED_EVENT, None, wall_before_s=round(wall_before, 3))
         # Agents of the interrupted run (and of any other killed one) live on in their
         # own sessions: end them first.

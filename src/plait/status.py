@@ -93,12 +93,18 @@ def run_end(store: Store, row: RunRow) -> float:
     live one, its last sign of life for a crashed one. Attempts left open count to it."""
     if row.finished_at is not None:
         return row.finished_at
+    alive = row.status == "running" and shown_status(row) == "running"
+    return time.time() if alive else stopped_at(store, row)
+
+
+def stopped_at(store: Store, row: RunRow) -> float:
+    """When the run's last process stopped: where a signal stopped it, the end its
+    wall says (its agents were ended then, whether or not they printed since); when it
+    was killed outright, its last sign of life."""
     if row.status != "running" and row.wall_s is not None:
-        # Ended without an end time (a Ctrl-C records only its wall): the wall says when.
         start, before = latest_process(store, row)
         return start + max(0.0, row.wall_s - before)
-    alive = row.status == "running" and shown_status(row) == "running"
-    return time.time() if alive else last_sign_of_life(store, row)
+    return last_sign_of_life(store, row)
 
 
 def run_json(store: Store, run_id: str) -> dict[str, Any]:
