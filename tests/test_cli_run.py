@@ -66,6 +66,8 @@ def test_plan_on_the_examples(example: str, cli: Cli, tmp_path: Path, git_env: N
     assert sorted(t for phase in data["phases"] for t in phase) == sorted(ids)
     graph = cli("plan", str(path), "--graph", "mermaid", cwd=tmp_path)
     assert graph.code == 0 and graph.out.startswith(("graph", "flowchart"))
+    both = cli("plan", str(path), "--graph", "dot", "--json", cwd=tmp_path)  # not silently
+    assert both.code == 2 and json.loads(both.out)["error"]["exit_code"] == 2
 
 
 def test_plan_on_the_login_example_shows_the_documented_edges(cli: Cli, tmp_path: Path) -> None:

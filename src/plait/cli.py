@@ -94,6 +94,8 @@ def plan(
     """Validate a plan and show what runs in parallel, what waits, and why."""
     from plait import analysis, planview
 
+    if graph is not None and as_json:
+        raise errors.UsageError("--graph prints the graph in its own format: give it alone")
     if html is not None:
         output_file(html, "--html")
     loaded = load_plan_file(path)
