@@ -254,7 +254,7 @@ def test_bad_references_are_plan_problems() -> None:
         analyze(plan)
     found = {(p.path, p.line): p.message for p in info.value.problems}
     assert found == {
-        ("tasks.a.needs[0]", 1): "a task cannot need itself",
+        ("tasks.a.needs[0]", 1): "task 'a' cannot need itself",
         ("tasks.a.needs[1]", 1): "unknown task 'nope'",
         ("tasks.b.prompt", 4): "refers to unknown task 'ghost'",
         ("tasks.c.prompt", 6): "the prompt refers to its own task",

@@ -52,7 +52,14 @@ BOMB = (
 # `#<` marker, a fragment the message must contain)
 CASES: list[tuple[str, str | bytes, str, int | None, str]] = [
     ("yaml-syntax", plan("a:\n  agent: dev\n  prompt: [unclosed\n"), "", 10, "not valid YAML"),
-    ("yaml-tab", plan("a:\n  agent: dev\n") + "\tprompt: x\n", "", 9, "not valid YAML"),
+    ("yaml-tab", plan("a:\n  agent: dev\n") + "\tprompt: x\n", "", 9, "a tab indents"),
+    (
+        "yaml-unclosed-quote",  # where the quote opens, not the end of the file
+        plan('a:\n  agent: dev\n  prompt: "never closed  #<\n' + OK_TASK),
+        "",
+        None,
+        "quoted scalar",
+    ),
     ("yaml-two-documents", plan(OK_TASK) + "---\nversion: 1\n", "", 10, "single document"),
     ("top-not-mapping", "- version: 1\n- tasks: {}\n", "", 1, "YAML mapping"),
     ("empty-file", "# nothing here\n", "", 1, "holds nothing"),

@@ -500,7 +500,7 @@ def test_check_plan_agrees_with_the_file_loader(tmp_path: Path) -> None:
         agents=[Agent("dev", command=("x",))],
     )
     from_python = [(p.path, p.message) for p in check_plan(python)]
-    assert from_file == from_python == [("tasks.a.needs[0]", "a task cannot need itself")]
+    assert from_file == from_python == [("tasks.a.needs[0]", "task 'a' cannot need itself")]
 
 
 def test_loading_a_plan_writes_nothing(tmp_path: Path) -> None:

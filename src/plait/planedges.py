@@ -63,7 +63,7 @@ def explicit_edges(plan: Plan) -> EdgeMap:
         for i, need in enumerate(task.needs):
             if need == task.id:
                 where = f"tasks.{task.id}.needs[{i}]"
-                problems.append(Problem(where, "a task cannot need itself", task.line))
+                problems.append(Problem(where, f"task '{task.id}' cannot need itself", task.line))
             elif need not in plan.tasks:
                 where = f"tasks.{task.id}.needs[{i}]"
                 problems.append(Problem(where, f"unknown task {need!r}", task.line))

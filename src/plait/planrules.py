@@ -155,7 +155,7 @@ def _check_task(key: str, task: Task, ids: set[str], known: set[str], add: Add) 
         _check_prompt(where, task.prompt, ids, key, add)
     for i, need in enumerate(task.needs):
         if need == key:
-            add(join(join(path, "needs"), i), "a task cannot need itself")
+            add(join(join(path, "needs"), i), f"task '{key}' cannot need itself")
         elif need not in ids:
             add(join(join(path, "needs"), i), f"unknown task '{need}'{did_you_mean(need, ids)}")
     if task.writes:

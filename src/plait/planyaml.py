@@ -338,7 +338,11 @@ def _careful(text: str, *, file: str | None, first_line: int) -> Located:
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "end of stream" in str(exc.problem or ""):
+            mark = exc.context_mark  # a quote or bracket never closed: where it opened
         what = ", ".join(str(p) for p in (exc.context, exc.problem) if p)
+        if mark is not None and "\t" in _indent_of(text, mark.line):
+            what += " (a tab indents this line: YAML indents with spaces only)"
         line = mark.line + first_line if mark else first_line
         column = mark.column + 1 if mark else 1
         raise PlanError([Problem("", f"not valid YAML: {what}", line, column)], file) from exc
@@ -357,6 +361,13 @@ def _careful(text: str, *, file: str | None, first_line: int) -> Located:
     if walker.problems:
         raise PlanError(sorted(walker.problems, key=lambda p: p.line or 0), file)
     return walker.out
+
+
+def _indent_of(text: str, line: int) -> str:
+    """The leading white space of `text`'s line number `line` (0-based)."""
+    lines = text.splitlines()
+    row = lines[line] if 0 <= line < len(lines) else ""
+    return row[: len(row) - len(row.lstrip(" \t"))]
 
 
 def _alias_problem(text: str, path: str, first_line: int) -> Problem:
