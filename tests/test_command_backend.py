@@ -246,8 +246,18 @@ def test_flooding_stdout_is_capped(tmp_path: Path) -> None:
     started = time.monotonic()
     result = run(request(tmp_path, script(code)))
     assert result.status is AttemptStatus.OK
-    assert len(result.output) == command_mod.OUTPUT_CAP_BYTES
+    # cut, and saying so: a dependant's prompt must not take the first MiB for the whole
+    assert result.output == "y" * command_mod.OUTPUT_CAP_BYTES + command_mod.CUT_NOTE
     assert time.monotonic() - started < 30
+
+
+def test_an_output_file_over_the_cap_is_cut_saying_so(tmp_path: Path) -> None:
+    cap = command_mod.OUTPUT_CAP_BYTES
+    code = f"import os\nopen(os.environ['PLAIT_OUTPUT_FILE'], 'w').write('z' * {cap + 10})\n"
+    result = run(request(tmp_path, script(code)))
+    assert result.output == "z" * cap + command_mod.CUT_NOTE
+    exact = f"import os\nopen(os.environ['PLAIT_OUTPUT_FILE'], 'w').write('z' * {cap})\n"
+    assert run(request(tmp_path, script(exact))).output == "z" * cap  # not cut
 
 
 # --- command: failures ---------------------------------------------------------------

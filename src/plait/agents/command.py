@@ -95,13 +95,20 @@ def _write_prompt(path: str, prompt: bytes) -> None:
         os.close(fd)
 
 
-def _read_output_file(path: str) -> str | None:
+#: Ends an output cut at OUTPUT_CAP_BYTES, so neither a reader nor a dependant's
+#: prompt takes the first mebibyte for the whole.
+CUT_NOTE = "\n[plait: the output was cut here, at its first 1 MiB]"
+
+
+def _read_output_file(path: str) -> tuple[str, bool] | None:
+    """The output file's text, and whether it was longer than the cap; None if absent."""
     try:
         with open(path, "rb") as f:
-            data = f.read(OUTPUT_CAP_BYTES)
+            data = f.read(OUTPUT_CAP_BYTES + 1)
     except FileNotFoundError:
         return None
-    return data.decode("utf-8", "replace")
+    cut = len(data) > OUTPUT_CAP_BYTES
+    return data[:OUTPUT_CAP_BYTES].decode("utf-8", "replace"), cut
 
 
 class CommandBackend:
@@ -171,7 +178,8 @@ class CommandBackend:
         except OSError as exc:  # proc.ProgramNotFound / SpawnError, or the log unwritable
             return AgentResult(AttemptStatus.ERRORED, error=str(exc))
         written = _read_output_file(output_file)
-        output = (written if written is not None else done.stdout).strip()
+        text, cut = written if written is not None else (done.stdout, done.stdout_truncated)
+        output = text.strip() + (CUT_NOTE if cut else "")
         common: dict[str, Any] = {
             "output": output,
             "exit_code": done.returncode,
