@@ -66,3 +66,37 @@ def test_a_run_stopped_by_ctrl_c_keeps_its_times_where_they_stopped(tmp_path: Pa
     assert [t["status"] for t in data["tasks"]] == ["interrupted"]
     assert [t.outcome for t in timeline.tasks] == ["interrupted"]  # not "running"
     assert [round(a.end_s, 3) for a in timeline.attempts] == [5.0]
+
+
+def test_task_durations_add_up_to_the_sum_of_task_times_and_match_the_report(
+    tmp_path: Path,
+) -> None:
+    """`a` conflicted for 2 s, then worked 1 s (its span, waits included, is 5 s); `b`
+    conflicted and ended conflicted. status listed 5 s and 1 s beside a sum of 1 s."""
+    from plait.reports import timeline_from_store
+    from plait.status import run_json
+
+    t0 = time.time() - 100
+    with Store.open(tmp_path) as store:
+        store.create_run(
+            RUN, plan_name="p", plan_path=None, plan_json="{}", base=None, branch=None,
+            jobs=2, started_at=t0, task_ids=["a", "b"],
+        )  # fmt: skip
+        for task, attempt, start, end, status in (
+            ("a", 1, 0.0, 2.0, "conflict"),
+            ("a", 2, 4.0, 5.0, "ok"),
+            ("b", 1, 0.0, 1.0, "conflict"),
+        ):
+            store.start_attempt(RUN, task, attempt, kind="first", started_at=t0 + start)
+            store.finish_attempt(RUN, task, attempt, status=status, finished_at=t0 + end)
+        store.update_task(RUN, "a", status="succeeded", started_at=t0, finished_at=t0 + 5)
+        store.update_task(RUN, "b", status="conflicted", started_at=t0, finished_at=t0 + 1)
+        store.update_run(RUN, status="failed", finished_at=t0 + 6, wall_s=6.0)
+        data = run_json(store, RUN)
+        timeline = timeline_from_store(store, RUN)
+    durations = {t["id"]: t["duration_s"] for t in data["tasks"]}
+    assert durations == {"a": 1.0, "b": 0.0}
+    assert sum(durations.values()) == data["totals"]["sequential_s"]
+    assert {t.id: t.duration_s for t in timeline.tasks} == durations
+    # the conflicted task's work shows as lost, not as nothing at all
+    assert timeline.waits["b"] == {"conflict": 1.0}

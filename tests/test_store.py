@@ -17,9 +17,9 @@ import pytest
 
 from plait.errors import EnvironmentProblem, RunNotFound
 from plait.eventlog import read_events
+from plait.runjson import status_json
 from plait.statehome import WORKTREES_RECORD, new_run_id, state_home, worktrees_home
 from plait.store import Store
-from plait.storeschema import status_json
 
 
 @pytest.fixture

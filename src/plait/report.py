@@ -71,7 +71,7 @@ class Timeline:
     @property
     def sequential_s(self) -> float:
         """The sum of task durations (their work, conflict re-runs left out: see
-        `storeschema.work_s`): what running one task at a time would have taken."""
+        `runjson.work_s`): what running one task at a time would have taken."""
         return sum(t.duration_s for t in self.tasks)
 
     @property

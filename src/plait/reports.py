@@ -15,10 +15,11 @@ from plait.analysis import Analysis, analyze
 from plait.errors import Error
 from plait.report import AttemptSpan, TaskSummary, Timeline, predicted_timeline
 from plait.report_html import render_html
+from plait.runjson import work_s
 from plait.scheduler import simulate
 from plait.status import UNDER_WAY, run_end, run_wall_s, shown_status
 from plait.store import Store
-from plait.storeschema import AttemptRow, TaskRow, work_s
+from plait.storeschema import AttemptRow, TaskRow
 
 
 def predicted(analysis: Analysis) -> Timeline:
@@ -164,7 +165,10 @@ def waits(
     for task in tasks:
         mine = sorted(by_task.get(task.id, []), key=lambda a: a.attempt)
         entry: dict[str, float] = {}
-        for attempt in mine[:-1]:  # every attempt but the last was thrown away
+        # Every attempt but the last was thrown away; so was the last, if it conflicted
+        # (the task ended `conflicted`: none of its work was kept).
+        thrown = mine[:-1] + [a for a in mine[-1:] if a.status == "conflict"]
+        for attempt in thrown:
             cause = "conflict" if attempt.status == "conflict" else "retry"
             entry[cause] = entry.get(cause, 0.0) + (attempt.duration_s or 0.0)
         if mine and analysis is not None:

@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from plait.report import verify_failure_lines
+from plait.runjson import status_json
 from plait.runlock import pid_alive
 from plait.store import Store
-from plait.storeschema import RunRow, run_exit_code, status_json
+from plait.storeschema import RunRow, run_exit_code
 from plait.textsafe import one_line
 
 FOLLOW_POLL_S = 0.25

@@ -21,6 +21,7 @@ from typing import Any
 
 from plait import storeschema as schema
 from plait.errors import RunNotFound
+from plait.runjson import status_json
 from plait.statehome import DB_FILE, component
 from plait.storedb import connect
 from plait.storeevents import RunEvents
@@ -335,7 +336,7 @@ class Store(RunEvents):
 
     def status_json(self, run_id: str) -> dict[str, Any]:
         """A run as DESIGN §7 shapes it for ``run``/``status --json``."""
-        return schema.status_json(self.run(run_id), self.tasks(run_id))
+        return status_json(self.run(run_id), self.tasks(run_id))
 
     # --- files -----------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -353,72 +352,3 @@ class AttemptRow:
     def duration_s(self) -> float | None:
         """Seconds the attempt took, once finished."""
         return None if self.finished_at is None else max(0.0, self.finished_at - self.started_at)
-
-
-def work_s(task: TaskRow, attempts: Sequence[AttemptRow], until: float | None = None) -> float:
-    """What the task's work took, as one task at a time would spend it: its attempts'
-    durations, leaving out those that conflicted (only running side by side makes
-    conflicts); retries and attempts cut short by an interruption count, one still
-    open (or left open by a stop) until `until`. A task that recorded no attempt counts
-    its span."""
-    total, counted = 0.0, False
-    for a in attempts:
-        if a.task_id != task.id or a.status == "conflict":
-            counted = counted or a.task_id == task.id
-            continue
-        if a.finished_at is not None:
-            total, counted = total + max(0.0, a.finished_at - a.started_at), True
-        elif until is not None:
-            total, counted = total + max(0.0, until - a.started_at), True
-    return total if counted else (task.duration_s or 0.0)
-
-
-def status_json(
-    run: RunRow,
-    tasks: Sequence[TaskRow],
-    now: float | None = None,
-    attempts: Sequence[AttemptRow] = (),
-    open_until: float | None = None,
-) -> dict[str, Any]:
-    """DESIGN §7's run/status object; a running run's wall time is measured to `now`.
-
-    `totals.sequential_s` adds up the tasks' `work_s` (their spans, without `attempts`).
-    """
-    end = run.finished_at if run.finished_at is not None else (now or time.time())
-    wall = run.wall_s
-    if wall is None:
-        wall = max(0.0, end - run.started_at)
-    by_task: dict[str, list[AttemptRow]] = {}
-    for attempt in attempts:
-        by_task.setdefault(attempt.task_id, []).append(attempt)
-    # (`now` is the run's clock, processes added up; an attempt still open needs the
-    # moment itself, which after a resume is later by the gap between its processes.)
-    until = end if open_until is None else open_until
-    sequential = sum(work_s(t, by_task.get(t.id, ()), until=until) for t in tasks)
-    costs = [t.cost_usd for t in tasks if t.cost_usd is not None]
-    tokens = [t.tokens for t in tasks if t.tokens is not None]  # None: nothing reported
-    return {
-        "run": run.id,
-        "plan": run.plan_name,
-        "status": run.status,
-        "base": run.base,
-        "branch": run.branch,
-        "head": run.head,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "wall_s": wall,
-        # (No run-level "error": with --json a top-level "error" means the command
-        # itself failed, DESIGN §7; why tasks failed is in each task's entry.)
-        "tasks": [t.to_json() for t in tasks],
-        "verify": run.verify,
-        "totals": {
-            "sequential_s": sequential,
-            "wall_s": wall,
-            # Until a task finishes, a ratio of work in flight says nothing yet.
-            "speedup": sequential / wall
-            if wall > 0 and any(t.finished_at is not None for t in tasks)
-            else None,
-            "cost_usd": sum(costs) if costs else None,
-            "tokens": sum(tokens) if tokens else None,
-        },
-    }
