@@ -10,6 +10,7 @@ cover the pieces; these cover the pieces put together.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -428,6 +429,36 @@ def test_rerun_turns_on_a_file_survive_an_interruption(repo: GitRepo, tmp_path: 
     by_id = tasks_by_id(status)
     assert all(t["status"] == "succeeded" for t in by_id.values()), outline(status)
     assert sorted(repo.show(status["branch"], "CHANGELOG.md").splitlines()[1:]) == names
+
+
+def test_a_rerun_waiting_its_turn_shows_as_waiting_in_the_state(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    """`plait status` read the row of a re-run waiting for its lane as "merging"."""
+    import sqlite3
+
+    names = ["log-a", "log-b", "log-c"]
+    tasks = {name: {"do": ["sleep 0.6", f"append CHANGELOG.md {name}"]} for name in names}
+    (repo.path / "plait.yaml").write_text(plan_text(tasks))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "plait", "run", "plait.yaml", "-j", "3", "--json"],
+        cwd=repo.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    db = repo.common_dir / "plait" / "state.db"
+    seen: set[str] = set()
+    while run.poll() is None:
+        if db.exists():
+            uri = f"file:{db}?mode=ro"
+            with (
+                contextlib.suppress(sqlite3.Error),
+                contextlib.closing(sqlite3.connect(uri, uri=True)) as con,
+            ):
+                seen.update(row[0] for row in con.execute("SELECT status FROM tasks"))
+        time.sleep(0.02)
+    run.communicate()
+    assert run.returncode == 0
+    assert "waiting" in seen, seen
 
 
 def test_a_conflict_that_rerunning_cannot_fix_ends_conflicted_naming_the_file(

@@ -34,7 +34,6 @@ _MISSING = {
     "skipped": "skipped",
     "cancelled": "cancelled",
     "pending": "not run",
-    "waiting": "not run",
     "ready": "not run",
 }
 

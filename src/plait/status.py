@@ -60,7 +60,7 @@ def last_sign_of_life(store: Store, row: RunRow) -> float:
 
 
 #: Task states of a live run that mean "under way".
-UNDER_WAY = frozenset({"ready", "running", "verifying", "merging"})
+UNDER_WAY = frozenset({"ready", "waiting", "running", "verifying", "merging"})
 
 #: The event a resume records as it starts, with the wall of the processes before it.
 RESUMED_EVENT = "run_resumed"

@@ -31,6 +31,7 @@ TASK_STATUSES = frozenset(
     {
         "pending",
         "ready",
+        "waiting",  # a conflict re-run waiting its turn on a file (`plait.lanes`)
         "running",
         "verifying",
         "merging",

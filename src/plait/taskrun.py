@@ -147,6 +147,8 @@ async def run_task(
         lane = contextlib.AsyncExitStack()
         if lane_files:  # (most attempts hold nothing: no lock work on the quick path)
             view.state = "waiting"  # (not "merging", its last state, while it waits)
+            ctx.journal.write(lambda: ctx.store.update_task(ctx.run_id, task.id, status="waiting"))
+            ctx.journal.commit_soon()  # `plait status` shows it while it waits
             if ctx.lanes.busy(lane_files):  # a ready task runs in its slot meanwhile
                 try:
                     async with ctx.step_aside():
