@@ -99,6 +99,54 @@ def test_an_attempt_cut_by_ctrl_c_ends_when_the_run_stopped(
     assert 1.2 <= took < 30, took
 
 
+def test_work_waiting_for_its_merge_is_merged_on_resume_not_done_again(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """With `verify_each_merge` merges queue behind a slow verify. A Ctrl-C then left
+    finished, committed attempts unmerged, and resume ran their agents again (paid
+    twice, perhaps with another result). They are merged from their commits."""
+    ledger = tmp_path / "ledger.txt"
+    agent = [
+        sys.executable, "-c",
+        "import os; t = os.environ['PLAIT_TASK_ID']; open(t + '.txt', 'w').write(t); "
+        "open(os.environ['LEDGER'], 'a').write(t + '\\n')",
+    ]  # fmt: skip
+    verify = [sys.executable, "-c", "import time; time.sleep(1.5)"]
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+verify: {yaml_list(verify)}
+verify_each_merge: true
+agents:
+  worker: {{backend: command, command: {yaml_list(agent)}, env: {{LEDGER: "{ledger}"}}}}
+tasks:
+  one: {{agent: worker, prompt: x, writes: [one.txt]}}
+  two: {{agent: worker, prompt: x, writes: [two.txt]}}
+""",
+    )
+    run = plait_proc.start("run", "--json", cwd=repo.path)
+    deadline = time.monotonic() + 30
+    while len((ledger.read_text() if ledger.exists() else "").split()) < 2:
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.5)  # both finished; the first merge's verify runs, the second waits
+    run.send_signal(signal.SIGINT)
+    run.communicate(timeout=30)
+    assert run.returncode == 130
+    resumed = plait_proc("resume", "--json", cwd=repo.path, timeout=90)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert sorted(ledger.read_text().split()) == ["one", "two"]  # each agent ran once
+    status = json.loads(plait_proc("status", "--json", cwd=repo.path).stdout)
+    assert {t["id"]: (t["status"], t["attempts"]) for t in status["tasks"]} == {
+        "one": ("succeeded", 1),
+        "two": ("succeeded", 1),
+    }
+    files = repo.git("ls-tree", "--name-only", status["branch"]).split()
+    assert {"one.txt", "two.txt"} <= set(files)
+    assert repo.branches(f"plait/tasks/{status['run']}/*") == []  # merged: none kept
+
+
 @pytest.mark.parametrize("gap_s", [0.0, 0.01])
 def test_ctrl_c_pressed_twice_still_ends_with_the_runs_summary(
     gap_s: float, repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path

@@ -127,7 +127,9 @@ def test_thirty_tasks_wall_time_matches_the_plan_estimate(
         assert task["status"] == "succeeded", task
         assert task["attempts"] == 1
         assert task["started_at"] is not None and task["finished_at"] is not None
-        assert task["duration_s"] == pytest.approx(task["finished_at"] - task["started_at"])
+        # its work (its one attempt), within its span (which adds the start and merge)
+        span = task["finished_at"] - task["started_at"]
+        assert 0 < task["duration_s"] <= span + 1e-6, task
         assert (root / "out" / f"{task_id}.txt").read_text() == f"{task_id}\n"
         if where == "git":  # in place, a task sees what runs beside it change too
             assert f"out/{task_id}.txt" in task["changed_files"]

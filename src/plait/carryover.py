@@ -4,24 +4,43 @@ DESIGN §5: finished tasks never run again, and a task cut short starts again wi
 what its earlier attempts left: the retries and conflict re-runs they used, the note
 its next attempt gets when the last one failed or conflicted (made again from the
 recorded error and log), and, for a re-run after a conflict that was due, the files
-it holds while it runs (`plait.lanes`).
+it holds while it runs (`plait.lanes`). A task stopped while its finished attempt
+waited for its merge (behind other merges, or in `verify_each_merge`'s verify) is
+merged from that attempt's commit (`PendingMerge`): its agent does not run again.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from plait.agents.base import LOG_SUFFIX, VERIFY_LOG_SUFFIX, attempt_file
+from plait.agents.base import (
+    LOG_SUFFIX,
+    VERIFY_LOG_SUFFIX,
+    AgentResult,
+    AttemptStatus,
+    Usage,
+    attempt_file,
+)
 from plait.attemptjudge import note
-from plait.store import AttemptRow
+from plait.model import ScopePolicy
+from plait.store import AttemptRow, TaskRow
+from plait.workspace import Change
+
+if TYPE_CHECKING:
+    from plait.taskrun import RunContext
 
 __all__ = [
     "FAILED_ATTEMPT_STATUSES",
+    "PendingMerge",
+    "carry_over",
     "conflicted_last",
     "due_lanes",
+    "pending_merges",
     "resumed_note",
     "tries_used",
 ]
@@ -108,3 +127,80 @@ def due_lanes(
         if event.get("kind") == "conflict" and due.get(task_id) == event.get("attempt"):
             lanes[task_id] = tuple(event.get("files") or ())
     return lanes
+
+
+@dataclass(frozen=True)
+class PendingMerge:
+    """An attempt whose work was done, judged and committed, stopped before its merge."""
+
+    attempt: int
+    change: Change
+    result: AgentResult  # as its agent reported it (kept on the attempt's row)
+
+
+def pending_merges(
+    tasks: Iterable[TaskRow], by_task: Mapping[str, Sequence[AttemptRow]], scope: ScopePolicy
+) -> dict[str, PendingMerge]:
+    """The tasks whose row says "merging" and whose last attempt ended ok with the
+    commit the row names: all that is left of them is the merge. (One whose merge
+    landed before the stop is already succeeded: resume found its commit on the
+    result branch.)"""
+    pending: dict[str, PendingMerge] = {}
+    for task in tasks:
+        if task.status != "merging" or not task.commit:
+            continue
+        last = max(by_task.get(task.id, ()), key=lambda a: a.attempt, default=None)
+        if last is None or last.status != AttemptStatus.OK.value or last.commit != task.commit:
+            continue
+        change = Change(
+            task.commit, tuple(task.changed_files), tuple(task.scope_violations), policy=scope
+        )
+        usage = Usage(last.input_tokens, last.output_tokens, last.cost_usd)
+        result = AgentResult(
+            AttemptStatus.OK, task.output or "", last.exit_code, usage=usage,
+            session_id=last.session_id,
+        )  # fmt: skip
+        pending[task.id] = PendingMerge(last.attempt, change, result)
+    return pending
+
+
+def carry_over(ctx: RunContext, runs_again: Callable[[str], bool]) -> None:
+    """Put into `ctx` what the attempts recorded before the interruption leave to the
+    tasks that `runs_again`: what they spent (toward the budget, and in each task's cost
+    and tokens), the retries and re-runs they used, the note for the next attempt,
+    the files a due re-run holds, and the merges left pending."""
+    rows = ctx.store.attempts(ctx.run_id)
+    by_task: dict[str, list[AttemptRow]] = {}
+    for row in rows:
+        by_task.setdefault(row.task_id, []).append(row)
+    for task_id, mine in by_task.items():
+        ctx.tries_used[task_id] = tries_used(mine)
+        if not runs_again(task_id):
+            continue  # ended before the interruption: it runs no attempt again
+        note_text = resumed_note(
+            mine, functools.partial(ctx.store.attempt_stem, ctx.run_id, task_id)
+        )
+        if note_text:
+            ctx.resumed_notes[task_id] = note_text
+    # A re-run after a conflict that was due still holds the files it conflicted on
+    # (`plait.lanes`), or re-runs waiting their turn on one file would all start from
+    # one tip and collide again. The files are in each conflict's event.
+    due = {
+        task_id: number
+        for task_id, mine in by_task.items()
+        if runs_again(task_id) and (number := conflicted_last(mine)) is not None
+    }
+    if due:
+        ctx.resumed_lanes = due_lanes(due, ctx.store.events(ctx.run_id))
+    if ctx.merge is not None:
+        unended = [t for t in ctx.store.tasks(ctx.run_id) if runs_again(t.id)]
+        ctx.pending_merges = pending_merges(unended, by_task, ctx.plan.scope)
+    for row in rows:
+        view = ctx.views.get(row.task_id)
+        if row.cost_usd is not None:
+            ctx.spent_usd += row.cost_usd
+            if view is not None:
+                view.cost_usd = (view.cost_usd or 0.0) + row.cost_usd
+        if view is not None and (row.input_tokens is not None or row.output_tokens is not None):
+            tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
+            view.tokens = (view.tokens or 0) + tokens

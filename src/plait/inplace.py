@@ -107,6 +107,9 @@ class InPlaceProvider:
         """Nothing to remove: the checkout is the user's."""
         self._before.pop((ws.task_id, ws.attempt), None)
 
+    async def release_branch(self, task_id: str) -> None:
+        """Nothing: no task branch is made in place."""
+
     async def _state(self) -> State:
         """Each dirty path's content hash (empty outside a repository)."""
         if self.git is None:

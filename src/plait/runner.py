@@ -12,13 +12,13 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from plait.analysis import Analysis
-from plait.carryover import conflicted_last, due_lanes, resumed_note, tries_used
+from plait.carryover import carry_over
 from plait.endverify import (
     DEFAULT_VERIFY_TIMEOUT_S,
     Checker,
@@ -33,7 +33,7 @@ from plait.merge import MergeQueue
 from plait.model import Outcome, Plan, Task
 from plait.planrules import FIXER_TASK_ID
 from plait.scheduler import Scheduler
-from plait.store import AttemptRow, Store
+from plait.store import Store
 from plait.storeschema import run_exit_code
 from plait.taskrun import (
     RunContext,
@@ -186,52 +186,14 @@ class Driver:
         )
 
     def _count_earlier_spending(self) -> None:
-        """On resume, what attempts before the interruption spent still counts: toward
-        the budget, and in each task's cost and tokens (written when the task ends);
-        so do the retries and conflict re-runs each task used, and the note a task's
-        next attempt gets when its last one failed."""
-        rows = self.store.attempts(self.run_id)
-        by_task: dict[str, list[AttemptRow]] = {}
-        for row in rows:
-            by_task.setdefault(row.task_id, []).append(row)
-        self._resume_lanes(by_task)
-        for task_id, mine in by_task.items():
-            self.ctx.tries_used[task_id] = tries_used(mine)
-            if task_id == FIXER_TASK_ID:
-                if self.fixer_done is not None:
-                    continue
-            elif task_id not in self.plan.tasks or self.scheduler.outcome(task_id) is not None:
-                continue  # ended before the interruption: it runs no attempt again
-            note = resumed_note(
-                mine, functools.partial(self.store.attempt_stem, self.run_id, task_id)
-            )
-            if note:
-                self.ctx.resumed_notes[task_id] = note
-        for row in rows:
-            view = self.ctx.views.get(row.task_id)
-            if row.cost_usd is not None:
-                self.ctx.spent_usd += row.cost_usd
-                if view is not None:
-                    view.cost_usd = (view.cost_usd or 0.0) + row.cost_usd
-            if view is not None and (row.input_tokens is not None or row.output_tokens is not None):
-                tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
-                view.tokens = (view.tokens or 0) + tokens
+        """On resume, what the attempts before the interruption left (`plait.carryover`)."""
 
-    def _resume_lanes(self, by_task: Mapping[str, Sequence[AttemptRow]]) -> None:
-        """A re-run after a conflict was due when the run stopped: it still holds the
-        files it conflicted on (`plait.lanes`), or the re-runs waiting their turn on
-        one file would all start together from one tip and collide again. The files
-        are in each conflict's event."""
-        due = {
-            task_id: number
-            for task_id, mine in by_task.items()
-            if task_id in self.plan.tasks
-            and self.scheduler.outcome(task_id) is None
-            and (number := conflicted_last(mine)) is not None
-        }
-        if not due:
-            return
-        self.ctx.resumed_lanes = due_lanes(due, self.store.events(self.run_id))
+        def runs_again(task_id: str) -> bool:
+            if task_id == FIXER_TASK_ID:
+                return self.fixer_done is None
+            return task_id in self.plan.tasks and self.scheduler.outcome(task_id) is None
+
+        carry_over(self.ctx, runs_again)
 
     # --- events -------------------------------------------------------------
 

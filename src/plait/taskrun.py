@@ -23,6 +23,7 @@ from plait.agents import get_backend
 from plait.agents.base import VERIFY_LOG_SUFFIX, AgentResult, AttemptStatus, attempt_file
 from plait.attempt import STOPPED_ERROR, end_attempt, run_attempt
 from plait.attemptjudge import AttemptFailure, note
+from plait.carryover import PendingMerge
 from plait.journal import Journal
 from plait.lanes import FileLanes
 from plait.merge import MergeQueue, MergeResult
@@ -48,6 +49,11 @@ class WorkspaceProvider(Protocol):
     ) -> Change: ...
 
     async def close(self, ws: Workspace, *, keep: bool) -> None: ...
+
+    async def release_branch(self, task_id: str) -> None:
+        """Delete the task's branch if it holds nothing unmerged (after a merge made
+        with no workspace open: a resumed task's pending merge)."""
+        ...
 
 
 @dataclass
@@ -88,6 +94,8 @@ class RunContext:
     resumed_notes: dict[str, str] = field(default_factory=dict)
     #: On resume: the files each task whose last attempt conflicted holds for its re-run.
     resumed_lanes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: On resume: the tasks stopped while their finished attempt waited for its merge.
+    pending_merges: dict[str, PendingMerge] = field(default_factory=dict)
     #: child_env() without the attempt's own variables, per (agent, backend, task env).
     env_bases: dict[tuple[str, str, tuple[tuple[str, str], ...]], dict[str, str]] = field(
         default_factory=dict
@@ -141,6 +149,7 @@ async def run_task(
     kind = "first" if first_attempt == 1 else "resume"
     # What the next attempt holds (see below): on resume, a re-run that was due still is.
     lane_files = ctx.resumed_lanes.get(task.id, ()) if first_attempt > 1 else ()
+    pending = await _still_pending(ctx, task.id) if first_attempt > 1 else None
     while True:
         # A re-run after a conflict holds the files it conflicted on until its merge,
         # waiting here for a re-run that holds one of them (the run may stop meanwhile).
@@ -159,7 +168,7 @@ async def run_task(
             else:
                 await lane.enter_async_context(ctx.lanes.hold(lane_files))
         lane_files = ()
-        if ctx.over_budget():
+        if ctx.over_budget() and pending is None:  # (a merge spends nothing)
             await lane.aclose()
             ctx.budget_hit = True
             _finish_task(ctx, task, Outcome.CANCELLED, error="budget spent before this attempt")
@@ -168,12 +177,21 @@ async def run_task(
             await lane.aclose()
             _finish_task(ctx, task, Outcome.CANCELLED, error=STOPPED_ERROR)
             return Outcome.CANCELLED
-        attempt += 1
-        view.attempt = attempt
         try:
-            result, failure, change, ws = await run_attempt(
-                ctx, task, agent, backend, slot, attempt, kind, notes
-            )
+            result: AgentResult | None
+            failure: AttemptFailure | None
+            change: Change | None
+            ws: Workspace | None
+            if pending is not None:  # resumed: its attempt's work is done, only its merge is not
+                attempt, result, failure = pending.attempt, pending.result, None
+                change, ws = pending.change, None
+                view.attempt, pending = attempt, None
+            else:
+                attempt += 1
+                view.attempt = attempt
+                result, failure, change, ws = await run_attempt(
+                    ctx, task, agent, backend, slot, attempt, kind, notes
+                )
             if result is not None and result.status is AttemptStatus.RATE_LIMITED:
                 # Not a failure: wait, with fewer agents at once, and run it again.
                 ctx.on_rate_limit(task.id)
@@ -201,6 +219,8 @@ async def run_task(
                 else:
                     if ws is not None:
                         await ctx.provider.close(ws, keep=False)
+                    else:  # a pending merge: what close() would do to its branch
+                        await ctx.provider.release_branch(task.id)
                     ctx.results[task.id] = {
                         "output": output,
                         "commit": merged or "",
@@ -314,6 +334,16 @@ async def _merge(
     return AttemptFailure(
         Outcome.FAILED, error, note("The plan's checks failed on your merged change", result.output)
     )
+
+
+async def _still_pending(ctx: RunContext, task_id: str) -> PendingMerge | None:
+    """The task's merge left pending by the stop, if its commit is still there to merge
+    (else its agent runs again, as it would have before)."""
+    pending = ctx.pending_merges.pop(task_id, None)
+    if pending is None or ctx.merge is None or pending.change.commit is None:
+        return None
+    found = await ctx.merge.git.rev_parse(f"{pending.change.commit}^{{commit}}")
+    return pending if found is not None else None
 
 
 def _keep_verify_log(ctx: RunContext, task: Task, attempt: int, result: MergeResult) -> None:

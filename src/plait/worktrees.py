@@ -280,6 +280,12 @@ class WorktreeProvider:
             await remove_worktree(self.git, path)
             await self._delete_branch_if_done(ws)
 
+    async def release_branch(self, task_id: str) -> None:
+        """Delete the task's branch if it holds nothing unmerged, as `close` does."""
+        branch = task_branch(self.run_id, task_id)
+        async with self.git.write_lock:
+            await self._delete_branch_if_done(Workspace(task_id, 0, self.worktrees_dir, branch, ""))
+
     async def _delete_branch_if_done(self, ws: Workspace) -> None:
         """Under the lock: delete the task branch if it holds nothing unmerged."""
         ref = f"refs/heads/{ws.branch}"
