@@ -166,3 +166,34 @@ def test_a_task_cancelled_in_line_gives_back_what_it_lent() -> None:
         assert d.aside.limit() == 1 and d.limits[-1] == 1
 
     asyncio.run(main())
+
+
+def test_a_lane_just_released_to_a_waiter_is_still_busy() -> None:
+    """Between a release and the next holder's wake-up the lock reads unlocked, yet a
+    newcomer waits behind that holder. Read as free, a re-run kept its job slot while
+    it waited, and with jobs lowered to 1 the run hung with no agent running."""
+
+    async def main() -> None:
+        lanes = FileLanes()
+        release = asyncio.Event()
+
+        async def first() -> None:
+            async with lanes.hold(["f"]):
+                await release.wait()
+
+        async def second() -> None:
+            async with lanes.hold(["f"]):
+                await asyncio.sleep(0.01)
+
+        tasks = [asyncio.ensure_future(first())]
+        await asyncio.sleep(0)
+        tasks.append(asyncio.ensure_future(second()))
+        await asyncio.sleep(0)
+        assert lanes.busy(["f"]) and not lanes.busy(["g"])
+        release.set()
+        await asyncio.sleep(0)  # `first` releases; `second` is woken, has not run yet
+        assert lanes.busy(["f"])
+        await asyncio.gather(*tasks)
+        assert not lanes.busy(["f"])
+
+    asyncio.run(main())

@@ -25,17 +25,24 @@ class FileLanes:
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Per path, the holders that hold it or wait for it. (`Lock.locked()` alone
+        #: is False in the moment between a release and the next holder's wake-up,
+        #: and a newcomer then waits behind that holder all the same.)
+        self._users: dict[str, int] = {}
 
     def busy(self, files: Iterable[str]) -> bool:
         """True if holding `files` now would wait for another holder."""
-        return any(lock.locked() for path in files if (lock := self._locks.get(path)))
+        return any(self._users.get(path, 0) for path in files)
 
     @contextlib.asynccontextmanager
     async def hold(self, files: Iterable[str]) -> AsyncIterator[None]:
         """Hold `files` (none: nothing to wait for) until the block ends."""
+        paths = sorted(set(files))
+        for path in paths:
+            self._users[path] = self._users.get(path, 0) + 1
         taken: list[asyncio.Lock] = []
         try:
-            for path in sorted(set(files)):
+            for path in paths:
                 lock = self._locks.setdefault(path, asyncio.Lock())
                 await lock.acquire()
                 taken.append(lock)
@@ -43,6 +50,10 @@ class FileLanes:
         finally:
             for lock in reversed(taken):
                 lock.release()
+            for path in paths:
+                self._users[path] -= 1
+                if not self._users[path]:
+                    del self._users[path]
 
 
 class StepAside:
