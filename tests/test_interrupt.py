@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -303,3 +304,28 @@ tasks:
     db.close()
     assert rows == [(1, "first", "failed"), (2, "resume", "interrupted"), (3, "resume", "failed")]
     assert ledger.read_text().split() == ["1", "2", "2", "3"]
+
+
+def test_ctrl_c_outside_a_runs_tasks_is_an_interrupt_not_a_cancelled_error(
+    tmp_path: Path,
+) -> None:
+    """`plait apply` (or a run before its tasks) cut by Ctrl-C gave a CancelledError
+    traceback and exit 1: the engine's coroutine must end in KeyboardInterrupt (130)."""
+    script = tmp_path / "wait.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "from plait.cliio import run_coroutine\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    run_coroutine(asyncio.sleep(30))\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted'); sys.exit(0)\n"
+        "except asyncio.CancelledError:\n"
+        "    print('cancelled'); sys.exit(1)\n"
+    )
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    time.sleep(0.3)
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=30)
+    assert (child.returncode, out) == (0, "interrupted\n")

@@ -109,6 +109,12 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
         signal.signal(signal.SIGINT, on_sigint)
         try:
             return runner.run(body())
+        except asyncio.CancelledError:
+            if not interrupts:
+                raise
+            # Cancelled by Ctrl-C where nothing turned it into an outcome (apply, clean,
+            # a run before or after its tasks): the interrupt asyncio.run would raise.
+            raise KeyboardInterrupt from None
         finally:
             # Once interrupted, the command still prints the run's end: a second Ctrl-C
             # meanwhile must not cut that short either.
