@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -329,3 +330,34 @@ def test_ctrl_c_outside_a_runs_tasks_is_an_interrupt_not_a_cancelled_error(
     child.send_signal(signal.SIGINT)
     out, _ = child.communicate(timeout=30)
     assert (child.returncode, out) == (0, "interrupted\n")
+
+
+def test_a_terminal_that_hangs_up_ends_the_run_interrupted_with_130(
+    repo: GitRepo, tmp_path: Path, plait_home: Path
+) -> None:
+    """Closing the terminal (or the ssh session) sends SIGHUP, and then every write to
+    it fails (EIO): the board's last frame raised OSError and plait exited 1."""
+    import pty
+
+    ledger, fast = tmp_path / "ledger.txt", tmp_path / "fast"
+    _plan(repo, ledger, fast)
+    pid, master = pty.fork()
+    if pid == 0:  # the child: plait on the terminal, as someone at it would start it
+        try:
+            os.chdir(repo.path)
+            os.execv(sys.executable, [sys.executable, "-m", "plait", "run"])
+        finally:
+            os._exit(127)
+    os.set_blocking(master, False)
+    deadline = time.monotonic() + 30
+    while "slow" not in (ledger.read_text() if ledger.exists() else ""):
+        assert time.monotonic() < deadline
+        with contextlib.suppress(OSError):
+            os.read(master, 65536)  # keep the board's output flowing
+        time.sleep(0.05)
+    os.close(master)  # the terminal hangs up
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130
+    with sqlite3.connect(plait_home / "state.db") as db:
+        (run_status,) = db.execute("SELECT status FROM runs").fetchone()
+    assert run_status == "interrupted"

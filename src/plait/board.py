@@ -328,4 +328,9 @@ class LiveBoard:
         tb: TracebackType | None,
     ) -> None:
         # stop() draws one last frame, so the final state stays on screen
-        self._live.stop()
+        try:
+            self._live.stop()
+        except OSError:  # the terminal hung up (EIO): nothing left to draw on
+            from plait.cliio import reader_gone
+
+            reader_gone(terminal=True)

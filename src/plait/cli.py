@@ -28,10 +28,10 @@ from plait.cliio import (
     out,
     output_file,
     output_folder,
+    output_lost,
     pick_run,
     plan_history,
     print_json,
-    reader_gone,
     run_coroutine,
     write_output,
 )
@@ -361,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         code = app(args=argv, prog_name="plait", standalone_mode=False)
         if isinstance(code, int) and code != 0:
             if code == 130:
-                err().print("interrupted")
+                with contextlib.suppress(OSError):  # (a terminal that hung up)
+                    err().print("interrupted")
             return code
     except Exit as exc:
         return exc.code
@@ -373,10 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        err().print("interrupted")
+        with contextlib.suppress(OSError):  # (a terminal that hung up)
+            err().print("interrupted")
         return 130
-    except BrokenPipeError:  # `plait plan --graph mermaid | head -1`: the reader had enough
-        reader_gone()
+    except OSError as exc:  # `plait plan --graph mermaid | head -1`: the reader had enough
+        if not output_lost(exc):
+            raise
         return 0
     except Exception as exc:
         # Usage errors from the argument parser (click's, or typer's own copy of it).

@@ -6,6 +6,7 @@ what it prints and reads.
 """
 
 import contextlib
+import errno
 import functools
 import gc
 import json
@@ -122,16 +123,31 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def reader_gone() -> None:
-    """stdout's reader went away (`plait run | head`: EPIPE): from now on what plait
+def reader_gone(*, terminal: bool = False) -> None:
+    """stdout's reader went away (`plait run | head`: EPIPE), or with `terminal` the
+    terminal itself (closed: EIO on stdout and stderr alike): from now on what plait
     prints there goes nowhere, so that the command carries on (a run's events are in
     its events.jsonl) and ends with its own exit code, not a traceback."""
+    streams = (sys.stdout, sys.stderr) if terminal else (sys.stdout,)
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
-            os.dup2(devnull, sys.stdout.fileno())
+            for stream in streams:
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(devnull, stream.fileno())
         finally:
             os.close(devnull)
+
+
+def output_lost(exc: OSError) -> bool:
+    """Handle `exc` if it says the output is gone (a closed pipe or terminal): True."""
+    if isinstance(exc, BrokenPipeError):
+        reader_gone()
+        return True
+    if exc.errno == errno.EIO:  # the terminal hung up
+        reader_gone(terminal=True)
+        return True
+    return False
 
 
 def print_json(data: Any) -> None:

@@ -163,14 +163,15 @@ def open_display(as_json: bool, console: Console | None) -> Iterator[Any]:
             yield view
         return
 
-    from plait.cliio import reader_gone
+    from plait.cliio import output_lost
     from plait.eventline import format_event_line  # imported here: --json prints no events
 
     def line(event: Mapping[str, Any]) -> None:
         try:
             sys.stdout.write(format_event_line(event) + "\n")
             sys.stdout.flush()
-        except BrokenPipeError:  # `plait run | head`: the run goes on, unprinted
-            reader_gone()
+        except OSError as exc:  # `plait run | head`: the run goes on, unprinted
+            if not output_lost(exc):
+                raise
 
     yield line

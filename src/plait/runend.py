@@ -6,10 +6,11 @@ the run id and the summary.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from plait import errors
-from plait.cliio import Exit, err, open_store, out, print_json, reader_gone, run_coroutine
+from plait.cliio import Exit, err, open_store, out, output_lost, print_json, run_coroutine
 from plait.textsafe import clean_text
 
 
@@ -51,15 +52,18 @@ def finish_run(
             print_json(data)
         else:
             out().print(summary)
-    except BrokenPipeError:  # nobody reads stdout any more: the exit code still says
-        reader_gone()
+    except OSError as exc:  # nobody reads stdout any more: the exit code still says
+        if not output_lost(exc):
+            raise
     # An interrupted run's summary already says how to resume it.
     resume = f"plait resume {run_id}"
     messages = [m for m in messages if resume not in m or resume not in summary]
-    for message in messages:
-        err().print(clean_text(message))
+    with contextlib.suppress(OSError):  # (a terminal that hung up: the code still says)
+        for message in messages:
+            err().print(clean_text(message))
+        if refused is not None:
+            err().print(clean_text(refused.message))
     if refused is not None:
-        err().print(clean_text(refused.message))
         # The exit code `plait apply` gives for the same refusal (1): every task
         # succeeded, but what was asked for (the result on this branch) did not happen.
         raise Exit(refused.exit_code)
