@@ -468,3 +468,28 @@ def test_output_file_in_place_is_not_a_change(local: GitRepo) -> None:
         assert change.ok and change.changed_files == ("src/b.py",)
 
     run(main)
+
+
+def test_in_place_a_hook_or_config_an_agent_writes_fails_it_and_is_put_back(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """With `isolation: none` git's own files went unwatched: a pre-commit hook an agent
+    planted ran on the user's next commit, and its `git config` stayed."""
+    config_before = (repo.common_dir / "config").read_bytes()
+    script = (
+        "common=$(git rev-parse --git-common-dir); "
+        "printf '#!/bin/sh\\necho pwned\\n' > \"$common/hooks/pre-commit\"; "
+        'chmod +x "$common/hooks/pre-commit"; git config core.pager evil; echo a > a.txt'
+    )
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nisolation: none\n"
+        f"agents:\n  sh: {{backend: command, command: [bash, -c, {json.dumps(script)}]}}\n"
+        "tasks:\n  a: {agent: sh, prompt: x, writes: [a.txt]}\n",
+    )
+    done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
+    assert done.returncode == 1, done.stderr
+    (task,) = json.loads(done.stdout)["tasks"]
+    assert task["status"] == "failed" and ".git/hooks/pre-commit" in task["error"], task
+    assert not (repo.common_dir / "hooks" / "pre-commit").exists()
+    assert (repo.common_dir / "config").read_bytes() == config_before

@@ -20,7 +20,13 @@ from pathlib import Path
 
 from plait.git import Git, status_paths
 from plait.model import ScopePolicy
-from plait.scope import check_scope, output_paths, outside_symlinks, protected_violations
+from plait.scope import (
+    GitGuard,
+    check_scope,
+    output_paths,
+    outside_symlinks,
+    protected_violations,
+)
 from plait.workspace import Change, Workspace
 
 __all__ = ["InPlaceProvider"]
@@ -69,9 +75,16 @@ class InPlaceProvider:
         self.scope = scope
         self._before: dict[tuple[str, int], State] = {}
         self._snapshots = _SharedSnapshot(self._state)
+        # git's own files no agent may change (hooks, config): put back when one does,
+        # and a failure for every attempt that ran meanwhile (which one did it is unknown)
+        self.guard = GitGuard(git.common_dir) if git is not None else None
+        self._tainted: dict[tuple[str, int], set[str]] = {}
 
     async def open(self, task_id: str, attempt: int, start_commit: str) -> Workspace:
         """The checkout itself, with its current state noted."""
+        if self.guard is not None:
+            self.guard.baseline()
+        self._tainted[(task_id, attempt)] = set()
         self._before[(task_id, attempt)] = await self._snapshots.fresh()
         return Workspace(task_id, attempt, self.root, "", start_commit)
 
@@ -98,6 +111,13 @@ class InPlaceProvider:
         problems = []
         if forbidden:
             problems.append(f"changed protected paths: {', '.join(forbidden)}")
+        git_files = self._git_files_changed((ws.task_id, ws.attempt))
+        if git_files:
+            forbidden += git_files
+            problems.append(
+                f"git's own files changed while this attempt ran ({', '.join(git_files)}), "
+                "by its agent or one running beside it: plait cannot tell which (restored)"
+            )
         if outside:
             problems.append(f"changed files outside its writes: {', '.join(outside)}")
         return Change(None, tuple(files), tuple(outside), tuple(dict.fromkeys(forbidden)),
@@ -106,6 +126,16 @@ class InPlaceProvider:
     async def close(self, ws: Workspace, *, keep: bool) -> None:
         """Nothing to remove: the checkout is the user's."""
         self._before.pop((ws.task_id, ws.attempt), None)
+        self._tainted.pop((ws.task_id, ws.attempt), None)
+
+    def _git_files_changed(self, key: tuple[str, int]) -> list[str]:
+        """The guarded git files changed while attempt `key` was open, put back now."""
+        if self.guard is None:
+            return []
+        changed = self.guard.restore_shared()
+        for tainted in self._tainted.values():  # every attempt open meanwhile
+            tainted.update(changed)
+        return [f".git/{rel}" for rel in sorted(self._tainted.pop(key, set()))]
 
     async def release_branch(self, task_id: str) -> None:
         """Nothing: no task branch is made in place."""

@@ -151,27 +151,53 @@ Entry = tuple[object, ...]
 
 
 def read_guarded(git_dir: Path) -> dict[str, Entry]:
-    """The guarded files under `git_dir`, keyed by their path relative to it."""
+    """The guarded files under `git_dir`, keyed by their path relative to it.
+
+    (Plain `os` calls: with `isolation: none` every attempt reads them once more.)
+    """
+    root = os.fspath(git_dir)
     found: dict[str, Entry] = {}
     for name in GUARDED_FILES:
-        _read_entry(git_dir, name, found)
+        _read_entry(root, name, found)
     for folder in GUARDED_DIRS:
-        _read_entry(git_dir, folder, found)
-        base = git_dir / folder
-        if base.is_dir() and not base.is_symlink():
-            for entry in sorted(base.rglob("*")):
-                _read_entry(git_dir, entry.relative_to(git_dir).as_posix(), found)
+        if _read_entry(root, folder, found) == "dir":
+            _read_tree(root, folder, found)
     return found
 
 
-def _read_entry(git_dir: Path, rel: str, into: dict[str, Entry]) -> None:
-    path = git_dir / rel
-    if path.is_symlink():
-        into[rel] = ("link", str(path.readlink()))
-    elif path.is_dir():
+def _read_tree(root: str, rel: str, into: dict[str, Entry]) -> None:
+    """Every entry below the folder `rel`, a link to a folder not followed."""
+    try:
+        names = sorted(os.listdir(os.path.join(root, rel)))
+    except OSError:
+        return
+    for name in names:
+        child = f"{rel}/{name}"
+        if _read_entry(root, child, into) == "dir":
+            _read_tree(root, child, into)
+
+
+def _read_entry(root: str, rel: str, into: dict[str, Entry]) -> str | None:
+    """Record what `rel` is (a link, a folder, a file with its bytes); its kind."""
+    path = os.path.join(root, rel)
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        into[rel] = ("link", os.readlink(path))
+        return "link"
+    if stat.S_ISDIR(info.st_mode):
         into[rel] = ("dir",)
-    elif path.is_file():
-        into[rel] = ("file", path.read_bytes(), bool(path.stat().st_mode & 0o111))
+        return "dir"
+    if stat.S_ISREG(info.st_mode):
+        try:
+            with open(path, "rb") as file:
+                into[rel] = ("file", file.read(), bool(info.st_mode & 0o111))
+        except OSError:
+            return None
+        return "file"
+    return None
 
 
 def guarded_changes(before: Mapping[str, Entry], after: Mapping[str, Entry]) -> list[str]:
@@ -302,6 +328,12 @@ class GitGuard:
                 found.append((f".git/{rel}", reason))
             watched.tainted.clear()
         return found
+
+    def baseline(self) -> None:
+        """Read the shared git dir's guarded files now, if not read yet (`watch` does
+        it for worktrees; attempts in the checkout itself watch nothing else)."""
+        if self._shared is None:
+            self._shared = read_guarded(self.common_dir)
 
     def restore_shared(self) -> list[str]:
         """Put back the shared git dir's guarded files changed since the first attempt,

@@ -363,8 +363,9 @@ async def drive(
         wall = time.monotonic() - driver.started
         store.update_run(run_id, status="interrupted", wall_s=wall)
         messages = [f"interrupted; continue with `plait resume {run_id}`"]
-        if isinstance(provider, WorktreeProvider):
-            restored = provider.guard.restore_shared()
+        guard = provider.guard if isinstance(provider, WorktreeProvider | InPlaceProvider) else None
+        if guard is not None:
+            restored = guard.restore_shared()
             if restored:  # no attempt was collected to put them back and report them
                 paths = ", ".join(f".git/{p}" for p in restored)
                 messages.append(f"put back what an agent changed in git's own files: {paths}")
