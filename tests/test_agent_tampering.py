@@ -493,3 +493,59 @@ def test_in_place_a_hook_or_config_an_agent_writes_fails_it_and_is_put_back(
     assert task["status"] == "failed" and ".git/hooks/pre-commit" in task["error"], task
     assert not (repo.common_dir / "hooks" / "pre-commit").exists()
     assert (repo.common_dir / "config").read_bytes() == config_before
+
+
+def test_in_place_a_retry_is_judged_with_what_earlier_attempts_left(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """In place, attempt 1 wrote c.txt outside its `writes` and failed; attempt 2 wrote
+    the same bytes, "changed nothing", and the task succeeded with c.txt left behind."""
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nisolation: none\n"
+        "agents:\n  sh: {backend: command, command: [bash, -c, 'echo c > c.txt']}\n"
+        "tasks:\n  c: {agent: sh, prompt: x, writes: [x.txt], retries: 1}\n",
+    )
+    done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
+    assert done.returncode == 1, done.stdout
+    (task,) = json.loads(done.stdout)["tasks"]
+    assert (task["status"], task["attempts"]) == ("failed", 2)
+    assert "c.txt" in task["error"] and "c.txt" in task["scope_violations"]
+
+
+def test_in_place_what_an_agent_commits_counts_as_its_change(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """An agent that commits leaves a clean tree: its files were "no change", and a
+    file outside its `writes` passed, committed on the user's branch."""
+    script = "echo s > stray.txt; echo a > a.txt; git add stray.txt a.txt; git commit -qm agent"
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nisolation: none\n"
+        f"agents:\n  sh: {{backend: command, command: [bash, -c, {json.dumps(script)}]}}\n"
+        "tasks:\n  a: {agent: sh, prompt: x, writes: [a.txt]}\n",
+    )
+    done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
+    assert done.returncode == 1, done.stdout
+    (task,) = json.loads(done.stdout)["tasks"]
+    assert task["status"] == "failed" and task["scope_violations"] == ["stray.txt"], task
+    assert {"a.txt", "stray.txt"} <= set(task["changed_files"])
+
+
+def test_status_v2_gives_head_and_every_kind_of_path() -> None:
+    from plait.inplace import _status_v2
+
+    oid = "a" * 40
+    records = [
+        f"# branch.oid {oid}",
+        "# branch.head main",
+        f"1 .M N... 100644 100644 100644 {oid} {oid} src/with space.py",
+        f"u UU N... 100644 100644 100644 100644 {oid} {oid} {oid} conflicted.txt",
+        "? new file.txt",
+        "",
+    ]
+    assert _status_v2("\0".join(records)) == (
+        oid,
+        ["src/with space.py", "conflicted.txt", "new file.txt"],
+    )
+    assert _status_v2("# branch.oid (initial)\0# branch.head main\0? a\0") == (None, ["a"])

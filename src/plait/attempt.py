@@ -149,7 +149,8 @@ async def run_attempt(
     change = await ctx.provider.collect(
         ws, writes=task.writes, message=_commit_message(ctx, task, attempt), outputs=outputs
     )
-    change = attribute_in_place(ctx, task, change, since)
+    # In place a retry is judged from the task's first attempt on (`plait.inplace`).
+    change = attribute_in_place(ctx, task, change, view.started or since)
     failure: AttemptFailure | None = judge(ctx, task, result, change)
     if stopped:
         failure = AttemptFailure(Outcome.CANCELLED, STOPPED_ERROR, "")

@@ -1,13 +1,15 @@
 """Workspaces for `isolation: none`: every attempt runs in the checkout itself.
 
 Nothing is created, committed or removed: the checkout is the user's. `collect`
-reports the paths whose `git status` entry or content changed since `open` (all
-attempts running at once see each other's changes: that is what running in place
-means), and checks them against scope like worktrees do.
+reports the paths whose `git status` entry or content changed since the task's first
+`open` (all attempts running at once see each other's changes: that is what running
+in place means), and checks them against scope like worktrees do.
 
-Each snapshot is a `git status` plus a hash of every dirty file, and every attempt
-needs two. Attempts that ask at about the same time share one (`_SharedSnapshot`),
-so a plan of many quick tasks costs a few snapshots per wave, not two per task.
+Each snapshot is a `git status` (with the commit HEAD names: an agent that commits
+leaves a clean tree, and what it committed counts too) plus a hash of every dirty
+file, and every attempt needs two. Attempts that ask at about the same time share
+one (`_SharedSnapshot`), so a plan of many quick tasks costs a few snapshots per
+wave, not two per task.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from plait.git import Git, status_paths
+from plait.git import Git
 from plait.model import ScopePolicy
 from plait.scope import (
     GitGuard,
@@ -31,7 +34,16 @@ from plait.workspace import Change, Workspace
 
 __all__ = ["InPlaceProvider"]
 
-State = Mapping[str, str]  # dirty path -> content hash ("" for a deleted or special file)
+
+@dataclass(frozen=True)
+class State:
+    """The checkout at one moment."""
+
+    head: str | None  # the commit HEAD names (None: no commit yet, or no repository)
+    dirty: Mapping[str, str]  # dirty path -> content hash ("" for a deleted or special file)
+
+
+EMPTY = State(None, {})
 
 
 class _SharedSnapshot:
@@ -48,7 +60,7 @@ class _SharedSnapshot:
         self._take = take
         self._lock = asyncio.Lock()
         self._begun = 0  # snapshots begun so far
-        self._last: State = {}
+        self._last: State = EMPTY
         self._last_number = 0  # which of them `_last` is (0: none yet)
 
     async def fresh(self) -> State:
@@ -73,7 +85,10 @@ class InPlaceProvider:
         self.root = root
         self.git = git
         self.scope = scope
-        self._before: dict[tuple[str, int], State] = {}
+        # Per task, the checkout as its first attempt here found it: a retry is judged
+        # against it too, since what an earlier attempt left is still there (in a
+        # worktree a retry starts clean; here an out-of-scope file would pass unseen).
+        self._before: dict[str, State] = {}
         self._snapshots = _SharedSnapshot(self._state)
         # git's own files no agent may change (hooks, config): put back when one does,
         # and a failure for every attempt that ran meanwhile (which one did it is unknown)
@@ -85,7 +100,8 @@ class InPlaceProvider:
         if self.guard is not None:
             self.guard.baseline()
         self._tainted[(task_id, attempt)] = set()
-        self._before[(task_id, attempt)] = await self._snapshots.fresh()
+        if task_id not in self._before:
+            self._before[task_id] = await self._snapshots.fresh()
         return Workspace(task_id, attempt, self.root, "", start_commit)
 
     async def collect(
@@ -100,9 +116,12 @@ class InPlaceProvider:
 
         `outputs`, the task's output files, are plait's channel: not a change.
         """
-        before = self._before.pop((ws.task_id, ws.attempt), {})
+        before = self._before.get(ws.task_id, EMPTY)
         after = await self._snapshots.fresh()
-        files = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+        changed = {p for p in before.dirty.keys() | after.dirty.keys()
+                   if before.dirty.get(p) != after.dirty.get(p)}  # fmt: skip
+        committed = await self._committed(before.head, after.head)
+        files = sorted(changed | set(committed))
         if files and outputs:
             channel = set(output_paths(self.root, outputs))
             files = [p for p in files if p not in channel]
@@ -120,12 +139,16 @@ class InPlaceProvider:
             )
         if outside:
             problems.append(f"changed files outside its writes: {', '.join(outside)}")
+        if committed:
+            problems.append(
+                f"the checked-out branch moved ({str(before.head)[:12]} -> "
+                f"{str(after.head)[:12]}): what was committed counts as changed"
+            )
         return Change(None, tuple(files), tuple(outside), tuple(dict.fromkeys(forbidden)),
                       tuple(problems), self.scope)  # fmt: skip
 
     async def close(self, ws: Workspace, *, keep: bool) -> None:
         """Nothing to remove: the checkout is the user's."""
-        self._before.pop((ws.task_id, ws.attempt), None)
         self._tainted.pop((ws.task_id, ws.attempt), None)
 
     def _git_files_changed(self, key: tuple[str, int]) -> list[str]:
@@ -141,23 +164,56 @@ class InPlaceProvider:
         """Nothing: no task branch is made in place."""
 
     async def _state(self) -> State:
-        """Each dirty path's content hash (empty outside a repository)."""
+        """HEAD's commit and each dirty path's content hash (nothing outside a repository)."""
         if self.git is None:
-            return {}
+            return EMPTY
         status = await self.git.run(
             "status",
-            "--porcelain=v1",
+            "--porcelain=v2",
             "-z",
+            "--branch",
             "--untracked-files=all",
             "--no-renames",
             cwd=self.root,
             readonly=True,
         )
-        paths = status_paths(status.stdout)
+        head, paths = _status_v2(status.stdout)
         if not paths:
-            return {}
+            return State(head, {})
         # Reading and hashing every dirty file can take a while: not on the loop.
-        return await asyncio.to_thread(_hash_files, self.root, paths)
+        return State(head, await asyncio.to_thread(_hash_files, self.root, paths))
+
+    async def _committed(self, before: str | None, after: str | None) -> list[str]:
+        """The paths the commits between two HEADs changed (none if HEAD stayed)."""
+        if before == after or before is None or after is None or self.git is None:
+            return []
+        diff = await self.git.run(
+            "diff", "--name-only", "-z", "--no-renames", before, after,
+            cwd=self.root, readonly=True, check=False,
+        )  # fmt: skip
+        return [p for p in diff.stdout.split("\0") if p]
+
+
+def _status_v2(output: str) -> tuple[str | None, list[str]]:
+    """HEAD's commit and the paths of `git status --porcelain=v2 -z --branch`."""
+    head: str | None = None
+    paths: list[str] = []
+    records = iter(output.split("\0"))
+    for record in records:
+        kind = record[:2]
+        if record.startswith("# branch.oid "):
+            oid = record[len("# branch.oid ") :]
+            head = None if oid == "(initial)" else oid
+        elif kind == "1 ":  # 1 XY sub mH mI mW hH hI path
+            paths.append(record.split(" ", 8)[8])
+        elif kind == "2 ":  # a rename (not asked for): its path, then the original's
+            paths.append(record.split(" ", 9)[9])
+            paths.append(next(records, ""))
+        elif kind == "u ":  # u XY sub m1 m2 m3 mW h1 h2 h3 path
+            paths.append(record.split(" ", 10)[10])
+        elif kind in ("? ", "! "):
+            paths.append(record[2:])
+    return head, [p for p in paths if p]
 
 
 def _hash_files(root: Path, paths: Sequence[str]) -> dict[str, str]:
