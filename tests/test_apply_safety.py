@@ -11,6 +11,7 @@ refs it made itself.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -349,3 +350,16 @@ def test_clean_never_overwrites_an_earlier_snapshot(repo: GitRepo) -> None:
     assert "1 new ref(s)" in cleaned.stdout
     assert repo.rev(kept) == first and repo.rev(f"{kept}-2") == second
     assert repo.branches("plait/*") == []
+
+
+def test_apply_of_a_run_made_in_place_says_there_is_nothing_to_apply(repo: GitRepo) -> None:
+    """With `isolation: none` the changes are in the checkout already: `run --apply`
+    ended exit 2, "no result branch (was it cleaned?)", after a run that succeeded."""
+    (repo.path / "plait.yaml").write_text(plan_text(TWO_TASKS, isolation="none"))
+    ran = plait(repo, "run", "plait.yaml", "--apply", "--json")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    data = json.loads(ran.stdout)
+    assert data["applied"] is True and "apply_error" not in data
+    assert "nothing to apply" in ran.stderr
+    again = plait(repo, "apply", data["run"])
+    assert again.returncode == 0 and "isolation: none" in again.stdout, again.stderr

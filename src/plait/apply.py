@@ -61,6 +61,11 @@ async def apply_run(cwd: Path, run_id: str) -> str:
     # `plait clean` (which may be deleting the branch this would merge).
     if holder is not None and holder.run_id in (run_id, None, ""):
         raise RunInProgress(run_id, holder)
+    if _ran_in_place(home, run_id):
+        return (
+            f"run {run_id} ran in the checkout itself (isolation: none): its changes are "
+            "already there, and there is nothing to apply"
+        )
     branch = f"plait/{run_id}"
     result = await git.rev_parse(f"refs/heads/{branch}")
     if result is None:
@@ -212,6 +217,17 @@ def _some(paths: list[str] | tuple[str, ...], most: int = 10) -> str:
     """Up to `most` paths, comma-separated, and how many more."""
     shown = ", ".join(paths[:most])
     return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
+def _ran_in_place(home: Path, run_id: str) -> bool:
+    """True if the store knows the run and it made no result branch (isolation: none)."""
+    if not Store.exists(home):
+        return False
+    with Store.open(home) as store:
+        try:
+            return store.run(run_id).branch is None
+        except RunNotFound:
+            return False
 
 
 async def _unfinished_note(git: Git, home: Path, run_id: str, result: str) -> str:
