@@ -424,6 +424,35 @@ tasks:
     assert retried < raised[0] < first_done
 
 
+def test_a_limit_that_never_lifts_ends_the_task_after_its_waits(rig: Rig) -> None:
+    """Refused again after every wait, a task retried for ever (23 attempts in 22 s, and
+    still going, in review): it gives up after RATE_LIMIT_MAX_WAITS waits."""
+    from plait.taskrun import RATE_LIMIT_MAX_WAITS
+
+    rig.plan(
+        f"""\
+version: 1
+name: never
+agents:
+  coder: {{backend: codex}}
+tasks:
+  stuck:
+    agent: coder
+    prompt: Always refused.
+    env:
+      FAKECLI_MODES: ratelimit
+      FAKECLI_COUNTER: {rig.tmp}/stuck.count
+      FAKECLI_RESET_S: "0.01"
+"""
+    )
+    code, out, err, run_id = rig.run()
+    assert code == 1, out + err
+    assert run_id is not None
+    task = by_id(rig.status(run_id))["stuck"]
+    assert task["status"] == "errored" and "gave up" in task["error"], task
+    assert task["attempts"] == RATE_LIMIT_MAX_WAITS + 1
+
+
 # --- cost and budget across an interruption ---------------------------------------------
 
 

@@ -32,6 +32,9 @@ from plait.store import Store
 from plait.workspace import Change, Workspace
 
 RATE_LIMIT_BACKOFF_S = (5.0, 15.0, 45.0, 120.0, 300.0)
+#: Rate-limit waits one task may take. A limit that never lifts (or a refusal read as
+#: one) would otherwise retry for ever; the vendors' own resets take a few waits.
+RATE_LIMIT_MAX_WAITS = 20
 
 
 class WorkspaceProvider(Protocol):
@@ -192,7 +195,16 @@ async def run_task(
                 result, failure, change, ws = await run_attempt(
                     ctx, task, agent, backend, slot, attempt, kind, notes
                 )
-            if result is not None and result.status is AttemptStatus.RATE_LIMITED:
+            limited = result is not None and result.status is AttemptStatus.RATE_LIMITED
+            if limited and rate_limit_waits >= RATE_LIMIT_MAX_WAITS:
+                assert result is not None
+                failure = AttemptFailure(
+                    Outcome.ERRORED,
+                    f"still rate limited after {rate_limit_waits} waits, so plait gave up: "
+                    f"{result.error}",
+                    "",
+                )
+            elif result is not None and result.status is AttemptStatus.RATE_LIMITED:
                 # Not a failure: wait, with fewer agents at once, and run it again.
                 ctx.on_rate_limit(task.id)
                 wait = (
