@@ -424,6 +424,45 @@ tasks:
     assert retried < raised[0] < first_done
 
 
+def test_status_shows_a_rate_limit_wait_and_when_it_ends(rig: Rig) -> None:
+    """During the wait `plait status` showed the task "running" (hours, with Claude's
+    resets): it is waiting, saying until when; its next attempt runs as usual."""
+    rig.plan(
+        f"""\
+version: 1
+name: wait
+agents:
+  coder: {{backend: codex}}
+tasks:
+  slow:
+    agent: coder
+    prompt: Refused once.
+    env:
+      FAKECLI_MODES: ratelimit,success
+      FAKECLI_COUNTER: {rig.tmp}/slow.count
+      FAKECLI_RESET_S: "3"
+"""
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "plait", "run", "--json"], cwd=rig.repo.path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen: list[tuple[str, str]] = []
+    while run.poll() is None:
+        if (rig.home / "state.db").exists():
+            done = rig.plait("status", "--json")
+            if done.returncode == 0:
+                (task,) = json.loads(done.stdout)["tasks"]
+                seen.append((task["status"], task["error"] or ""))
+        time.sleep(0.2)
+    run.communicate()
+    assert run.returncode == 0
+    waiting = [error for status, error in seen if status == "waiting"]
+    assert waiting and all(e.startswith("rate limited; next attempt at ") for e in waiting), seen
+    (task,) = json.loads(rig.plait("status", "--json").stdout)["tasks"]
+    assert (task["status"], task["error"]) == ("succeeded", None)  # the note went with it
+
+
 def test_a_limit_that_never_lifts_ends_the_task_after_its_waits(rig: Rig) -> None:
     """Refused again after every wait, a task retried for ever (23 attempts in 22 s, and
     still going, in review): it gives up after RATE_LIMIT_MAX_WAITS waits."""

@@ -105,6 +105,7 @@ async def run_attempt(
             ctx.run_id,
             task.id,
             status="running",
+            error=None,  # (a rate-limit wait's note, say, is over)
             attempts=attempt,
             **({"started_at": started} if attempt == 1 or kind == "resume" else {}),
         )

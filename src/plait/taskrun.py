@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -214,6 +215,15 @@ async def run_task(
                 rate_limit_waits += 1
                 view.state = "rate-limited"
                 ctx.emit("rate_limited", task.id, attempt=attempt, wait_s=wait)
+                # `plait status` says so too (the row said "running" for hours of waits).
+                again = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
+                why = f"rate limited; next attempt at {again}"
+                ctx.journal.write(
+                    functools.partial(
+                        ctx.store.update_task, ctx.run_id, task.id, status="waiting", error=why
+                    )
+                )
+                ctx.journal.commit_soon()
                 if ws is not None:
                     await ctx.provider.close(ws, keep=False)
                 await lane.aclose()  # others need not wait through this wait
