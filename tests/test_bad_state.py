@@ -88,7 +88,8 @@ def test_a_plait_home_that_is_a_file_exits_3(
         _one_line_about(result, home, why, "PLAIT_HOME")
         assert json.loads(result.out)["error"]["exit_code"] == 3
     monkeypatch.setenv("PLAIT_HOME", str(file))  # not "no runs here": it cannot be here
-    _one_line_about(cli("status", cwd=repo.path), file, "not a folder", "PLAIT_HOME")
+    for command in ("status", "resume", "clean"):  # (clean said nothing and exited 0)
+        _one_line_about(cli(command, cwd=repo.path), file, "not a folder", "PLAIT_HOME")
     assert file.read_text() == "not a folder\n"
 
 

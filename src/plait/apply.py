@@ -22,7 +22,7 @@ from plait.errors import ApplyRefused, EnvironmentProblem, GitError, RunNotFound
 from plait.git import Git
 from plait.procsweep import end_runs
 from plait.runlock import LockHolder, RunLock
-from plait.statehome import state_home, worktrees_home
+from plait.statehome import state_home, usable_home, worktrees_home
 from plait.status import shown_status
 from plait.store import Store, TaskRow
 
@@ -290,7 +290,7 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
     from plait.worktrees import WorktreeProvider
 
     git = await Git.discover(cwd)
-    home = state_home(git.toplevel)
+    home = usable_home(state_home(git.toplevel))
     if run_id is not None and not await _known_run(git, home, run_id):
         # As `plait apply` does: a mistyped id is a usage error, not "removed 0".
         raise RunNotFound(f"no run {run_id!r} here; `plait runs` lists them")

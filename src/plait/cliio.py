@@ -239,15 +239,10 @@ def collector_paused() -> Iterator[None]:
 
 
 def open_store(root: Path, home: Path | None = None) -> Any:
-    from plait.statehome import DB_FILE, state_home
+    from plait.statehome import DB_FILE, state_home, usable_home
     from plait.store import Store
 
-    home = home or state_home(root.resolve())
-    if home.exists() and not home.is_dir():
-        raise errors.EnvironmentProblem(
-            f"plait cannot keep its state in {home} (it is not a folder): "
-            "set PLAIT_HOME to a folder it can write"
-        )
+    home = usable_home(home or state_home(root.resolve()))
     if not (home / DB_FILE).exists():
         raise errors.RunNotFound(
             f"no plait runs in {root.resolve()} yet; start one with `plait run`"

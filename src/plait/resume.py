@@ -36,7 +36,7 @@ from plait.session import (
     isolation_of,
     with_agents,
 )
-from plait.statehome import state_home, worktrees_home
+from plait.statehome import state_home, usable_home, worktrees_home
 from plait.status import RESUMED_EVENT, last_sign_of_life, latest_process, stopped_at
 from plait.store import AttemptRow, RunRow, Store
 from plait.workspace import Workspace
@@ -55,7 +55,7 @@ async def resume_run(
     run_id: str | None, settings: RunSettings, *, cwd: Path, home: Path | None = None
 ) -> RunOutcome:
     """Continue an interrupted run: finished tasks stay finished, in-flight ones run again."""
-    home = home or state_home(cwd)
+    home = usable_home(home or state_home(cwd))
     if not Store.exists(home):  # (opening would create an empty state for nothing)
         raise RunNotFound(f"no plait runs in {cwd} yet; there is no run to resume")
     with Store.open(home, fsync_events=False, any_thread=True) as store, RunLock(home) as lock:

@@ -69,6 +69,17 @@ def state_home(start: Path, env: Mapping[str, str] | None = None) -> Path:
     return (start / out).resolve() / "plait"
 
 
+def usable_home(home: Path) -> Path:
+    """`home`, unless something other than a folder is there (a `PLAIT_HOME` naming a
+    file): then `EnvironmentProblem`, before anything says there are no runs in it."""
+    if home.exists() and not home.is_dir():
+        raise EnvironmentProblem(
+            f"plait cannot keep its state in {home} (it is not a folder): "
+            "set PLAIT_HOME to a folder it can write"
+        )
+    return home
+
+
 #: In the state folder: where this repository's worktrees went, once chosen (see below).
 WORKTREES_RECORD = "worktrees.location"
 
