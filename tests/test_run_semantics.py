@@ -254,6 +254,9 @@ tasks:
     assert [a["status"] for a in attempts] == ["timeout", "ok"]
     content = repo.git("show", f"plait/{run_id}:fixed.txt")
     assert content.strip() == "from-defaults"
+    report = plait_proc("report", run_id, "--json", cwd=repo.path)
+    rows = {t["id"]: t for t in json.loads(report.stdout)["tasks"]}
+    assert rows["fix-verify"]["agent"] == "fixer"  # (it was blank: not a plan task)
 
 
 # --- verify_each_merge ----------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from plait.analysis import Analysis, analyze
 from plait.errors import Error
+from plait.planrules import FIXER_TASK_ID
 from plait.report import AttemptSpan, TaskSummary, Timeline, predicted_timeline
 from plait.report_html import render_html
 from plait.runjson import work_s
@@ -86,6 +87,8 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
         for a in attempts
     )
     agents = {t.id: t.agent for t in analysis.plan.tasks.values()} if analysis else {}
+    if analysis is not None and analysis.plan.on_verify_failure is not None:
+        agents[FIXER_TASK_ID] = analysis.plan.on_verify_failure.agent  # not a plan task
     status = shown_status(run)
     summaries = tuple(
         _summary(t, agents.get(t.id, ""), t0, attempts, until, interrupted=status == "interrupted")
