@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from plait.scope import (
-    check_scope,
-    guarded_changes,
-    in_scope,
-    outside_symlinks,
-    protected_violations,
-    read_guarded,
-    restore_guarded,
-)
+from plait.gitguard import guarded_changes, read_guarded, restore_guarded
+from plait.scope import check_scope, in_scope, outside_symlinks, protected_violations
 
 
 @pytest.mark.parametrize(
@@ -156,3 +149,34 @@ def test_guarded_hooks_dir_replaced_by_symlink(tmp_path: Path) -> None:
     restore_guarded(git_dir, before)
     assert read_guarded(git_dir) == before
     assert not (git_dir / "hooks").is_symlink()
+
+
+def test_the_stamp_of_git_files_changes_with_them_and_holds_back_when_too_recent(
+    tmp_path: Path,
+) -> None:
+    """`guarded_stamp` lets every attempt skip reading each hook and config file: it
+    must differ whenever one of them changed, and refuse to vouch for a fresh change."""
+    import os
+    import time
+
+    from plait.gitguard import GitGuard, guarded_stamp
+
+    git_dir = tmp_path / "git"
+    (git_dir / "hooks").mkdir(parents=True)
+    (git_dir / "config").write_text("[core]\n")
+    (git_dir / "hooks" / "pre-commit.sample").write_text("#!/bin/sh\n")
+    assert guarded_stamp(git_dir) is None  # just written: only reading can tell
+    old = time.time() - 60
+    for path in (git_dir / "config", git_dir / "hooks" / "pre-commit.sample", git_dir / "hooks"):
+        os.utime(path, (old, old))
+    time.sleep(2.1)  # ctime cannot be set back: let it settle past the window
+    stamp = guarded_stamp(git_dir)
+    assert stamp is not None and stamp == guarded_stamp(git_dir)
+
+    guard = GitGuard(git_dir)
+    guard.baseline()
+    assert guard.restore_shared() == []  # unchanged, vouched for by the stamp
+    (git_dir / "hooks" / "pre-commit").write_text("#!/bin/sh\necho pwned\n")
+    assert guarded_stamp(git_dir) is None  # a fresh change: not vouched for
+    assert guard.restore_shared() == ["hooks/pre-commit"]
+    assert not (git_dir / "hooks" / "pre-commit").exists()

@@ -18,14 +18,9 @@ from pathlib import Path
 from plait.branches import integration_branch, snapshots_of, task_branch
 from plait.errors import GitError
 from plait.git import ZERO_OID, Git
+from plait.gitguard import WORKSPACE_GONE, GitGuard
 from plait.model import ScopePolicy
-from plait.scope import (
-    WORKSPACE_GONE,
-    GitGuard,
-    check_scope,
-    outside_symlinks,
-    protected_violations,
-)
+from plait.scope import check_scope, outside_symlinks, protected_violations
 from plait.workspace import Change, Workspace
 from plait.worktreegit import commit, run_git
 

@@ -22,14 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plait.git import Git
+from plait.gitguard import GitGuard
 from plait.model import ScopePolicy
-from plait.scope import (
-    GitGuard,
-    check_scope,
-    output_paths,
-    outside_symlinks,
-    protected_violations,
-)
+from plait.scope import check_scope, output_paths, outside_symlinks, protected_violations
 from plait.workspace import Change, Workspace
 
 __all__ = ["InPlaceProvider"]

@@ -22,8 +22,8 @@ from pathlib import Path
 from plait.branches import snapshot_ref
 from plait.errors import GitError
 from plait.git import Git, status_paths
+from plait.gitguard import folder_id
 from plait.gitrun import GitResult
-from plait.scope import folder_id
 from plait.workspace import Workspace
 
 __all__ = [

@@ -27,10 +27,11 @@ from plait.branches import integration_branch, snapshot_ref, task_branch
 from plait.clean import CleanReport, clean_runs
 from plait.collect import RefGuard, StrayWatch, collect_worktree
 from plait.git import Git, status_entries
+from plait.gitguard import GitGuard
 from plait.gitrun import scrubbed_env
 from plait.model import Command, ScopePolicy
 from plait.pool import WorktreePool
-from plait.scope import GitGuard, output_paths
+from plait.scope import output_paths
 from plait.workspace import Change, SetupFailed, Workspace
 from plait.worktreegit import (
     content_digest,
