@@ -109,7 +109,7 @@ def test_guarded_git_files_detect_and_restore(tmp_path: Path) -> None:
     git_dir = tmp_path / "dotgit"
     (git_dir / "hooks").mkdir(parents=True)
     (git_dir / "config").write_text("[core]\n\tbare = false\n")
-    sample = git_dir / "hooks" / "pre-commit.sample"
+    sample = git_dir / "hooks" / "pre-commit"  # the user's own hook, deleted below
     sample.write_text("#!/bin/sh\n")
     sample.chmod(0o755)
     before = read_guarded(git_dir)
@@ -125,7 +125,7 @@ def test_guarded_git_files_detect_and_restore(tmp_path: Path) -> None:
     assert guarded_changes(before, after) == [
         "config",
         "hooks/post-merge",
-        "hooks/pre-commit.sample",
+        "hooks/pre-commit",
         "info/attributes",
     ]
     restore_guarded(git_dir, before)
@@ -180,3 +180,5 @@ def test_the_stamp_of_git_files_changes_with_them_and_holds_back_when_too_recent
     assert guarded_stamp(git_dir) is None  # a fresh change: not vouched for
     assert guard.restore_shared() == ["hooks/pre-commit"]
     assert not (git_dir / "hooks" / "pre-commit").exists()
+    (git_dir / "hooks" / "pre-push.sample").write_text("never runs\n")  # git's samples
+    assert guard.restore_shared() == []

@@ -83,7 +83,7 @@ def guarded_stamp(git_dir: Path) -> Stamp | None:
 
     def walk(rel: str) -> None:
         with contextlib.suppress(OSError):
-            for name in sorted(os.listdir(os.path.join(root, rel))):
+            for name in _guarded_names(os.listdir(os.path.join(root, rel))):
                 if add(f"{rel}/{name}"):
                     walk(f"{rel}/{name}")
 
@@ -102,10 +102,16 @@ class _Unsettled(Exception):
     """A guarded entry changed within `_SETTLED_S`."""
 
 
+def _guarded_names(names: list[str]) -> list[str]:
+    """The entries of a guarded folder that count, sorted: not git's `*.sample` hooks,
+    which never run (a sample renamed to a hook's name is a new entry, and counts)."""
+    return sorted(name for name in names if not name.endswith(".sample"))
+
+
 def _read_tree(root: str, rel: str, into: dict[str, Entry]) -> None:
     """Every entry below the folder `rel`, a link to a folder not followed."""
     try:
-        names = sorted(os.listdir(os.path.join(root, rel)))
+        names = _guarded_names(os.listdir(os.path.join(root, rel)))
     except OSError:
         return
     for name in names:

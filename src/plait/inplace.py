@@ -94,9 +94,9 @@ class InPlaceProvider:
         """The checkout itself, with its current state noted."""
         if self.guard is not None:
             self.guard.baseline()
-        self._tainted[(task_id, attempt)] = set()
         if task_id not in self._before:
             self._before[task_id] = await self._snapshots.fresh()
+        self._tainted[(task_id, attempt)] = set()  # (after: what it found predates it)
         return Workspace(task_id, attempt, self.root, "", start_commit)
 
     async def collect(
@@ -125,7 +125,9 @@ class InPlaceProvider:
         problems = []
         if forbidden:
             problems.append(f"changed protected paths: {', '.join(forbidden)}")
-        git_files = self._git_files_changed((ws.task_id, ws.attempt))
+        # Checked with the snapshot just taken, after its agent ended (`_state`).
+        tainted = self._tainted.pop((ws.task_id, ws.attempt), set())
+        git_files = [f".git/{rel}" for rel in sorted(tainted)]
         if git_files:
             forbidden += git_files
             problems.append(
@@ -146,14 +148,14 @@ class InPlaceProvider:
         """Nothing to remove: the checkout is the user's."""
         self._tainted.pop((ws.task_id, ws.attempt), None)
 
-    def _git_files_changed(self, key: tuple[str, int]) -> list[str]:
-        """The guarded git files changed while attempt `key` was open, put back now."""
+    def _check_git_files(self) -> None:
+        """Put back the guarded git files changed since the last check, and mark every
+        attempt open meanwhile (which of their agents did it cannot be told)."""
         if self.guard is None:
-            return []
+            return
         changed = self.guard.restore_shared()
-        for tainted in self._tainted.values():  # every attempt open meanwhile
+        for tainted in self._tainted.values():
             tainted.update(changed)
-        return [f".git/{rel}" for rel in sorted(self._tainted.pop(key, set()))]
 
     async def release_branch(self, task_id: str) -> None:
         """Nothing: no task branch is made in place."""
@@ -162,6 +164,8 @@ class InPlaceProvider:
         """HEAD's commit and each dirty path's content hash (nothing outside a repository)."""
         if self.git is None:
             return EMPTY
+        # With each snapshot (shared by the attempts asking together), not per attempt.
+        self._check_git_files()
         status = await self.git.run(
             "status",
             "--porcelain=v2",
