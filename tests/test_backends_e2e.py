@@ -492,6 +492,37 @@ tasks:
     assert task["attempts"] == RATE_LIMIT_MAX_WAITS + 1
 
 
+@pytest.mark.parametrize("isolation", ["worktree", "none"])
+def test_a_hook_written_by_an_attempt_that_ended_rate_limited_is_put_back(
+    rig: Rig, isolation: str
+) -> None:
+    """A rate-limited attempt is not collected, so its agent's hook was never checked:
+    after the task gave up it stayed in .git/hooks, to run on the user's next commit."""
+    hook = rig.repo.common_dir / "hooks" / "pre-commit"
+    rig.plan(
+        f"""\
+version: 1
+name: hooked
+isolation: {isolation}
+agents:
+  coder: {{backend: codex}}
+tasks:
+  stuck:
+    agent: coder
+    prompt: Always refused.
+    env:
+      FAKECLI_MODES: ratelimit
+      FAKECLI_COUNTER: {rig.tmp}/stuck.count
+      FAKECLI_RESET_S: "0.01"
+      FAKECLI_WRITE: {hook}
+"""
+    )
+    code, out, err, _ = rig.run()
+    assert code == 1, out + err
+    assert not hook.exists()
+    assert "put back what an agent changed in git's own files: .git/hooks/pre-commit" in err
+
+
 # --- cost and budget across an interruption ---------------------------------------------
 
 

@@ -111,6 +111,7 @@ def test_work_waiting_for_its_merge_is_merged_on_resume_not_done_again(
     agent = [
         sys.executable, "-c",
         "import os; t = os.environ['PLAIT_TASK_ID']; open(t + '.txt', 'w').write(t); "
+        "t == 'one' and open('extra.txt', 'w').write(t); "
         "open(os.environ['LEDGER'], 'a').write(t + '\\n')",
     ]  # fmt: skip
     verify = [sys.executable, "-c", "import time; time.sleep(1.5)"]
@@ -118,6 +119,7 @@ def test_work_waiting_for_its_merge_is_merged_on_resume_not_done_again(
         repo.path / "plait.yaml",
         f"""\
 version: 1
+scope: warn
 verify: {yaml_list(verify)}
 verify_each_merge: true
 agents:
@@ -147,6 +149,9 @@ tasks:
     files = repo.git("ls-tree", "--name-only", status["branch"]).split()
     assert {"one.txt", "two.txt"} <= set(files)
     assert repo.branches(f"plait/tasks/{status['run']}/*") == []  # merged: none kept
+    # what scope let through (`scope: warn`) is still reported after the resume
+    one = next(t for t in status["tasks"] if t["id"] == "one")
+    assert one["scope_violations"] == ["extra.txt"], one
 
 
 @pytest.mark.parametrize("gap_s", [0.0, 0.01])

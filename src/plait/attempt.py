@@ -276,11 +276,13 @@ def end_attempt(
     commit: str | None = None,
     *,
     announce: bool = True,
+    finished_at: float | None = None,
 ) -> None:
     """Record how the attempt ended (journalled with the next sync) and, if `announce`,
-    say so in an event."""
+    say so in an event. `finished_at`: when its agent ended, if not now (a merge left
+    pending by a stop and made on resume: the downtime is not the attempt's)."""
     usage = result.usage if result is not None else None
-    finished = time.time()
+    finished = time.time() if finished_at is None else finished_at
     ctx.journal.write(
         lambda: ctx.store.finish_attempt(
             ctx.run_id,

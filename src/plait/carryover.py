@@ -136,6 +136,7 @@ class PendingMerge:
     attempt: int
     change: Change
     result: AgentResult  # as its agent reported it (kept on the attempt's row)
+    finished_at: float | None  # when its agent ended
 
 
 def pending_merges(
@@ -160,7 +161,7 @@ def pending_merges(
             AttemptStatus.OK, task.output or "", last.exit_code, usage=usage,
             session_id=last.session_id,
         )  # fmt: skip
-        pending[task.id] = PendingMerge(last.attempt, change, result)
+        pending[task.id] = PendingMerge(last.attempt, change, result, last.finished_at)
     return pending
 
 

@@ -362,13 +362,7 @@ async def drive(
         driver.journal.close()
         wall = time.monotonic() - driver.started
         store.update_run(run_id, status="interrupted", wall_s=wall)
-        messages = [f"interrupted; continue with `plait resume {run_id}`"]
-        guard = provider.guard if isinstance(provider, WorktreeProvider | InPlaceProvider) else None
-        if guard is not None:
-            restored = guard.restore_shared()
-            if restored:  # no attempt was collected to put them back and report them
-                paths = ", ".join(f".git/{p}" for p in restored)
-                messages.append(f"put back what an agent changed in git's own files: {paths}")
+        messages = [f"interrupted; continue with `plait resume {run_id}`", *_put_back(provider)]
         return RunOutcome(
             run_id, "interrupted", dict(driver.scheduler.outcomes), None, wall, messages=messages
         )
@@ -376,7 +370,20 @@ async def drive(
         # Parked worktrees outlive the run: the next one starts from them (`plait clean`
         # removes them).
         driver.journal.close()
+    outcome.messages.extend(_put_back(provider))
     if merge is not None:
         outcome_head = await merge.tip()
         store.update_run(run_id, head=outcome_head)
     return outcome
+
+
+def _put_back(provider: WorkspaceProvider) -> list[str]:
+    """Put back git's own files an agent changed that no attempt's check saw (after a
+    Ctrl-C no attempt is collected; an attempt that ended rate limited is not): a hook
+    left there would run on the user's next commit. What it says, if anything."""
+    guard = provider.guard if isinstance(provider, WorktreeProvider | InPlaceProvider) else None
+    restored = guard.restore_shared() if guard is not None else []
+    if not restored:
+        return []
+    paths = ", ".join(f".git/{p}" for p in restored)
+    return [f"put back what an agent changed in git's own files: {paths}"]

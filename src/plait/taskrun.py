@@ -186,9 +186,10 @@ async def run_task(
             failure: AttemptFailure | None
             change: Change | None
             ws: Workspace | None
+            ended_at: float | None = None  # when the attempt's agent ended, if not just now
             if pending is not None:  # resumed: its attempt's work is done, only its merge is not
                 attempt, result, failure = pending.attempt, pending.result, None
-                change, ws = pending.change, None
+                change, ws, ended_at = pending.change, None, pending.finished_at
                 view.attempt, pending = attempt, None
             else:
                 attempt += 1
@@ -235,7 +236,7 @@ async def run_task(
             if failure is None and change is not None:
                 # Read before the workspace is closed: closing removes the `output` file.
                 output = _task_output(ctx, task, attempt, result, ws)
-                merged = await _merge(ctx, task, attempt, change, output, result)
+                merged = await _merge(ctx, task, attempt, change, output, result, ended_at)
                 if isinstance(merged, AttemptFailure):
                     failure = merged
                 else:
@@ -296,6 +297,7 @@ async def _merge(
     change: Change,
     output: str,
     agent: AgentResult | None,
+    ended_at: float | None = None,
 ) -> str | AttemptFailure | None:
     """Merge the attempt's commit; its new integration commit, None if nothing to merge.
 
@@ -316,6 +318,8 @@ async def _merge(
             commit=change.commit,
             output=output,
             changed_files=changed,
+            # (and what scope let through: a merge resumed from this row reports it)
+            scope_violations=list(change.scope_violations),
         )
     )
     await ctx.journal.sync()
@@ -336,7 +340,7 @@ async def _merge(
         # The row's end is rewritten whole, the agent's usage with it; the "conflict"
         # event below says what happened.
         end_attempt(ctx, task, attempt, "conflict", f"merge conflict in {files}", agent,
-                    change.commit, announce=False)  # fmt: skip
+                    change.commit, announce=False, finished_at=ended_at)  # fmt: skip
         ctx.emit("conflict", task.id, attempt=attempt, files=list(result.conflicts))
         return AttemptFailure(
             Outcome.CONFLICTED,
@@ -351,7 +355,7 @@ async def _merge(
     last = next((ln.strip() for ln in reversed(result.output.splitlines()) if ln.strip()), "")
     error = "the plan's verify failed on the merge result" + (f": {last[:300]}" if last else "")
     _keep_verify_log(ctx, task, attempt, result)
-    end_attempt(ctx, task, attempt, "rejected", error, agent, change.commit)
+    end_attempt(ctx, task, attempt, "rejected", error, agent, change.commit, finished_at=ended_at)
     await ctx.journal.sync()  # a failed attempt's record decides whether its worktree is kept
     return AttemptFailure(
         Outcome.FAILED, error, note("The plan's checks failed on your merged change", result.output)
