@@ -60,6 +60,14 @@ tasks:
     )
 
 
+def _wait_for_slow(run: subprocess.Popen[str], ledger: Path) -> None:
+    """Until the `slow` task's agent has started (its name is in the ledger)."""
+    deadline = time.monotonic() + 30
+    while "slow" not in (ledger.read_text() if ledger.exists() else ""):
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.05)
+
+
 def _marked_alive(run_id: str) -> list[int]:
     """Processes still carrying this run's marker."""
     alive = []
@@ -84,10 +92,7 @@ def test_an_attempt_cut_by_ctrl_c_ends_when_the_run_stopped(
     ledger, fast = tmp_path / "ledger.txt", tmp_path / "fast"
     _plan(repo, ledger, fast)
     run = plait_proc.start("run", "--json", cwd=repo.path)
-    deadline = time.monotonic() + 30
-    while "slow" not in (ledger.read_text() if ledger.exists() else ""):
-        assert time.monotonic() < deadline and run.poll() is None
-        time.sleep(0.05)
+    _wait_for_slow(run, ledger)
     time.sleep(1.5)
     run.send_signal(signal.SIGINT)
     run.communicate(timeout=30)
@@ -163,10 +168,7 @@ def test_ctrl_c_pressed_twice_still_ends_with_the_runs_summary(
     ledger, fast = tmp_path / "ledger.txt", tmp_path / "fast"
     _plan(repo, ledger, fast)
     run = plait_proc.start("run", "--json", cwd=repo.path)
-    deadline = time.monotonic() + 30
-    while "slow" not in (ledger.read_text() if ledger.exists() else ""):
-        assert time.monotonic() < deadline and run.poll() is None
-        time.sleep(0.05)
+    _wait_for_slow(run, ledger)
     run.send_signal(signal.SIGINT)
     time.sleep(gap_s)
     run.send_signal(signal.SIGINT)
@@ -185,10 +187,7 @@ def test_a_signal_stops_the_run_with_130_and_resume_finishes_it(
     ledger, fast = tmp_path / "ledger.txt", tmp_path / "fast"
     _plan(repo, ledger, fast)
     run = plait_proc.start("run", "--json", cwd=repo.path)
-    deadline = time.monotonic() + 30
-    while "slow" not in (ledger.read_text() if ledger.exists() else ""):
-        assert time.monotonic() < deadline and run.poll() is None
-        time.sleep(0.05)
+    _wait_for_slow(run, ledger)
     time.sleep(0.5)  # `quick` finishes and merges meanwhile; `slow` is mid-work
     run.send_signal(sig)
     _, err = run.communicate(timeout=30)
