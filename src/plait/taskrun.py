@@ -198,15 +198,14 @@ async def run_task(
                     ctx, task, agent, backend, slot, attempt, kind, notes
                 )
             limited = result is not None and result.status is AttemptStatus.RATE_LIMITED
-            if limited and rate_limit_waits >= RATE_LIMIT_MAX_WAITS:
-                assert result is not None
+            if result is not None and limited and rate_limit_waits >= RATE_LIMIT_MAX_WAITS:
                 failure = AttemptFailure(
                     Outcome.ERRORED,
                     f"still rate limited after {rate_limit_waits} waits, so plait gave up: "
                     f"{result.error}",
                     "",
                 )
-            elif result is not None and result.status is AttemptStatus.RATE_LIMITED:
+            elif result is not None and limited:
                 # Not a failure: wait, with fewer agents at once, and run it again.
                 ctx.on_rate_limit(task.id)
                 wait = (
