@@ -549,3 +549,29 @@ def test_status_v2_gives_head_and_every_kind_of_path() -> None:
         ["src/with space.py", "conflicted.txt", "new file.txt"],
     )
     assert _status_v2("# branch.oid (initial)\0# branch.head main\0? a\0") == (None, ["a"])
+
+
+def test_in_place_a_file_no_task_may_write_names_the_tasks_that_ran_beside(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """`a` writes stray.txt, which no task may write, while `b` runs: both fail (which
+    agent wrote it cannot be told in place), and each says so rather than accusing."""
+    agent = (
+        'read d1 files d2 < "$PLAIT_PROMPT_FILE"; sleep $d1; '
+        "for f in ${files//,/ }; do echo $PLAIT_TASK_ID > $f; done; sleep $d2"
+    )
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nisolation: none\n"
+        f"agents:\n  sh: {{backend: command, command: [bash, -c, {json.dumps(agent)}]}}\n"
+        "tasks:\n"
+        "  a: {agent: sh, prompt: '0.2 a.txt,stray.txt 0.2', writes: [a.txt]}\n"
+        "  b: {agent: sh, prompt: '0 b.txt 1.5', writes: [b.txt]}\n",
+    )
+    done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
+    assert done.returncode == 1, done.stdout
+    tasks = {t["id"]: t for t in json.loads(done.stdout)["tasks"]}
+    for me, other in (("a", "b"), ("b", "a")):
+        assert tasks[me]["status"] == "failed", tasks[me]
+        assert "stray.txt" in tasks[me]["error"]
+        assert f"other tasks ran beside it ({other})" in tasks[me]["error"], tasks[me]

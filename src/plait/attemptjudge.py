@@ -62,7 +62,15 @@ def attribute_in_place(ctx: RunContext, task: Task, change: Change, since: float
     if kept and len(scoped) < len(others):
         ctx.emit("scope_warning", task.id, files=kept)
         kept = []
-    return dataclasses.replace(change, scope_violations=tuple(kept))
+    problems = change.problems
+    if kept:  # no task may write them: it fails, and so does each one running beside it
+        names = ", ".join(sorted(o.id for o in others))
+        problems = (*problems, f"{BESIDE} ({names}): which agent wrote them cannot be told")
+    return dataclasses.replace(change, scope_violations=tuple(kept), problems=problems)
+
+
+#: Opens the problem `attribute_in_place` adds when other tasks ran in the checkout.
+BESIDE = "in place, other tasks ran beside it"
 
 
 def judge(
@@ -87,9 +95,10 @@ def judge(
     if change.scope_violations and ctx.plan.scope is ScopePolicy.ENFORCE:
         paths = ", ".join(change.scope_violations)
         allowed = ", ".join(task.writes)
+        beside = next((p for p in change.problems if p.startswith(BESIDE)), "")
         return AttemptFailure(
             Outcome.FAILED,
-            f"wrote outside its scope: {paths}",
+            f"wrote outside its scope: {paths}" + (f" ({beside})" if beside else ""),
             note(f"The previous attempt wrote outside the files you may change ({allowed})", paths),
         )
     if change.scope_violations:
