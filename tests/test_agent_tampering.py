@@ -470,6 +470,22 @@ def test_output_file_in_place_is_not_a_change(local: GitRepo) -> None:
     run(main)
 
 
+def run_in_place(
+    repo: GitRepo, plait_proc: PlaitProc, script: str, tasks: str
+) -> dict[str, dict[str, Any]]:
+    """`plait run --json` of a plan with `isolation: none` whose agent `sh` runs `script`
+    in bash; it must exit 1 (an agent misbehaved). Its tasks, by id."""
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nisolation: none\n"
+        f"agents:\n  sh: {{backend: command, command: [bash, -c, {json.dumps(script)}]}}\n"
+        "tasks:\n" + tasks,
+    )
+    done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    return {t["id"]: t for t in json.loads(done.stdout)["tasks"]}
+
+
 def test_in_place_a_hook_or_config_an_agent_writes_fails_it_and_is_put_back(
     repo: GitRepo, plait_proc: PlaitProc
 ) -> None:
@@ -481,15 +497,9 @@ def test_in_place_a_hook_or_config_an_agent_writes_fails_it_and_is_put_back(
         "printf '#!/bin/sh\\necho pwned\\n' > \"$common/hooks/pre-commit\"; "
         'chmod +x "$common/hooks/pre-commit"; git config core.pager evil; echo a > a.txt'
     )
-    write_plan(
-        repo.path / "plait.yaml",
-        "version: 1\nisolation: none\n"
-        f"agents:\n  sh: {{backend: command, command: [bash, -c, {json.dumps(script)}]}}\n"
-        "tasks:\n  a: {agent: sh, prompt: x, writes: [a.txt]}\n",
-    )
-    done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
-    assert done.returncode == 1, done.stderr
-    (task,) = json.loads(done.stdout)["tasks"]
+    task = run_in_place(repo, plait_proc, script, "  a: {agent: sh, prompt: x, writes: [a.txt]}\n")[
+        "a"
+    ]
     assert task["status"] == "failed" and ".git/hooks/pre-commit" in task["error"], task
     assert not (repo.common_dir / "hooks" / "pre-commit").exists()
     assert (repo.common_dir / "config").read_bytes() == config_before
@@ -500,15 +510,8 @@ def test_in_place_a_retry_is_judged_with_what_earlier_attempts_left(
 ) -> None:
     """In place, attempt 1 wrote c.txt outside its `writes` and failed; attempt 2 wrote
     the same bytes, "changed nothing", and the task succeeded with c.txt left behind."""
-    write_plan(
-        repo.path / "plait.yaml",
-        "version: 1\nisolation: none\n"
-        "agents:\n  sh: {backend: command, command: [bash, -c, 'echo c > c.txt']}\n"
-        "tasks:\n  c: {agent: sh, prompt: x, writes: [x.txt], retries: 1}\n",
-    )
-    done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
-    assert done.returncode == 1, done.stdout
-    (task,) = json.loads(done.stdout)["tasks"]
+    tasks = "  c: {agent: sh, prompt: x, writes: [x.txt], retries: 1}\n"
+    task = run_in_place(repo, plait_proc, "echo c > c.txt", tasks)["c"]
     assert (task["status"], task["attempts"]) == ("failed", 2)
     assert "c.txt" in task["error"] and "c.txt" in task["scope_violations"]
 
@@ -519,15 +522,9 @@ def test_in_place_what_an_agent_commits_counts_as_its_change(
     """An agent that commits leaves a clean tree: its files were "no change", and a
     file outside its `writes` passed, committed on the user's branch."""
     script = "echo s > stray.txt; echo a > a.txt; git add stray.txt a.txt; git commit -qm agent"
-    write_plan(
-        repo.path / "plait.yaml",
-        "version: 1\nisolation: none\n"
-        f"agents:\n  sh: {{backend: command, command: [bash, -c, {json.dumps(script)}]}}\n"
-        "tasks:\n  a: {agent: sh, prompt: x, writes: [a.txt]}\n",
-    )
-    done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
-    assert done.returncode == 1, done.stdout
-    (task,) = json.loads(done.stdout)["tasks"]
+    task = run_in_place(repo, plait_proc, script, "  a: {agent: sh, prompt: x, writes: [a.txt]}\n")[
+        "a"
+    ]
     assert task["status"] == "failed" and task["scope_violations"] == ["stray.txt"], task
     assert {"a.txt", "stray.txt"} <= set(task["changed_files"])
 
@@ -560,17 +557,13 @@ def test_in_place_a_file_no_task_may_write_names_the_tasks_that_ran_beside(
         'read d1 files d2 < "$PLAIT_PROMPT_FILE"; sleep $d1; '
         "for f in ${files//,/ }; do echo $PLAIT_TASK_ID > $f; done; sleep $d2"
     )
-    write_plan(
-        repo.path / "plait.yaml",
-        "version: 1\nisolation: none\n"
-        f"agents:\n  sh: {{backend: command, command: [bash, -c, {json.dumps(agent)}]}}\n"
-        "tasks:\n"
+    tasks = run_in_place(
+        repo,
+        plait_proc,
+        agent,
         "  a: {agent: sh, prompt: '0.2 a.txt,stray.txt 0.2', writes: [a.txt]}\n"
         "  b: {agent: sh, prompt: '0 b.txt 1.5', writes: [b.txt]}\n",
     )
-    done = plait_proc("run", "--json", cwd=repo.path, timeout=120)
-    assert done.returncode == 1, done.stdout
-    tasks = {t["id"]: t for t in json.loads(done.stdout)["tasks"]}
     for me, other in (("a", "b"), ("b", "a")):
         assert tasks[me]["status"] == "failed", tasks[me]
         assert "stray.txt" in tasks[me]["error"]
