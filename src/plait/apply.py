@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from plait import guardkeep
 from plait.branches import RUN_ID, snapshots_of, task_branch
 from plait.errors import ApplyRefused, EnvironmentProblem, GitError, RunNotFound
 from plait.git import Git
@@ -70,7 +71,7 @@ async def apply_run(cwd: Path, run_id: str) -> str:
     result = await git.rev_parse(f"refs/heads/{branch}")
     if result is None:
         raise RunNotFound(f"run {run_id} has no result branch {branch} (was it cleaned?)")
-    note = await _unfinished_note(git, home, run_id, result)
+    note = _put_back_after_kill(home, git) + await _unfinished_note(git, home, run_id, result)
     # Everything is decided before the checkout is touched: once `git merge` has
     # started, its `--abort` would delete the ignored files it overwrote.
     git_dir = await _refuse_unless_ready(git, run_id)
@@ -98,6 +99,21 @@ async def apply_run(cwd: Path, run_id: str) -> str:
         )
     now = await git.rev_parse("HEAD")
     return f"{note}applied {branch} to the current branch (now at {str(now)[:12]})"
+
+
+def _put_back_after_kill(home: Path, git: Git) -> str:
+    """Put back git's own files as a run killed with SIGKILL found them (its agents
+    ended first), as `run` and `resume` do: `git merge` would run a hook one of its
+    agents planted. What was put back, as lines of the message."""
+    if not (home / guardkeep.BASELINE_FILE).exists():
+        return ""
+    from plait.session import end_dead_runs
+
+    with RunLock(home) as lock:
+        lock.acquire("")
+        with Store.open(home) as store:
+            end_dead_runs(store)
+        return "".join(f"{line}\n" for line in guardkeep.recover(home, git.common_dir))
 
 
 #: What a file or folder in the git dir says is in progress, and how to end it.
@@ -305,6 +321,8 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
         # one's marker was left by a plait that died (SIGKILL, a crash) and would go on
         # spending money after its worktree is gone. End it first (DESIGN §6).
         ended = end_runs(one for one in run_ids if one) if lock.held else 0
+        # and put back git's own files that a killed run's agents changed
+        put_back = guardkeep.recover(home, git.common_dir) if lock.held else []
         removed_worktrees = 0
         removed_branches = 0
         pooled = 0
@@ -333,8 +351,8 @@ async def clean_runs(cwd: Path, run_id: str | None, *, branches: bool = False) -
             " (`git for-each-ref refs/plait/snapshots/` lists them)"
         )
     if ended:
-        return f"ended {ended} process(es) that killed runs left running; {removed}"
-    return removed
+        removed = f"ended {ended} process(es) that killed runs left running; {removed}"
+    return "".join(f"{line}\n" for line in put_back) + removed
 
 
 async def _known_run(git: Git, home: Path, run_id: str) -> bool:

@@ -16,7 +16,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,6 +216,9 @@ class GitGuard:
         self._shared: dict[str, Entry] | None = None
         self._shared_stamp: Stamp | None = None  # its stat, while that can vouch for it
         self._watched: dict[Path, _Watched] = {}
+        #: Told the shared reading once it is taken, before any agent starts (a run
+        #: writes it down: `guardkeep`).
+        self.on_baseline: Callable[[Mapping[str, Entry]], None] = lambda entries: None
 
     def watch(self, worktree: Path, git_dir: Path) -> None:
         """Start watching a new worktree (call before its agent starts)."""
@@ -300,6 +303,7 @@ class GitGuard:
         stamp = guarded_stamp(self.common_dir)
         self._shared = read_guarded(self.common_dir)
         self._shared_stamp = stamp
+        self.on_baseline(self._shared)
 
     def _shared_unchanged(self) -> bool:
         """True if the shared guarded files' stat shows them as read (no file is read).

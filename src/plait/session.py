@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plait import guardkeep
 from plait.agents import get_backend
 from plait.analysis import Analysis, analyze, reestimate
 from plait.errors import (
@@ -31,6 +33,7 @@ from plait.errors import (
     Problem,
 )
 from plait.git import Git
+from plait.gitguard import GitGuard
 from plait.inplace import InPlaceProvider
 from plait.merge import MergeQueue
 from plait.model import Isolation, Outcome, Plan
@@ -336,6 +339,12 @@ async def drive(
         )
     else:
         provider = InPlaceProvider(root, git)
+    # A run killed before it put git's own files back left their first reading: put
+    # them back before this run takes its own (the dead run's agents are ended).
+    recovered = guardkeep.recover(home, git.common_dir) if git is not None else []
+    guard = _guard_of(provider)
+    if guard is not None:
+        guard.on_baseline = functools.partial(guardkeep.save, home, run_id, guard.common_dir)
     driver = Driver(
         plan,
         analysis,
@@ -362,7 +371,11 @@ async def drive(
         driver.journal.close()
         wall = time.monotonic() - driver.started
         store.update_run(run_id, status="interrupted", wall_s=wall)
-        messages = [f"interrupted; continue with `plait resume {run_id}`", *_put_back(provider)]
+        messages = [
+            *recovered,
+            f"interrupted; continue with `plait resume {run_id}`",
+            *_put_back(provider, home),
+        ]
         return RunOutcome(
             run_id, "interrupted", dict(driver.scheduler.outcomes), None, wall, messages=messages
         )
@@ -370,19 +383,26 @@ async def drive(
         # Parked worktrees outlive the run: the next one starts from them (`plait clean`
         # removes them).
         driver.journal.close()
-    outcome.messages.extend(_put_back(provider))
+    outcome.messages[:0] = recovered
+    outcome.messages.extend(_put_back(provider, home))
     if merge is not None:
         outcome_head = await merge.tip()
         store.update_run(run_id, head=outcome_head)
     return outcome
 
 
-def _put_back(provider: WorkspaceProvider) -> list[str]:
+def _guard_of(provider: WorkspaceProvider) -> GitGuard | None:
+    """The guard of git's own files that `provider` keeps, if it has one."""
+    return provider.guard if isinstance(provider, WorktreeProvider | InPlaceProvider) else None
+
+
+def _put_back(provider: WorkspaceProvider, home: Path) -> list[str]:
     """Put back git's own files an agent changed that no attempt's check saw (after a
     Ctrl-C no attempt is collected; an attempt that ended rate limited is not): a hook
     left there would run on the user's next commit. What it says, if anything."""
-    guard = provider.guard if isinstance(provider, WorktreeProvider | InPlaceProvider) else None
+    guard = _guard_of(provider)
     restored = guard.restore_shared() if guard is not None else []
+    guardkeep.discard(home)  # put back: nothing is left for a later run to recover
     if not restored:
         return []
     paths = ", ".join(f".git/{p}" for p in restored)
