@@ -209,6 +209,9 @@ def test_a_signal_stops_the_run_with_130_and_resume_finishes_it(
         "slow": "succeeded",
         "after": "succeeded",
     }
+    # The task's span starts at its first attempt, not where the resume took it up.
+    slow_after = next(t for t in final["tasks"] if t["id"] == "slow")
+    assert slow_after["started_at"] == tasks["slow"]["started_at"] is not None
     started = ledger.read_text().split()
     assert started.count("quick") == 1  # finished before the signal: never again
     assert started.count("slow") == 2  # in flight at the signal: run again once

@@ -541,6 +541,19 @@ def test_durations_come_from_succeeded_tasks_of_the_same_plan(store: Store) -> N
     assert store.durations("nobody") == {}
 
 
+def test_durations_are_the_tasks_work_without_conflicts_or_waits(store: Store) -> None:
+    """A task's span holds a conflicted attempt, its waits and a stop; its history holds
+    its work, as its `duration_s` does, so that plans estimate what one run will take."""
+    make_run(store, "r1", tasks=("q",), plan="p")
+    store.update_task("r1", "q", status="succeeded", started_at=0.0, finished_at=60.0)
+    for n, (start, end, status) in enumerate(
+        [(0.0, 5.0, "conflict"), (20.0, 22.0, "failed"), (40.0, 43.0, "succeeded")], 1
+    ):
+        store.start_attempt("r1", "q", n, kind="first", started_at=start)
+        store.finish_attempt("r1", "q", n, status=status, finished_at=end)
+    assert store.durations("p") == {"q": [5.0]}
+
+
 def test_run_and_attempt_stems(store: Store) -> None:
     d = store.attempt_stem("r1", "api", 2)
     assert d == store.home / "runs" / "r1" / "api.2" and not d.exists()

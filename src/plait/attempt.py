@@ -107,7 +107,8 @@ async def run_attempt(
             status="running",
             error=None,  # (a rate-limit wait's note, say, is over)
             attempts=attempt,
-            **({"started_at": started} if attempt == 1 or kind == "resume" else {}),
+            # (the first attempt's start, also after a resume: the task's span is whole)
+            **({"started_at": started} if attempt == 1 else {}),
         )
     )
     ctx.emit("attempt_started", task.id, attempt=attempt, attempt_kind=kind)

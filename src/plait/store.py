@@ -315,11 +315,19 @@ class Store(RunEvents):
     ) -> dict[str, list[float]]:
         """Durations (s) of succeeded tasks in runs of plan `plan_name`, oldest first.
 
-        Only the latest `per_task` per task are kept; `exclude_run` leaves out the
-        run being planned. Tasks with no history are absent from the result.
+        A duration is the task's work, as `duration_s` reports it (`runjson.work_s`):
+        its attempts, not those that conflicted (they happen only beside others), nor
+        waits or the time a run was stopped (both are in its span). Only the latest
+        `per_task` per task are kept; `exclude_run` leaves out the run being planned.
+        Tasks with no history are absent from the result.
         """
+        worked = (
+            "SELECT SUM(a.finished_at - a.started_at) FROM attempts a"
+            " WHERE a.run_id = t.run_id AND a.task_id = t.task_id"
+            " AND a.status != 'conflict' AND a.finished_at IS NOT NULL"
+        )
         sql = (
-            "SELECT t.task_id, t.finished_at - t.started_at FROM tasks t"
+            f"SELECT t.task_id, COALESCE(({worked}), t.finished_at - t.started_at) FROM tasks t"
             " JOIN runs r ON r.id = t.run_id"
             " WHERE r.plan_name = ? AND t.status IN ('succeeded', 'merged')"
             " AND t.started_at IS NOT NULL AND t.finished_at IS NOT NULL AND r.id IS NOT ?"
