@@ -497,6 +497,46 @@ def test_an_output_file_the_task_may_write_is_committed_too(
     assert repo.show(result["branch"], "seen.txt") == "The contract: GET /users\n"
 
 
+def test_an_output_file_not_written_fails_the_attempt_and_the_retry_is_told(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """A dependant was handed the agent's stdout, with no word, when the file the plan
+    names as the output was never written; the output keeps the file's CRLF and is cut
+    at the cap stdout has (it went whole, 3 MB, into prompts and the state)."""
+    script = tmp_path / "late.py"
+    script.write_text(
+        "import os, pathlib, sys\nprompt = sys.stdin.read()\nprint('chatter on stdout')\n"
+        "if os.environ['PLAIT_ATTEMPT'] == '2':\n"
+        "    assert 'did not write out/api.md' in prompt, prompt\n"
+        "    pathlib.Path('out').mkdir()\n"
+        "    pathlib.Path('out/api.md').write_bytes(b'GET /\\r\\n' + b'x' * (2 << 20))\n",
+        encoding="utf-8",
+    )
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nagents:\n"
+        f"  a: {{backend: command, command: {yaml_list([PYTHON, str(script)])}}}\n"
+        "tasks:\n  api: {agent: a, prompt: x, writes: [src/**], output: out/api.md, retries: 1}\n",
+    )
+    done = plait_proc("run", "--json", cwd=repo.path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json.loads(done.stdout)
+    (task,) = run["tasks"]
+    assert (task["status"], task["attempts"]) == ("succeeded", 2)
+    assert task["output"].startswith("GET /\r\nxxx")
+    assert task["output"].endswith("[plait: the output was cut here, at its first 1 MiB]")
+    assert len(task["output"]) < (1 << 20) + 100
+    log = plait_proc("logs", run["run"], "api", "--attempt", "1", cwd=repo.path).stdout
+    assert "chatter on stdout" in log
+
+    script.write_text("import sys\nsys.stdin.read()\nprint('only stdout')\n", encoding="utf-8")
+    failed = plait_proc("run", "--json", cwd=repo.path)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    (task,) = json.loads(failed.stdout)["tasks"]
+    assert task["status"] == "failed"
+    assert task["error"] == "did not write its output file out/api.md (the plan's `output`)"
+
+
 # --- the plan's verify with isolation: none ------------------------------------------
 
 

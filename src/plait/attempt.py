@@ -27,7 +27,14 @@ from plait.agents.base import (
     AttemptStatus,
     Backend,
 )
-from plait.attemptjudge import AttemptFailure, attribute_in_place, judge, note, task_verify
+from plait.attemptjudge import (
+    AttemptFailure,
+    attribute_in_place,
+    judge,
+    missing_output,
+    note,
+    task_verify,
+)
 from plait.errors import GitError
 from plait.model import Agent, Outcome, Task
 from plait.scope import in_scope
@@ -153,7 +160,7 @@ async def run_attempt(
     )
     # In place a retry is judged from the task's first attempt on (`plait.inplace`).
     change = attribute_in_place(ctx, task, change, view.started or since)
-    failure: AttemptFailure | None = judge(ctx, task, result, change)
+    failure = judge(ctx, task, result, change) or missing_output(task, ws.path)
     if stopped:
         failure = AttemptFailure(Outcome.CANCELLED, STOPPED_ERROR, "")
     if failure is None and task.verify is not None:

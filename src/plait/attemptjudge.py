@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plait import proc
@@ -22,7 +23,14 @@ from plait.workspace import Change, Workspace
 if TYPE_CHECKING:
     from plait.taskrun import RunContext
 
-__all__ = ["AttemptFailure", "attribute_in_place", "judge", "note", "task_verify"]
+__all__ = [
+    "AttemptFailure",
+    "attribute_in_place",
+    "judge",
+    "missing_output",
+    "note",
+    "task_verify",
+]
 
 NOTE_TAIL_LINES = 60  # how much of a failure's output goes into the next prompt
 
@@ -104,6 +112,22 @@ def judge(
     if change.scope_violations:
         ctx.emit("scope_warning", task.id, files=list(change.scope_violations))
     return None
+
+
+def missing_output(task: Task, workspace: Path) -> AttemptFailure | None:
+    """The plan names the task's `output` file and the agent did not write it: its
+    dependants would be handed its stdout for the contract they were promised."""
+    if task.output_file is None or (workspace / task.output_file).is_file():
+        return None
+    return AttemptFailure(
+        Outcome.FAILED,
+        f"did not write its output file {task.output_file} (the plan's `output`)",
+        note(
+            f"The previous attempt did not write {task.output_file}: write this task's "
+            "result there, the tasks that need it read it from that file",
+            "",
+        ),
+    )
 
 
 async def task_verify(

@@ -60,6 +60,7 @@ STATUS_NAMES = {
     "conflict": "merge conflict",
     "cancelled": "cancelled",
     "running": "running",
+    "interrupted": "interrupted",
     "predicted": "predicted",
 }
 KIND_NAMES = {**KIND_LABELS, "rate_limit": "after rate limit"}

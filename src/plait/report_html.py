@@ -17,6 +17,7 @@ from plait.report import (
     Timeline,
     fmt_cost,
     fmt_duration,
+    fmt_saving,
     fmt_speedup,
     lost_s,
     one_line,
@@ -51,6 +52,7 @@ def _header(t: Timeline) -> str:
             ("predicted makespan", fmt_duration(t.wall_s)),
             ("sum of estimates", fmt_duration(t.sequential_s)),
             ("predicted speed-up", fmt_speedup(t.speedup)),
+            ("predicted saving", fmt_saving(t)),
         ]
     else:
         when = _utc(t.started_at)
@@ -59,6 +61,7 @@ def _header(t: Timeline) -> str:
             ("wall time", fmt_duration(t.wall_s)),
             ("sum of task times", fmt_duration(t.sequential_s)),
             ("speed-up", fmt_speedup(t.speedup)),
+            ("saving", fmt_saving(t)),
             ("cost", fmt_cost(t.cost_usd)),
             ("attempts", str(len(t.attempts))),
         ]

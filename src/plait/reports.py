@@ -1,26 +1,33 @@
 """From the store (or a plan's analysis) to the report's Timeline.
 
 `report.py` renders; this module gathers: the run's attempts and tasks from the
-store, the graph and the estimate from the plan the run was started with, and
-the time each task spent ready but not running, split by cause.
+store, the graph from the plan the run was started with, and its estimate from the
+same history the run was scheduled by. What the run measured (its critical path,
+the time each task lost waiting) is worked out by `plait.report_measured`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from plait.analysis import Analysis, analyze
+from plait.analysis import Analysis, analyze, reestimate
 from plait.errors import Error
 from plait.planrules import FIXER_TASK_ID
 from plait.report import AttemptSpan, TaskSummary, Timeline, predicted_timeline
 from plait.report_html import render_html
+from plait.report_measured import measured_critical_path, process_gaps, waits
 from plait.runjson import work_s
 from plait.scheduler import simulate
-from plait.status import UNDER_WAY, run_end, run_wall_s, shown_status
+from plait.status import RESUMED_EVENT, UNDER_WAY, run_end, run_wall_s, shown_status
 from plait.store import Store
-from plait.storeschema import AttemptRow, TaskRow
+from plait.storeschema import AttemptRow, RunRow, TaskRow
+
+#: The event that makes the verify fixer, a task the plan does not list.
+FIXER_EVENT = "fixer_started"
+#: How many durations per task the estimate reads (as `Store.durations` keeps).
+HISTORY_PER_TASK = 20
 
 
 def predicted(analysis: Analysis) -> Timeline:
@@ -63,33 +70,43 @@ def _analysis_of_run(plan_json: str, jobs: int) -> Analysis | None:
         return None  # the plan's files moved on; the report goes without the graph
 
 
+def history_before(store: Store, run: RunRow) -> dict[str, list[float]]:
+    """The history `plait run` estimated this run by: the spans of the succeeded tasks
+    of the runs of its plan that started before it, oldest first, the latest
+    `HISTORY_PER_TASK` per task (what `Store.durations` gave it then; later runs
+    must not change an older run's estimate)."""
+    earlier = [r for r in store.runs() if r.plan_name == run.plan_name and r.id != run.id]
+    out: dict[str, list[float]] = {}
+    for row in reversed([r for r in earlier if r.started_at < run.started_at]):
+        for task in store.tasks(row.id):
+            if task.status not in ("succeeded", "merged"):
+                continue
+            if task.started_at is not None and task.finished_at is not None:
+                out.setdefault(task.id, []).append(max(0.0, task.finished_at - task.started_at))
+    return {task_id: values[-HISTORY_PER_TASK:] for task_id, values in out.items()}
+
+
 def timeline_from_store(store: Store, run_id: str) -> Timeline:
     """Everything the report shows about one run."""
     run = store.run(run_id)
     tasks = store.tasks(run_id)
     attempts = store.attempts(run_id)
+    events = store.events(run_id)
     analysis = _analysis_of_run(run.plan_json, run.jobs)
+    if analysis is not None:
+        history = history_before(store, run)
+        if history:  # as `start_run` did: the estimate this run was scheduled by
+            analysis = reestimate(analysis, history)
     t0 = run.started_at
     # The same status and wall time as `plait status`: a run whose plait was killed
     # is interrupted, not running, and its clock stopped when it died.
+    status = shown_status(run)
     wall = run_wall_s(store, run)
     until = run_end(store, run)  # attempts still open count (and are drawn) to this moment
-    spans = tuple(
-        AttemptSpan(
-            a.task_id,
-            a.attempt,
-            a.kind,
-            a.status,
-            a.started_at - t0,
-            (a.finished_at if a.finished_at is not None else until) - t0,
-            a.cost_usd,
-        )
-        for a in attempts
-    )
+    spans = tuple(_span(a, t0, until, live=status == "running") for a in attempts)
     agents = {t.id: t.agent for t in analysis.plan.tasks.values()} if analysis else {}
     if analysis is not None and analysis.plan.on_verify_failure is not None:
         agents[FIXER_TASK_ID] = analysis.plan.on_verify_failure.agent  # not a plan task
-    status = shown_status(run)
     summaries = tuple(
         _summary(t, agents.get(t.id, ""), t0, attempts, until, interrupted=status == "interrupted")
         for t in tasks
@@ -98,18 +115,31 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
     critical: tuple[str, ...] = ()
     predicted_spans: dict[str, tuple[float, float]] = {}
     makespan = 0.0
+    lost: dict[str, dict[str, float]] = {}
     # An estimate made of default units only (no `estimate:`, no history) says nothing
     # about this run's length: no prediction is drawn or compared with it.
     guessed = analysis is not None and len(analysis.estimate.defaulted) == len(analysis.durations)
     if analysis is not None:
         edges = tuple((e.source, e.target, e.reason) for e in analysis.edges)
-        critical = analysis.critical_path
+        # What the run did, not what the plan guessed: the chain that took longest.
+        worked = {x.id: x.duration_s for x in summaries if x.duration_s is not None}
+        critical = measured_critical_path(analysis.order, analysis.needs, worked)
         schedule = simulate(
             analysis.durations, analysis.needs, analysis.exclusive, analysis.priority, run.jobs
         )
         if not guessed:
             predicted_spans = {k: (schedule.start[k], schedule.finish[k]) for k in schedule.finish}
             makespan = schedule.makespan
+        lost = waits(
+            tasks,
+            attempts,
+            analysis.needs,
+            analysis.exclusive,
+            t0=t0,
+            until=until,
+            ready_at=_made_at(events),
+            gaps=_gaps(run, events),
+        )
     return Timeline(
         run_id=run.id,
         plan_name=run.plan_name,
@@ -123,9 +153,37 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
         critical_path=critical,
         predicted=predicted_spans,
         predicted_makespan_s=makespan,
-        waits=waits(tasks, attempts, analysis, t0),
+        waits=lost,
         verify=run.verify,
     )
+
+
+def _span(a: AttemptRow, t0: float, until: float, *, live: bool) -> AttemptSpan:
+    # An attempt left open by a plait that is gone ended with it: it is not running.
+    shown = a.status if a.finished_at is not None or live else "interrupted"
+    end = a.finished_at if a.finished_at is not None else until
+    return AttemptSpan(a.task_id, a.attempt, a.kind, shown, a.started_at - t0, end - t0, a.cost_usd)
+
+
+def _made_at(events: Sequence[dict[str, object]]) -> dict[str, float]:
+    """When each task the plan does not list (the verify fixer) was made: it was ready
+    from then, not from the run's start."""
+    made: dict[str, float] = {}
+    for e in events:
+        task, t = e.get("task"), e.get("t")
+        if e.get("kind") == FIXER_EVENT and isinstance(task, str) and isinstance(t, int | float):
+            made.setdefault(task, float(t))
+    return made
+
+
+def _gaps(run: RunRow, events: Sequence[dict[str, object]]) -> list[tuple[float, float]]:
+    """When no plait ran the run: between a stop and the resume after it."""
+    resumes = []
+    for e in events:
+        t, before = e.get("t"), e.get("wall_before_s")
+        if e.get("kind") == RESUMED_EVENT and isinstance(t, int | float):
+            resumes.append((float(t), float(before) if isinstance(before, int | float) else 0.0))
+    return process_gaps(run.started_at, resumes)
 
 
 def _summary(
@@ -146,63 +204,11 @@ def _summary(
         attempts=task.attempts,
         start_s=task.started_at - t0 if task.started_at is not None else None,
         end_s=task.finished_at - t0 if task.finished_at is not None else None,
-        duration_s=work_s(task, attempts, until),
+        # A task that never started did no work: no duration, as `plait status` shows it.
+        duration_s=work_s(task, attempts, until) if task.started_at is not None else None,
         cost_usd=task.cost_usd,
         tokens=task.tokens,
         merged=task.merged,
         changed_files=task.changed_files,
         error=task.error or "",
     )
-
-
-def waits(
-    tasks: Sequence[TaskRow], attempts: Sequence[AttemptRow], analysis: Analysis | None, t0: float
-) -> dict[str, dict[str, float]]:
-    """Time lost per task: ready but held by an exclusive partner or by busy slots,
-    and time spent on attempts that were thrown away (conflicts, retries)."""
-    by_task: dict[str, list[AttemptRow]] = {}
-    for attempt in attempts:
-        by_task.setdefault(attempt.task_id, []).append(attempt)
-    finished = {t.id: t.finished_at for t in tasks}
-    lost: dict[str, dict[str, float]] = {}
-    for task in tasks:
-        mine = sorted(by_task.get(task.id, []), key=lambda a: a.attempt)
-        entry: dict[str, float] = {}
-        # Every attempt but the last was thrown away; so was the last, if it conflicted
-        # (the task ended `conflicted`: none of its work was kept).
-        thrown = mine[:-1] + [a for a in mine[-1:] if a.status == "conflict"]
-        for attempt in thrown:
-            cause = "conflict" if attempt.status == "conflict" else "retry"
-            entry[cause] = entry.get(cause, 0.0) + (attempt.duration_s or 0.0)
-        if mine and analysis is not None:
-            needs = analysis.needs.get(task.id, frozenset())
-            ready = max([finished.get(n) or t0 for n in needs] + [t0])
-            held = max(0.0, mine[0].started_at - ready)
-            if held > 0.05:
-                partners = analysis.exclusive.get(task.id, frozenset())
-                blocked = _overlap(ready, mine[0].started_at, partners, by_task)
-                if blocked > 0:
-                    entry["exclusion"] = blocked
-                if held - blocked > 0.05:
-                    entry["slots"] = held - blocked
-        if entry:
-            lost[task.id] = entry
-    return lost
-
-
-def _overlap(
-    start: float, end: float, partners: frozenset[str], by_task: Mapping[str, list[AttemptRow]]
-) -> float:
-    """How much of [start, end] an exclusive partner was running."""
-    spans = sorted(
-        (max(start, a.started_at), min(end, a.finished_at or end))
-        for p in partners
-        for a in by_task.get(p, [])
-    )
-    total, cursor = 0.0, start
-    for lo, hi in spans:
-        lo = max(lo, cursor)
-        if hi > lo:
-            total += hi - lo
-            cursor = hi
-    return total

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 from plait.agents import get_backend
 from plait.agents.base import VERIFY_LOG_SUFFIX, AgentResult, AttemptStatus, attempt_file
+from plait.agents.command import CUT_NOTE, read_output_file
 from plait.attempt import STOPPED_ERROR, end_attempt, run_attempt
 from plait.attemptjudge import AttemptFailure, note
 from plait.carryover import PendingMerge
@@ -389,9 +391,10 @@ def _task_output(
     ctx: RunContext, task: Task, attempt: int, result: AgentResult | None, ws: Workspace | None
 ) -> str:
     if task.output_file and ws is not None:
-        path = ws.path / task.output_file
-        if path.is_file():
-            return path.read_text(encoding="utf-8", errors="replace")
+        # As the agent wrote it (line endings too), under the cap stdout has
+        written = read_output_file(os.fspath(ws.path / task.output_file))
+        if written is not None:
+            return written[0] + (CUT_NOTE if written[1] else "")
     return result.output if result is not None else ""
 
 

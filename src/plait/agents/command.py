@@ -100,7 +100,7 @@ def _write_prompt(path: str, prompt: bytes) -> None:
 CUT_NOTE = "\n[plait: the output was cut here, at its first 1 MiB]"
 
 
-def _read_output_file(path: str) -> tuple[str, bool] | None:
+def read_output_file(path: str) -> tuple[str, bool] | None:
     """The output file's text, and whether it was longer than the cap; None if absent."""
     try:
         with open(path, "rb") as f:
@@ -177,7 +177,7 @@ class CommandBackend:
             )
         except OSError as exc:  # proc.ProgramNotFound / SpawnError, or the log unwritable
             return AgentResult(AttemptStatus.ERRORED, error=str(exc))
-        written = _read_output_file(output_file)
+        written = read_output_file(output_file)
         text, cut = written if written is not None else (done.stdout, done.stdout_truncated)
         output = text.strip() + (CUT_NOTE if cut else "")
         common: dict[str, Any] = {
