@@ -71,18 +71,19 @@ def _analysis_of_run(plan_json: str, jobs: int) -> Analysis | None:
 
 
 def history_before(store: Store, run: RunRow) -> dict[str, list[float]]:
-    """The history `plait run` estimated this run by: the spans of the succeeded tasks
-    of the runs of its plan that started before it, oldest first, the latest
-    `HISTORY_PER_TASK` per task (what `Store.durations` gave it then; later runs
-    must not change an older run's estimate)."""
-    earlier = [r for r in store.runs() if r.plan_name == run.plan_name and r.id != run.id]
+    """The history `plait run` estimated this run by, as `Store.durations` gave it then:
+    the work (`work_s`) of each succeeded task in the runs of its plan that started
+    before it, oldest first, the latest `HISTORY_PER_TASK` per task. (Later runs must
+    not change an older run's estimate.)"""
+    earlier = [r for r in store.runs() if r.plan_name == run.plan_name]
     out: dict[str, list[float]] = {}
-    for row in reversed([r for r in earlier if r.started_at < run.started_at]):
+    for row in reversed([r for r in earlier if r.started_at < run.started_at]):  # oldest first
+        attempts = store.attempts(row.id)
         for task in store.tasks(row.id):
             if task.status not in ("succeeded", "merged"):
                 continue
             if task.started_at is not None and task.finished_at is not None:
-                out.setdefault(task.id, []).append(max(0.0, task.finished_at - task.started_at))
+                out.setdefault(task.id, []).append(work_s(task, attempts))
     return {task_id: values[-HISTORY_PER_TASK:] for task_id, values in out.items()}
 
 
@@ -115,7 +116,6 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
     critical: tuple[str, ...] = ()
     predicted_spans: dict[str, tuple[float, float]] = {}
     makespan = 0.0
-    lost: dict[str, dict[str, float]] = {}
     # An estimate made of default units only (no `estimate:`, no history) says nothing
     # about this run's length: no prediction is drawn or compared with it.
     guessed = analysis is not None and len(analysis.estimate.defaulted) == len(analysis.durations)
@@ -130,16 +130,6 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
         if not guessed:
             predicted_spans = {k: (schedule.start[k], schedule.finish[k]) for k in schedule.finish}
             makespan = schedule.makespan
-        lost = waits(
-            tasks,
-            attempts,
-            analysis.needs,
-            analysis.exclusive,
-            t0=t0,
-            until=until,
-            ready_at=_made_at(events),
-            gaps=_gaps(run, events),
-        )
     return Timeline(
         run_id=run.id,
         plan_name=run.plan_name,
@@ -153,7 +143,17 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
         critical_path=critical,
         predicted=predicted_spans,
         predicted_makespan_s=makespan,
-        waits=lost,
+        # Without the graph, no task is known to have been ready before it started.
+        waits=waits(
+            tasks,
+            attempts,
+            analysis.needs if analysis is not None else {},
+            analysis.exclusive if analysis is not None else {},
+            t0=t0,
+            until=until,
+            ready_at=_made_at(events),
+            gaps=_gaps(run, events),
+        ),
         verify=run.verify,
     )
 
