@@ -1,0 +1,156 @@
+"""The report's numbers against what a real run did: runs through the CLI with fake
+agents that really sleep, then `plait report` (text, --json, --html) read back.
+
+Each agent's behaviour comes from a JSON file ($AGENT_CFG): per task, how long each
+attempt sleeps and whether it fails. It writes `<task>.txt` and marks its start in
+$MARKS (outside the repository), so a test can wait for it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import Cli, write_plan, yaml_list
+from gitrepo import GitRepo
+from plait.report_measured import measured_critical_path
+
+AGENT = """\
+import json, os, sys, time
+from pathlib import Path
+task, attempt = os.environ["PLAIT_TASK_ID"], int(os.environ["PLAIT_ATTEMPT"])
+sys.stdin.read()
+Path(os.environ["MARKS"], f"{task}.{attempt}").write_text(str(time.time()))
+cfg = json.loads(Path(os.environ["AGENT_CFG"]).read_text()).get(task, {})
+sleeps = cfg.get("sleep", [0])
+time.sleep(sleeps[min(attempt, len(sleeps)) - 1])
+if cfg.get("fail"):
+    sys.exit(1)
+Path(f"{task}.txt").write_text(f"{task} {attempt}")
+print(f"{task} done")
+"""
+
+
+def _setup(repo: GitRepo, tmp_path: Path, cfg: dict[str, Any], body: str) -> Path:
+    """The agent, its config and a plan (`body`: everything after `agents:`)."""
+    (tmp_path / "agent.py").write_text(AGENT)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    command = yaml_list([sys.executable, str(tmp_path / "agent.py")])
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+name: numbers
+agents:
+  fake: {{backend: command, command: {command}}}
+defaults:
+  env: {{AGENT_CFG: "{tmp_path / "cfg.json"}", MARKS: "{marks}"}}
+{body}""",
+    )
+    return marks
+
+
+def _report(cli: Cli, repo: GitRepo, *argv: str) -> dict[str, Any]:
+    done = cli("report", *argv, "--json", cwd=repo.path)
+    assert done.code == 0, done.err
+    data: dict[str, Any] = json.loads(done.out)
+    return data
+
+
+def _html(cli: Cli, repo: GitRepo, *argv: str) -> str:
+    done = cli("report", *argv, "--html", "r.html", cwd=repo.path)
+    assert done.code == 0, done.err
+    return (repo.path / "r.html").read_text(encoding="utf-8")
+
+
+def _waits(data: dict[str, Any]) -> dict[str, dict[str, float]]:
+    return {t["id"]: t["waits"] for t in data["tasks"]}
+
+
+# --- 1. the critical path is the run's, not the estimate's -------------------------------
+
+
+def test_the_critical_path_is_the_chain_that_took_longest(
+    repo: GitRepo, cli: Cli, tmp_path: Path
+) -> None:
+    """Estimates say a → b → d; c really took longest, so the run's path is a → c → d."""
+    cfg = {
+        "a": {"sleep": [0.2]},
+        "b": {"sleep": [0.3]},
+        "c": {"sleep": [2.0]},
+        "d": {"sleep": [0.2]},
+    }
+    _setup(
+        repo,
+        tmp_path,
+        cfg,
+        """\
+tasks:
+  a: {agent: fake, prompt: a, writes: [a.txt], estimate: 1s}
+  b: {agent: fake, prompt: b, writes: [b.txt], estimate: 3s, needs: [a]}
+  c: {agent: fake, prompt: c, writes: [c.txt], estimate: 1s, needs: [a]}
+  d: {agent: fake, prompt: d, writes: [d.txt], estimate: 1s, needs: [b, c]}
+""",
+    )
+    assert cli("run", "-j", "4", cwd=repo.path).code == 0
+    plan = cli("plan", "-j", "4", cwd=repo.path)
+    assert "critical path: a → b → d" in plan.out  # the estimate's, unchanged
+    text = cli("report", cwd=repo.path)
+    assert "critical path: a → c → d" in text.out, text.out
+    assert "estimate: 5.0s, actual" in text.out  # the estimate is still the plan's
+    assert _report(cli, repo)["critical_path"] == ["a", "c", "d"]
+    page = _html(cli, repo)
+    crit_bars = set(re.findall(r'class="bar [^"]*crit" data-task="([^"]+)"', page))
+    assert crit_bars == {"a", "c", "d"}
+    crit_edges = set(re.findall(r'class="edge crit" data-from="(\w)" data-to="(\w)"', page))
+    assert crit_edges == {("a", "c"), ("c", "d")}
+
+
+def test_the_estimate_is_the_one_the_run_was_scheduled_by(
+    repo: GitRepo, cli: Cli, tmp_path: Path
+) -> None:
+    """A plan without `estimate:` is estimated from earlier runs: the second run is
+    compared with what the first took, and the first keeps its (unknown) estimate."""
+    cfg = {"a": {"sleep": [0.1]}, "b": {"sleep": [0.6]}}
+    _setup(
+        repo,
+        tmp_path,
+        cfg,
+        """\
+tasks:
+  a: {agent: fake, prompt: a, writes: [a.txt]}
+  b: {agent: fake, prompt: b, writes: [b.txt], needs: [a]}
+""",
+    )
+    assert cli("run", cwd=repo.path).code == 0
+    first = _report(cli, repo)["run"]
+    assert cli("run", cwd=repo.path).code == 0
+    second = _report(cli, repo)
+    assert second["run"] != first
+    # the first run's spans: b's estimate is its 0.6 s and more, not one default unit
+    b_start, b_end = second["predicted"]["b"]["start_s"], second["predicted"]["b"]["finish_s"]
+    assert 0.5 < b_end - b_start < 5, second["predicted"]
+    assert 0.6 < second["predicted_makespan_s"] < 10
+    assert "estimate: " in cli("report", cwd=repo.path).out
+    # the first run had no history: still no estimate to compare it with
+    assert _report(cli, repo, first)["predicted"] == {}
+    assert "estimate: " not in cli("report", first, cwd=repo.path).out
+
+
+# --- the pure parts ----------------------------------------------------------------------
+
+
+def test_measured_critical_path_follows_time_not_order() -> None:
+    needs = {"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c"), "e": ()}
+    durations = {"a": 1.0, "b": 3.0, "c": 5.0, "d": 1.0, "e": 2.0}
+    assert measured_critical_path("abcde", needs, durations) == ("a", "c", "d")
+    durations["b"] = 6.0
+    assert measured_critical_path("abcde", needs, durations) == ("a", "b", "d")
+    # a task that never ran is on no chain; ties go to the earlier task
+    assert measured_critical_path("abcde", needs, {"a": 1, "b": 2, "c": 2}) == ("a", "b")
+    assert measured_critical_path("abcde", needs, {}) == ()
