@@ -16,7 +16,7 @@ from typing import Any
 
 from conftest import Cli, write_plan, yaml_list
 from gitrepo import GitRepo
-from plait.report_measured import measured_critical_path
+from plait.report_measured import covered, measured_critical_path
 
 AGENT = """\
 import json, os, sys, time
@@ -142,6 +142,39 @@ tasks:
     assert "estimate: " not in cli("report", first, cwd=repo.path).out
 
 
+# --- 2. a partner's merge holds its exclusive partner ------------------------------------
+
+
+def test_time_held_by_an_exclusive_partners_merge_is_exclusion(
+    repo: GitRepo, cli: Cli, tmp_path: Path
+) -> None:
+    """e2 goes first (larger estimate); its attempt ends after its verify, then its
+    merge verifies for 1 s more: e1 waited all that time for e2, none for a slot."""
+    cfg = {"e1": {"sleep": [0.1]}, "e2": {"sleep": [0.3]}}
+    sleep = yaml_list([sys.executable, "-c", "import time; time.sleep(1)"])
+    _setup(
+        repo,
+        tmp_path,
+        cfg,
+        f"""\
+verify: {sleep}
+verify_each_merge: true
+tasks:
+  e1: {{agent: fake, prompt: e1, writes: ["shared/**", e1.txt], estimate: 1s}}
+  e2: {{agent: fake, prompt: e2, writes: ["shared/**", e2.txt], estimate: 2s, verify: {sleep}}}
+""",
+    )
+    assert cli("run", "-j", "4", cwd=repo.path).code == 0
+    data = _report(cli, repo)
+    tasks = {t["id"]: t for t in data["tasks"]}
+    attempts = {a["task"]: a for a in data["attempts"]}
+    assert tasks["e2"]["end_s"] - attempts["e2"]["end_s"] > 0.8  # the merge's verify
+    held = tasks["e1"]["start_s"] - tasks["e2"]["start_s"]
+    waits = tasks["e1"]["waits"]
+    assert waits["exclusion"] >= held - 0.1, waits
+    assert waits.get("slots", 0.0) < 0.1, waits
+
+
 # --- the pure parts ----------------------------------------------------------------------
 
 
@@ -154,3 +187,8 @@ def test_measured_critical_path_follows_time_not_order() -> None:
     # a task that never ran is on no chain; ties go to the earlier task
     assert measured_critical_path("abcde", needs, {"a": 1, "b": 2, "c": 2}) == ("a", "b")
     assert measured_critical_path("abcde", needs, {}) == ()
+
+
+def test_covered_counts_overlaps_once() -> None:
+    assert covered(0.0, 10.0, [(2.0, 4.0), (3.0, 5.0), (9.0, 20.0)]) == 4.0
+    assert covered(0.0, 1.0, []) == 0.0
