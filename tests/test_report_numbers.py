@@ -175,6 +175,36 @@ tasks:
     assert waits.get("slots", 0.0) < 0.1, waits
 
 
+# --- 3. the verify fixer was ready when the verify failed --------------------------------
+
+
+def test_the_verify_fixer_is_not_held_from_the_runs_start(
+    repo: GitRepo, cli: Cli, tmp_path: Path
+) -> None:
+    cfg = {"a": {"sleep": [1.0]}}
+    check = yaml_list(
+        [sys.executable, "-c", "import os, sys; sys.exit(not os.path.exists('fix-verify.txt'))"]
+    )
+    _setup(
+        repo,
+        tmp_path,
+        cfg,
+        f"""\
+verify: {check}
+on_verify_failure: {{agent: fake, prompt: mend it}}
+tasks:
+  a: {{agent: fake, prompt: a, writes: [a.txt]}}
+""",
+    )
+    cli("run", cwd=repo.path)
+    data = _report(cli, repo)
+    fixer = {t["id"]: t for t in data["tasks"]}["fix-verify"]
+    assert fixer["start_s"] > 1.0  # it ran after a and the failed verify
+    assert fixer["lost_s"] < 0.3, fixer["waits"]
+    assert "slots" not in fixer["waits"], fixer["waits"]
+    assert 'class="wait" data-task="fix-verify"' not in _html(cli, repo)
+
+
 # --- the pure parts ----------------------------------------------------------------------
 
 
