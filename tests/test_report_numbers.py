@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Cli, write_plan, yaml_list
+from conftest import Cli, PlaitProc, write_plan, yaml_list
 from gitrepo import GitRepo
-from plait.report_measured import covered, measured_critical_path
+from plait.proc import kill_marked
+from plait.report_measured import covered, measured_critical_path, process_gaps
 
 AGENT = """\
 import json, os, sys, time
@@ -205,6 +208,62 @@ tasks:
     assert 'class="wait" data-task="fix-verify"' not in _html(cli, repo)
 
 
+# --- 4. an interruption, before and after its resume --------------------------------------
+
+
+def test_an_interrupted_attempt_is_interrupted_not_running_nor_a_retry(
+    repo: GitRepo, cli: Cli, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """-j 1: x runs (and would run long), y waits for the slot; plait is killed, and the
+    run resumed a while later: x's first attempt was lost to the stop, not retried, and
+    the time no plait ran is no slot y waited for."""
+    cfg = {"x": {"sleep": [60, 0.3]}, "y": {"sleep": [0.3]}}
+    marks = _setup(
+        repo,
+        tmp_path,
+        cfg,
+        """\
+jobs: 1
+tasks:
+  x: {agent: fake, prompt: x, writes: [x.txt], estimate: 5s}
+  y: {agent: fake, prompt: y, writes: [y.txt], estimate: 1s}
+""",
+    )
+    first = plait_proc.start("run", cwd=repo.path)
+    deadline = time.monotonic() + 30
+    while not (marks / "x.1").exists():
+        assert time.monotonic() < deadline, "x never started"
+        time.sleep(0.05)
+    run = json.loads(cli("runs", "--json", cwd=repo.path).out)[0]["run"]
+    try:
+        time.sleep(0.3)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        kill_marked(f"{run}/", prefix=True)  # the killed run's orphaned agent
+
+    stopped = _report(cli, repo)
+    assert stopped["status"] == "interrupted"
+    assert [(a["task"], a["status"]) for a in stopped["attempts"]] == [("x", "interrupted")]
+    page = _html(cli, repo)
+    assert "attempt 1 (first) · interrupted" in page and "· running" not in page
+
+    time.sleep(1.0)  # nobody runs the run meanwhile
+    assert cli("resume", cwd=repo.path).code == 0
+    data = _report(cli, repo)
+    waits = _waits(data)
+    x1 = next(a for a in data["attempts"] if a["task"] == "x" and a["attempt"] == 1)
+    assert "retry" not in waits["x"], waits
+    assert abs(waits["x"]["interrupted"] - (x1["end_s"] - x1["start_s"])) < 0.01, waits
+    # y was ready from the start; of its wait, the second and more between plait's
+    # death and the resume was the interruption's, not a slot's
+    assert waits["y"]["interrupted"] >= 0.9, waits
+    y_start = next(t["start_s"] for t in data["tasks"] if t["id"] == "y")
+    assert waits["y"].get("slots", 0.0) <= y_start - 0.9, waits
+    lost = _html(cli, repo).split("<section id='lost'>")[1].split("</section>")[0]
+    assert "<th>interrupted</th>" in lost and "<th>retry</th>" not in lost, lost
+
+
 # --- the pure parts ----------------------------------------------------------------------
 
 
@@ -222,3 +281,8 @@ def test_measured_critical_path_follows_time_not_order() -> None:
 def test_covered_counts_overlaps_once() -> None:
     assert covered(0.0, 10.0, [(2.0, 4.0), (3.0, 5.0), (9.0, 20.0)]) == 4.0
     assert covered(0.0, 1.0, []) == 0.0
+
+
+def test_process_gaps() -> None:
+    # ran 10 s from 100, resumed at 130 (10 s before); ran 5 s, resumed at 200
+    assert process_gaps(100.0, [(130.0, 10.0), (200.0, 15.0)]) == [(110.0, 130.0), (135.0, 200.0)]
