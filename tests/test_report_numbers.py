@@ -264,6 +264,41 @@ tasks:
     assert "<th>interrupted</th>" in lost and "<th>retry</th>" not in lost, lost
 
 
+# --- 5. time saved; no duration for a task that never ran ---------------------------------
+
+
+def test_the_report_says_time_saved_and_a_skipped_task_has_no_duration(
+    repo: GitRepo, cli: Cli, tmp_path: Path
+) -> None:
+    cfg = {"a": {"sleep": [0.5]}, "b": {"sleep": [0.5]}, "bad": {"fail": True}}
+    _setup(
+        repo,
+        tmp_path,
+        cfg,
+        """\
+tasks:
+  a: {agent: fake, prompt: a, writes: [a.txt]}
+  b: {agent: fake, prompt: b, writes: [b.txt]}
+  bad: {agent: fake, prompt: bad, writes: [bad.txt]}
+  after: {agent: fake, prompt: after, writes: [after.txt], needs: [bad]}
+""",
+    )
+    assert cli("run", "-j", "3", cwd=repo.path).code == 1
+    data = _report(cli, repo)
+    totals = data["totals"]
+    assert totals["saved_s"] == totals["sequential_s"] - totals["wall_s"]
+    tasks = {t["id"]: t for t in data["tasks"]}
+    status = {t["id"]: t for t in json.loads(cli("status", "--json", cwd=repo.path).out)["tasks"]}
+    assert tasks["after"]["outcome"] == "skipped"
+    assert tasks["after"]["duration_s"] is None is status["after"]["duration_s"]
+    assert tasks["a"]["duration_s"] == status["a"]["duration_s"]
+    text = cli("report", cwd=repo.path).out
+    assert re.search(r"saving -?[0-9.]+s \(-?\d+%\)", text), text
+    row = next(line.split() for line in text.splitlines() if line.strip().startswith("after"))
+    assert row[2:6] == ["skipped", "0", "—", "—"], row  # no start, no duration
+    assert re.search(r"<b>-?[0-9.]+s \(-?\d+%\)</b> saving", _html(cli, repo))
+
+
 # --- the pure parts ----------------------------------------------------------------------
 
 
