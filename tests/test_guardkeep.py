@@ -69,9 +69,9 @@ def test_resume_puts_back_the_git_files_a_killed_runs_agent_changed(
     assert (repo.common_dir / "config").read_bytes() == config_before
     assert "put back .git/config, .git/hooks/pre-commit as they were" in resumed.stderr
     # Nothing is lost: the replaced copies are kept, in case the user made them.
-    (aside,) = (plait_home / "git-files-put-aside").iterdir()
-    assert (aside / "hooks" / "pre-commit").read_text() == "#!/bin/sh\necho pwned\n"
-    assert "evil" in (aside / "config").read_text()
+    (hook_copy,) = (plait_home / "git-files-put-aside").rglob("pre-commit")
+    assert hook_copy.read_text() == "#!/bin/sh\necho pwned\n"
+    assert "evil" in (hook_copy.parent.parent / "config").read_text()
     assert not (plait_home / "guarded-baseline.json").exists()
 
 

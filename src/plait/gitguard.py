@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plait.configrisk import harmless_change
+
 #: Files of a git dir that run code or change git's behaviour for everyone who
 #: uses the repository: config (fsmonitor, hooksPath, filters, aliases), hooks,
 #: attributes (filter and diff drivers), a worktree's link to its common dir,
@@ -172,6 +174,52 @@ def restore_guarded(git_dir: Path, saved: Mapping[str, Entry]) -> None:
             target.chmod(0o755 if entry[2] else 0o644)
 
 
+def put_back(git_dir: Path, saved: dict[str, Entry], aside: Path | None) -> list[str]:
+    """Put back the guarded files under `git_dir` that differ from `saved`; the paths
+    put back. A harmless change to `config` (`configrisk`: a remote or a branch's
+    upstream the user set meanwhile) is not: `saved` takes it on. What is replaced is
+    kept under `aside`, in a folder of its own, so that nothing the user wrote is lost.
+    """
+    now = read_guarded(git_dir)
+    changed = guarded_changes(saved, now)
+    if "config" in changed:
+        before, after = _file_bytes(saved.get("config")), _file_bytes(now.get("config"))
+        if before is not None and after is not None and harmless_change(before, after):
+            saved["config"] = now["config"]
+            changed.remove("config")
+    if changed:
+        if aside is not None:
+            keep_aside(aside / f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns()}", changed, now)
+        restore_guarded(git_dir, saved)
+    return changed
+
+
+def _file_bytes(entry: Entry | None) -> bytes | None:
+    """The content of a guarded regular file; None for anything else."""
+    if entry is None or entry[0] != "file" or not isinstance(entry[1], bytes):
+        return None
+    return entry[1]
+
+
+def keep_aside(folder: Path, changed: list[str], now: Mapping[str, Entry]) -> None:
+    """Copy the changed entries of `now` under `folder` (folders come with their files;
+    a removed entry has nothing to keep)."""
+    for rel in changed:
+        entry = now.get(rel)
+        if entry is None or entry[0] == "dir":
+            continue
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if entry[0] == "link":
+            target.unlink(missing_ok=True)
+            target.symlink_to(str(entry[1]))
+            continue
+        content = entry[1]
+        assert isinstance(content, bytes)
+        target.write_bytes(content)
+        target.chmod(0o755 if entry[2] else 0o644)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -219,6 +267,8 @@ class GitGuard:
         #: Told the shared reading once it is taken, before any agent starts (a run
         #: writes it down: `guardkeep`).
         self.on_baseline: Callable[[Mapping[str, Entry]], None] = lambda entries: None
+        #: Where the shared files it puts back are kept (None: not kept).
+        self.aside: Path | None = None
 
     def watch(self, worktree: Path, git_dir: Path) -> None:
         """Start watching a new worktree (call before its agent starts)."""
@@ -260,18 +310,15 @@ class GitGuard:
                 if kept:
                     restore_guarded(watched.git_dir, watched.private)
         if self._shared is not None and not self._shared_unchanged():
-            now = read_guarded(self.common_dir)
-            if now != self._shared:
-                changed = guarded_changes(self._shared, now)
-                restore_guarded(self.common_dir, self._shared)
-                self._shared_stamp = None  # just written: read again until it settles
-                for other in self._watched.values():
-                    other.tainted.update(changed)
+            changed = self._put_back_shared()
+            for other in self._watched.values():
+                other.tainted.update(changed)
         if watched is not None:
             for rel in sorted(watched.tainted):
+                copy = f"; the changed copy is kept in {self.aside}" if self.aside else ""
                 reason = (
                     f"the repository's .git/{rel} changed while this attempt ran, by its agent"
-                    " or one running beside it: plait cannot tell which (restored)"
+                    f" or one running beside it: plait cannot tell which (restored{copy})"
                 )
                 found.append((f".git/{rel}", reason))
             watched.tainted.clear()
@@ -290,12 +337,17 @@ class GitGuard:
         """
         if self._shared is None or self._shared_unchanged():
             return []
-        now = read_guarded(self.common_dir)
-        if now == self._shared:
-            return []
-        changed = guarded_changes(self._shared, now)
-        restore_guarded(self.common_dir, self._shared)
-        self._shared_stamp = None  # just written: read again until it settles
+        return self._put_back_shared()
+
+    def _put_back_shared(self) -> list[str]:
+        """`put_back` for the shared git dir; a harmless config change becomes part of
+        the reading (written down again: a later recovery must not undo it)."""
+        assert self._shared is not None
+        config = self._shared.get("config")
+        changed = put_back(self.common_dir, self._shared, self.aside)
+        if self._shared.get("config") != config:
+            self.on_baseline(self._shared)
+        self._shared_stamp = None  # just written or changed: read again until it settles
         return changed
 
     def _read_shared(self) -> None:

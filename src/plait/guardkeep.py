@@ -12,14 +12,12 @@ keeping the changed copies aside: an edit the user made since the kill is not lo
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from plait.gitguard import Entry, guarded_changes, read_guarded, restore_guarded
+from plait.gitguard import Entry, put_back
 
 #: The saved reading, in the run state's home (one run at a time holds that home).
 BASELINE_FILE = "guarded-baseline.json"
@@ -78,16 +76,11 @@ def recover(home: Path, common_dir: Path) -> list[str]:
     if not same_repository:  # a home moved with PLAIT_HOME: not this repository's reading
         path.unlink(missing_ok=True)
         return []
-    now = read_guarded(common_dir)
-    changed = guarded_changes(saved, now)
-    if not changed:
-        path.unlink()
-        return []
-    aside = home / ASIDE_DIR / f"{run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
-    for rel in changed:
-        _keep_copy(aside / rel, now.get(rel))
-    restore_guarded(common_dir, saved)
+    aside = aside_folder(home, run_id)
+    changed = put_back(common_dir, saved, aside)
     path.unlink()
+    if not changed:
+        return []
     paths = ", ".join(f".git/{rel}" for rel in changed)
     return [
         f"run {run_id} was killed before it could put back git's own files: put back "
@@ -95,20 +88,9 @@ def recover(home: Path, common_dir: Path) -> list[str]:
     ]
 
 
-def _keep_copy(target: Path, entry: Entry | None) -> None:
-    """Write one replaced entry under the aside folder (folders come with their files;
-    an entry the run removed has no copy to keep)."""
-    if entry is None or entry[0] == "dir":
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if entry[0] == "link":
-        with contextlib.suppress(FileExistsError):
-            target.symlink_to(str(entry[1]))
-        return
-    content = entry[1]
-    assert isinstance(content, bytes)
-    target.write_bytes(content)
-    target.chmod(0o755 if entry[2] else 0o644)
+def aside_folder(home: Path, run_id: str) -> Path:
+    """Where the git files a run puts back are kept (a folder per putting back)."""
+    return home / ASIDE_DIR / run_id
 
 
 def _encode(entry: Entry) -> list[object]:

@@ -345,6 +345,7 @@ async def drive(
     guard = _guard_of(provider)
     if guard is not None:
         guard.on_baseline = functools.partial(guardkeep.save, home, run_id, guard.common_dir)
+        guard.aside = guardkeep.aside_folder(home, run_id)
     driver = Driver(
         plan,
         analysis,
