@@ -9,7 +9,7 @@ the time each task lost waiting) is worked out by `plait.report_measured`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from plait.analysis import Analysis, analyze, reestimate
@@ -70,21 +70,25 @@ def _analysis_of_run(plan_json: str, jobs: int) -> Analysis | None:
         return None  # the plan's files moved on; the report goes without the graph
 
 
-def history_before(store: Store, run: RunRow) -> dict[str, list[float]]:
+def history_before(store: Store, run: RunRow, task_ids: Iterable[str]) -> dict[str, list[float]]:
     """The history `plait run` estimated this run by, as `Store.durations` gave it then:
     the work (`work_s`) of each succeeded task in the runs of its plan that started
     before it, oldest first, the latest `HISTORY_PER_TASK` per task. (Later runs must
     not change an older run's estimate.)"""
-    earlier = [r for r in store.runs() if r.plan_name == run.plan_name]
+    wanted = set(task_ids)
     out: dict[str, list[float]] = {}
-    for row in reversed([r for r in earlier if r.started_at < run.started_at]):  # oldest first
+    for row in store.runs():  # newest first: read back only as far as the estimate does
+        if row.plan_name != run.plan_name or row.started_at >= run.started_at:
+            continue
+        if all(len(out.get(t, ())) >= HISTORY_PER_TASK for t in wanted):
+            break
         attempts = store.attempts(row.id)
         for task in store.tasks(row.id):
-            if task.status not in ("succeeded", "merged"):
+            if task.status not in ("succeeded", "merged") or task.id not in wanted:
                 continue
             if task.started_at is not None and task.finished_at is not None:
                 out.setdefault(task.id, []).append(work_s(task, attempts))
-    return {task_id: values[-HISTORY_PER_TASK:] for task_id, values in out.items()}
+    return {task_id: values[:HISTORY_PER_TASK][::-1] for task_id, values in out.items()}
 
 
 def timeline_from_store(store: Store, run_id: str) -> Timeline:
@@ -95,7 +99,7 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
     events = store.events(run_id)
     analysis = _analysis_of_run(run.plan_json, run.jobs)
     if analysis is not None:
-        history = history_before(store, run)
+        history = history_before(store, run, analysis.plan.tasks)
         if history:  # as `start_run` did: the estimate this run was scheduled by
             analysis = reestimate(analysis, history)
     t0 = run.started_at
