@@ -241,6 +241,33 @@ def test_totals_are_sum_over_wall() -> None:
     assert rows == ["contract", "schema", "service"]
 
 
+def test_time_saved_is_the_sum_less_the_wall_in_plans_words() -> None:
+    t = small_run()
+    assert t.saved_s == 9.0
+    assert "saving 9.0s (18%)" in render_text(t)
+    assert to_json(t)["totals"]["saved_s"] == 9.0
+    assert "<b>9.0s (18%)</b> saving" in render_html(t)
+    # merges and verifies can cost more than running side by side gave back
+    slow = dataclasses.replace(t, wall_s=60.0)
+    assert slow.saved_s == -11.0 and "saving -11s (-22%)" in render_text(slow)
+    # nothing finished: no saving to speak of, rather than a loss of the whole wall
+    unfinished = dataclasses.replace(
+        t, tasks=tuple(dataclasses.replace(x, end_s=None) for x in t.tasks)
+    )
+    assert unfinished.saved_s is None and "saving —" in render_text(unfinished)
+
+
+def test_a_task_that_never_started_has_no_duration() -> None:
+    t = small_run()
+    skipped = TaskSummary("after", "x", "skipped", 0, None, None, None, None, None, False, ())
+    t = dataclasses.replace(t, tasks=(*t.tasks, skipped))
+    assert t.sequential_s == 49.0
+    assert to_json(t)["tasks"][-1]["duration_s"] is None
+    row = next(line.split() for line in render_text(t).splitlines() if "  after " in line)
+    assert row[3:6] == ["0", "—", "—"], row
+    assert "after · x · skipped · —" in render_html(t)
+
+
 def test_cost_and_speedup_unknown() -> None:
     t = small_run()
     none = Timeline(
