@@ -99,10 +99,35 @@ def check_backends(plan: Plan) -> None:
 
 
 async def discover(root: Path) -> Git | None:
+    """The repository whose checkout holds `root`; None outside any repository.
+
+    Inside a bare repository (or a `.git` folder) there is no checkout to work in, and
+    running in place there would let agents write over git's own files.
+    """
     try:
         return await Git.discover(root)
     except NotARepository:
+        probe = await Git(root, root).run(
+            "rev-parse", "--is-bare-repository", "--is-inside-git-dir",
+            cwd=root, check=False, readonly=True,
+        )  # fmt: skip
+        if probe.ok and "true" in probe.stdout.split():
+            raise NotARepository(
+                f"{root} is a bare repository or a git folder, with no checkout for agents "
+                "to work in: run plait in a clone, or in a worktree of it (`git worktree add`)"
+            ) from None
         return None
+
+
+async def check_branch_namespace(git: Git) -> None:
+    """plait's branches live under `plait/`; a branch named `plait` blocks them all (git
+    cannot have a ref and a folder of refs of one name)."""
+    if await git.rev_parse("refs/heads/plait") is not None:
+        raise EnvironmentProblem(
+            "this repository has a branch named `plait`, so git cannot create the run's "
+            "branches (plait/<run>, plait/tasks/...): rename it, e.g. "
+            "`git branch -m plait plait-old`"
+        )
 
 
 def isolation_of(plan: Plan, git: Git | None) -> Isolation:
@@ -258,6 +283,7 @@ async def start_run(plan: Plan, settings: RunSettings, *, home: Path | None = No
         branch = None
         if isolation is Isolation.WORKTREE:
             assert git is not None
+            await check_branch_namespace(git)
             branch = f"plait/{run_id}"
             await git.create_branch(branch, base_commit)
         store.create_run(

@@ -1,0 +1,52 @@
+"""Repositories of unusual shapes get a clear error (exit 3) and nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import PlaitProc, write_plan
+from gitrepo import GitRepo
+
+PLAN = """\
+version: 1
+agents: {w: {backend: command, command: ["sh", "-c", "echo broken > config"]}}
+tasks: {t: {agent: w, prompt: x}}
+"""
+
+
+def test_a_bare_repository_is_refused_before_any_agent_runs(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """In a bare repository plait ran the plan in place, in the git dir itself: the agent
+    overwrote the repository's config, and the run said it succeeded."""
+    bare = tmp_path / "shop.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(bare)], check=True)
+    write_plan(bare / "plait.yaml", PLAN)
+    config = (bare / "config").read_bytes()
+    before = sorted(p.name for p in bare.iterdir())
+    done = plait_proc("run", "--json", cwd=bare)
+    assert done.returncode == 3, done.stdout + done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert "is a bare repository or a git folder" in error["message"]
+    assert "git worktree add" in error["message"]
+    assert (bare / "config").read_bytes() == config
+    assert sorted(p.name for p in bare.iterdir()) == before
+    # and from inside a checkout's .git, the same
+    write_plan(repo.path / ".git" / "plait.yaml", PLAN)
+    inside = plait_proc("run", cwd=repo.path / ".git")
+    assert inside.returncode == 3, inside.stderr
+
+
+def test_a_branch_named_plait_is_named_as_the_problem(repo: GitRepo, plait_proc: PlaitProc) -> None:
+    """git cannot have refs/heads/plait and refs/heads/plait/<run>: the run failed with
+    git's own words and exit 1, as if a task had failed."""
+    write_plan(repo.path / "plait.yaml", PLAN)
+    repo.commit("plan")
+    repo.git("branch", "plait")
+    done = plait_proc("run", "--json", cwd=repo.path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    message = json.loads(done.stdout)["error"]["message"]
+    assert "has a branch named `plait`" in message and "git branch -m plait" in message
+    assert repo.git("branch", "--list", "plait/*").strip() == ""
