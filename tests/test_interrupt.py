@@ -368,3 +368,52 @@ def test_a_terminal_that_hangs_up_ends_the_run_interrupted_with_130(
     with sqlite3.connect(plait_home / "state.db") as db:
         (run_status,) = db.execute("SELECT status FROM runs").fetchone()
     assert run_status == "interrupted"
+
+
+#: Says nothing; on its first attempt works until killed, then finishes at once.
+QUIET_AGENT = """\
+import os, pathlib, sys, time
+sys.stdin.read()
+started = pathlib.Path(os.environ["STARTED"])
+if not started.exists():
+    started.touch()
+    time.sleep(600)
+pathlib.Path("q.txt").write_text("q")
+"""
+
+
+def test_a_quiet_agents_attempt_ends_near_the_kill_not_at_its_start(
+    repo: GitRepo, plait_proc: PlaitProc, plait_home: Path, tmp_path: Path
+) -> None:
+    """An agent that printed nothing left no trace after its start: a resume recorded its
+    attempt, cut by a kill -9 of plait after 3 s of work, as 0.0002 s long."""
+    script, started = tmp_path / "quiet.py", tmp_path / "started"
+    script.write_text(QUIET_AGENT, encoding="utf-8")
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+agents:
+  a: {{backend: command, command: {yaml_list([sys.executable, str(script)])}}}
+tasks:
+  q: {{agent: a, prompt: x, writes: [q.txt], env: {{STARTED: "{started}"}}}}
+""",
+    )
+    repo.commit("plan")
+    run = plait_proc.start("run", cwd=repo.path)
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.05)
+    time.sleep(3.0)
+    run.kill()
+    run.communicate(timeout=30)
+    resumed = plait_proc("resume", cwd=repo.path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with sqlite3.connect(plait_home / "state.db") as db:
+        (status, took) = db.execute(
+            "SELECT status, finished_at - started_at FROM attempts WHERE attempt = 1"
+        ).fetchone()
+    db.close()
+    assert status == "interrupted"
+    assert 1.0 <= took <= 30, took  # its heartbeat was at most 2 s old at the kill

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plait import guardkeep
+from plait import guardkeep, heartbeat
 from plait.agents import get_backend
 from plait.analysis import Analysis, analyze, reestimate
 from plait.errors import (
@@ -392,8 +392,11 @@ async def drive(
     # where the earlier processes left off: a resumed run's wall is all of its processes'.
     driver.started -= place.wall_before_s
     try:
-        async with _signals_cancel_run():
-            outcome = await driver.run()
+        # (the heartbeat: what `resume` and `status` take as this process's end if it
+        # is killed)
+        with heartbeat.beating(store.run_dir(run_id)):
+            async with _signals_cancel_run():
+                outcome = await driver.run()
     except asyncio.CancelledError:
         driver.journal.close()
         wall = time.monotonic() - driver.started

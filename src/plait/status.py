@@ -39,10 +39,12 @@ def last_sign_of_life(store: Store, row: RunRow) -> float:
     """The last moment a run is known to have been alive (epoch seconds).
 
     For a run whose plait died without recording its end: the latest of its events,
-    attempt and task times, and the logs its unfinished attempts were writing. It ran
-    at least this long; how much longer nobody recorded.
+    attempt and task times, the logs its unfinished attempts were writing, and its
+    heartbeat (`plait.heartbeat`, at most a few seconds old when it died). It ran at
+    least this long; how much longer nobody recorded.
     """
     from plait.agents.base import LOG_SUFFIX, attempt_file
+    from plait.heartbeat import last_beat
 
     moments = [row.started_at]
     moments += [float(e["t"]) for e in store.events(row.id) if isinstance(e.get("t"), int | float)]
@@ -56,7 +58,8 @@ def last_sign_of_life(store: Store, row: RunRow) -> float:
             )
             if log.exists():  # made only once the agent prints
                 moments.append(log.stat().st_mtime)
-    return max(moments)
+    beat = last_beat(store.run_dir(row.id, create=False))
+    return max(moments if beat is None else [*moments, beat])
 
 
 #: Task states of a live run that mean "under way".
