@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from plait.errors import PlanError, Problem
-from plait.model import PROFILE_DIRS, Fixer, Isolation, Plan, ScopePolicy, Task
+from plait.model import Fixer, Isolation, Plan, ScopePolicy, Task
+from plait.planfind import profile_folders
 from plait.planrules import check_plan, path_problem
 from plait.planvalues import agent_from_spec, describe, parse_duration
 from plait.planyaml import MAX_PLAN_BYTES, Located, join, read_yaml
@@ -204,7 +205,9 @@ def read_capped(file: Path, limit: int, *, regular_only: bool = False) -> bytes:
 
 
 def _profile_names(root: Path | None) -> dict[str, Path]:
-    if root is None or not any((root / d).is_dir() for d in PROFILE_DIRS):
+    # The plan's folder and the repository's top level: `plait init` writes profiles
+    # at the top, and a plan kept in a subfolder (plans/sub.yaml) uses them too.
+    if root is None or not any(d.is_dir() for d in profile_folders(root)):
         return {}
     # Imported here: profiles.py builds on this module's YAML reader and models.
     from plait.profiles import profile_names
@@ -244,9 +247,12 @@ def _profile_problems(plan: Plan, profiles: dict[str, Path]) -> list[Problem]:
 
 
 def _shown(file: Path, root: Path | None) -> str:
-    """A profile's path as the user knows it: relative to the plan's folder."""
+    """A profile's path as the user knows it: relative to the plan's folder (with
+    `..` for one at the repository's top level)."""
+    if root is None:
+        return str(file)
     try:
-        return file.relative_to(root).as_posix() if root is not None else str(file)
+        return Path(os.path.relpath(file, root)).as_posix()
     except ValueError:
         return str(file)
 
@@ -298,7 +304,8 @@ def _parse(text: str, *, file: str | None, root: Path, path: Path | None) -> Pla
 
 
 def parse_plan(text: str, *, file: str | None = None, root: Path) -> Plan:
-    """Validate plan text. `root` is where prompt files and agent profiles are found.
+    """Validate plan text. `root` is where prompt files are found, and agent profiles
+    (there, and at the top level of the git repository `root` is in).
 
     Raises PlanError holding every problem found, each located in `file`.
     """

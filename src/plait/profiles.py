@@ -1,5 +1,9 @@
 """Agent profiles: Claude Code's subagent files, in `.claude/agents/` and `.plait/agents/`.
 
+They are read from the plan's folder and, when the plan is in a subfolder, from the
+repository's top level too (where `plait init` writes them and Claude Code keeps
+its own); the plan folder's profile wins over the top level's of the same name.
+
 A profile is Markdown with YAML front matter (`name`, `description`, `model`,
 `tools`); its body becomes the agent's instructions. Files in `.plait/agents/` may
 also say `backend`, `permission`, `command`, `args` and `env`; files in
@@ -18,6 +22,7 @@ from pydantic import Field, ValidationError
 from plait.errors import PlanError, Problem
 from plait.model import PROFILE_DIRS, Agent, Plan
 from plait.planfile import read_capped
+from plait.planfind import profile_folders
 from plait.planrules import check_agent
 from plait.planspec import AgentSpec, spec_problems
 from plait.planvalues import agent_from_spec
@@ -25,7 +30,7 @@ from plait.planyaml import Located, read_yaml
 
 __all__ = ["PROFILE_DIRS", "load_profile", "profile_names", "resolve_agent"]
 
-#: Where profiles live under a plan's root, lowest precedence first.
+#: A profile larger than this is refused unread (it is instructions, not a data file).
 MAX_PROFILE_BYTES = 256 * 1024
 _CLAUDE_KEYS = ("name", "description", "model", "tools")
 _FENCE = re.compile(r"^---[ \t]*$", re.MULTILINE)
@@ -41,10 +46,11 @@ class ProfileSpec(AgentSpec):
 
 
 def profile_names(root: Path) -> dict[str, Path]:
-    """Agent name → profile file, for every profile under `root` (no file is parsed)."""
+    """Agent name → profile file, for every profile of a plan whose folder is `root`:
+    in its folder and at the repository's top level, the plan folder's winning (see
+    `plait.planfind.profile_folders`). No file is parsed."""
     found: dict[str, Path] = {}
-    for folder in PROFILE_DIRS:
-        directory = Path(root) / folder
+    for directory in profile_folders(Path(root)):
         if directory.is_dir():
             for file in sorted(directory.glob("*.md")):
                 if file.is_file():
