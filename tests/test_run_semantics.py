@@ -611,3 +611,32 @@ def test_in_place_a_run_killed_in_the_fixer_checks_again_then_resumes_the_fixer(
     run = ["verify", "fixer", "1"]
     assert ledger.read_text().split() == [*run, "verify", "fixer", "2", "verify"]
     assert _tasks(plait_home, _run_id(plait_home))["fix-verify"][:2] == ("succeeded", 2)
+
+
+# --- a failed task's work ----------------------------------------------------------------
+
+
+def test_status_says_where_a_failed_tasks_work_is_kept(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """The README says a failed attempt's worktree stays for you to look at, but nothing
+    said where: every task's `branch` was null, and status named neither."""
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nagents:\n"
+        "  w: {backend: command, command: [sh, -c, 'echo hi > x; echo y > allowed.txt']}\n"
+        "tasks:\n  a: {agent: w, prompt: x, writes: [allowed.txt]}\n",
+    )
+    repo.commit("plan")
+    done = plait_proc("run", "--json", cwd=repo.path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (task,) = json.loads(done.stdout)["tasks"]
+    kept = Path(task["workspace"])
+    assert (kept / "x").read_text() == "hi\n" and (kept / "allowed.txt").exists()
+    assert task["branch"] == f"plait/tasks/{json.loads(done.stdout)['run']}/a"
+    assert repo.show(task["branch"], "allowed.txt") == "y\n"
+    shown = plait_proc("status", cwd=repo.path).stdout
+    assert f"its work: {kept} (branch {task['branch']})" in shown
+    assert plait_proc("clean", cwd=repo.path).returncode == 0
+    (after,) = json.loads(plait_proc("status", "--json", cwd=repo.path).stdout)["tasks"]
+    assert after["workspace"] is None  # gone: not shown

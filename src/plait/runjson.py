@@ -7,13 +7,14 @@ running one task at a time would have taken. The report shows the same figures.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from plait.storeschema import AttemptRow, RunRow, TaskRow
 
-__all__ = ["status_json", "work_s"]
+__all__ = ["kept_workspace", "status_json", "work_s"]
 
 
 def work_s(task: TaskRow, attempts: Sequence[AttemptRow], until: float | None = None) -> float:
@@ -32,6 +33,15 @@ def work_s(task: TaskRow, attempts: Sequence[AttemptRow], until: float | None = 
         elif until is not None:
             total, counted = total + max(0.0, until - a.started_at), True
     return total if counted else (task.duration_s or 0.0)
+
+
+def kept_workspace(attempts: Sequence[AttemptRow]) -> str | None:
+    """The worktree a failed task's last attempt left to look at, while it is there
+    (`plait clean` removes it)."""
+    last = max(attempts, key=lambda a: a.attempt, default=None)
+    if last is None or not last.workspace or not os.path.isdir(last.workspace):
+        return None
+    return last.workspace
 
 
 def status_json(
@@ -75,7 +85,11 @@ def status_json(
         # (No run-level "error": with --json a top-level "error" means the command
         # itself failed, DESIGN §7; why tasks failed is in each task's entry.)
         "tasks": [
-            {**t.to_json(), "duration_s": worked[t.id] if t.started_at is not None else None}
+            {
+                **t.to_json(),
+                "duration_s": worked[t.id] if t.started_at is not None else None,
+                "workspace": kept_workspace(by_task.get(t.id, ())),
+            }
             for t in tasks
         ],
         "verify": run.verify,

@@ -158,6 +158,9 @@ def status_text(
         extra = ""
         if task.get("error") and task["status"] not in ("succeeded", "merged"):
             extra = f"  {one_line(task['error'], 300)}"
+            if task.get("workspace"):
+                extra += f"\n  {'':<{width}}  its work: {task['workspace']}"
+                extra += f" (branch {task['branch']})" if task.get("branch") else ""
         elif task.get("changed_files"):
             extra = f"  {len(task['changed_files'])} file(s)"
         took = task.get("duration_s")

@@ -236,6 +236,13 @@ class Store(RunEvents):
             (run_id, task_id, attempt, kind, started_at, workspace, start_commit),
         )
 
+    def note_workspace(self, run_id: str, task_id: str, attempt: int, path: str) -> None:
+        """Record where an attempt's workspace is kept (a failed one, to look at)."""
+        self._write(
+            "UPDATE attempts SET workspace = ? WHERE run_id = ? AND task_id = ? AND attempt = ?",
+            (path, run_id, task_id, attempt),
+        )
+
     def finish_attempt(
         self,
         run_id: str,

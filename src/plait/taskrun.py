@@ -156,6 +156,7 @@ async def run_task(
     # What the next attempt holds (see below): on resume, a re-run that was due still is.
     lane_files = ctx.resumed_lanes.get(task.id, ()) if first_attempt > 1 else ()
     pending = await _still_pending(ctx, task.id) if first_attempt > 1 else None
+    kept: Workspace | None = None  # the workspace of a failed attempt, kept to look at
     while True:
         # A re-run after a conflict holds the files it conflicted on until its merge,
         # waiting here for a re-run that holds one of them (the run may stop meanwhile).
@@ -264,8 +265,11 @@ async def run_task(
                     )
                     return Outcome.SUCCEEDED
             assert failure is not None
+            kept = None
             if ws is not None:
-                await ctx.provider.close(ws, keep=failure.outcome is not Outcome.CONFLICTED)
+                keep = failure.outcome is not Outcome.CONFLICTED
+                await ctx.provider.close(ws, keep=keep)
+                kept = ws if keep and ws.branch else None  # (in place: nothing to keep)
             if failure.outcome is Outcome.CONFLICTED and reruns_left > 0:
                 reruns_left -= 1
                 notes = [failure.note]
@@ -287,6 +291,13 @@ async def run_task(
                 "changed_files": list(change.changed_files),
                 "scope_violations": list(change.scope_violations),
             }
+        if kept is not None:  # where its last attempt's work is, for `plait status`
+            ctx.journal.write(
+                functools.partial(
+                    ctx.store.note_workspace, ctx.run_id, task.id, kept.attempt, str(kept.path)
+                )
+            )
+            refused["branch"] = kept.branch
         _finish_task(ctx, task, failure.outcome, error=failure.error, **refused)
         return failure.outcome
 
