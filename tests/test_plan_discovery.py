@@ -19,7 +19,7 @@ from pathlib import Path
 
 from conftest import CliResult, write_plan
 from gitrepo import GitRepo
-from plait.planfind import profile_folders, repo_top
+from plait.planfind import find_plan, profile_folders, repo_top
 
 Cli = Callable[..., CliResult]
 
@@ -97,3 +97,102 @@ def test_profile_folders_put_the_plan_folder_last(repo: GitRepo) -> None:
     folders = profile_folders(sub)
     assert [f.parent.parent for f in folders] == [repo.path, repo.path, sub, sub]
     assert profile_folders(repo.path) == [repo.path / ".claude/agents", repo.path / ".plait/agents"]
+
+
+# --- the default plan -------------------------------------------------------------------
+
+
+def test_plan_run_and_agents_find_the_top_levels_plan_from_a_subfolder(
+    cli: Cli, repo: GitRepo
+) -> None:
+    assert cli("init", cwd=repo.path).code == 0
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "plait init")
+    deep = repo.path / "src" / "pkg"
+    deep.mkdir(parents=True)
+    shown = cli("plan", "--json", cwd=deep)
+    assert shown.code == 0, shown.err
+    assert {t["id"] for t in json.loads(shown.out)["tasks"]} == {
+        "contract",
+        "server",
+        "client",
+        "tests",
+    }
+    assert "using ../../plait.yaml" in shown.err
+    agents = cli("agents", cwd=deep)
+    assert agents.code == 0, agents.err
+    assert "scribe" in agents.out
+    ran = cli("run", "--json", cwd=deep)
+    assert ran.code == 0, ran.err
+    # The plan's folder is its root as before: the notes land at the top level.
+    branch = json.loads(ran.out)["branch"]
+    listed = repo.git("ls-tree", "-r", "--name-only", branch).split()
+    assert "notes/contract.md" in listed
+    assert not (deep / "plait.yaml").exists()
+
+
+def test_the_nearest_plan_wins_and_a_plan_argument_is_used_as_given(
+    cli: Cli, repo: GitRepo
+) -> None:
+    write_plan(repo.path / "plait.yaml", "name: top\n" + SUB_PLAN.replace("backend-engineer", "x"))
+    write_plan(repo.path / "a" / "plait.yaml", "name: middle\n" + SUB_PLAN)
+    (repo.path / "a" / "b").mkdir()
+    assert find_plan(repo.path / "a" / "b") == repo.path / "a" / "plait.yaml"
+    # A PLAN argument is never looked for elsewhere.
+    named = cli("plan", "plait.yaml", cwd=repo.path / "a" / "b")
+    assert named.code == 2
+    assert "plait.yaml: no such plan file" in named.err
+
+
+def test_the_search_stops_at_the_repositorys_top_level(
+    cli: Cli, tmp_path: Path, git_env: None
+) -> None:
+    # A plait.yaml above the repository belongs to something else.
+    write_plan(tmp_path / "outer" / "plait.yaml", SUB_PLAN)
+    inner = GitRepo.create(tmp_path / "outer" / "inner")
+    sub = inner.path / "sub"
+    sub.mkdir()
+    result = cli("plan", cwd=sub)
+    assert result.code == 2
+    assert f"no plait.yaml in {sub}" in result.err
+    assert f"up to the repository's top level {inner.path}" in result.err
+    assert "Create one with `plait init`" in result.err
+
+
+def test_outside_git_only_the_current_folder_is_looked_in(cli: Cli, tmp_path: Path) -> None:
+    write_plan(tmp_path / "plait.yaml", SUB_PLAN)
+    here = tmp_path / "plain"
+    here.mkdir()
+    result = cli("plan", cwd=here)
+    assert result.code == 2
+    assert f"no plait.yaml in {here}." in result.err
+
+
+# --- init in a subfolder ----------------------------------------------------------------
+
+
+def test_init_in_a_subfolder_refuses_to_hide_the_top_levels_plan(cli: Cli, repo: GitRepo) -> None:
+    assert cli("init", cwd=repo.path).code == 0
+    sub = repo.path / "sub"
+    sub.mkdir()
+    refused = cli("init", cwd=sub)
+    assert refused.code == 2
+    assert "../plait.yaml is this repository's plan already" in refused.err
+    assert "--force" in refused.err
+    assert list(sub.iterdir()) == []
+    forced = cli("init", "--force", cwd=sub)
+    assert forced.code == 0, forced.err
+    assert (sub / "plait.yaml").is_file()
+    assert "using" not in cli("plan", cwd=sub).err  # its own plan now
+
+
+def test_init_in_a_subfolder_writes_there_when_the_repository_has_no_plan(
+    cli: Cli, repo: GitRepo
+) -> None:
+    sub = repo.path / "sub"
+    sub.mkdir()
+    result = cli("init", cwd=sub)
+    assert result.code == 0, result.err
+    assert (sub / "plait.yaml").is_file()
+    assert (sub / ".plait" / "agents" / "architect.md").is_file()
+    assert not (repo.path / "plait.yaml").exists()

@@ -46,7 +46,15 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-PlanArg = Annotated[Path, typer.Argument(help="The plan file.", show_default=True)]
+PlanArg = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="PLAN",
+        help="The plan file (default: plait.yaml here or in a folder above, up to the "
+        "repository's top level).",
+        show_default=False,
+    ),
+]
 JobsOpt = Annotated[
     int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Agents at once.")
 ]
@@ -60,18 +68,18 @@ def init(
     backend: Annotated[
         str, typer.Option(help="Default backend for the agent profiles.")
     ] = "claude",
-    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Overwrite existing files; write a plan here even if a folder above has one."
+        ),
+    ] = False,
 ) -> None:
     """Write a commented plait.yaml and agent profiles for the common roles."""
-    from plait.model import BACKENDS
     from plait.roles import write_profiles
-    from plait.starter import STARTER_PLAN
+    from plait.starter import STARTER_PLAN, check_init
 
-    # Profiles name a coding agent; `command` and `python` agents are defined in the plan.
-    choices = [b for b in BACKENDS if b not in ("python", "command")]
-    if backend not in choices:
-        names = ", ".join(choices)
-        raise errors.UsageError(f"--backend {backend!r} is not a backend; use one of {names}")
+    check_init(backend, Path.cwd(), force=force)
     plan = Path("plait.yaml")
     if plan.exists() and not force:
         err().print("plait.yaml exists; kept it (use --force to overwrite)")
@@ -85,7 +93,7 @@ def init(
 
 @app.command()
 def plan(
-    path: PlanArg = Path("plait.yaml"),
+    path: PlanArg = None,
     as_json: JsonOpt = False,
     graph: Annotated[str | None, typer.Option(help="Print the graph: mermaid or dot.")] = None,
     jobs: JobsOpt = None,
@@ -137,7 +145,7 @@ def schema() -> None:
 
 @app.command()
 def run(
-    path: PlanArg = Path("plait.yaml"),
+    path: PlanArg = None,
     jobs: JobsOpt = None,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Cancel the rest on a failure.")
@@ -314,7 +322,7 @@ def clean(
 
 
 @app.command()
-def agents(path: PlanArg = Path("plait.yaml"), as_json: JsonOpt = False) -> None:
+def agents(path: PlanArg = None, as_json: JsonOpt = False) -> None:
     """Each role, its backend, and whether its program is installed."""
     from plait.agents.inventory import inventory, inventory_text
 

@@ -207,16 +207,42 @@ def output_folder(path: Path, option: str) -> Path:
     return path
 
 
-def load_plan_file(path: Path) -> Plan:
-    """Read and validate a plan; its graph is checked by the command's own analysis."""
+def load_plan_file(path: Path | None) -> Plan:
+    """Read and validate a plan; its graph is checked by the command's own analysis.
+
+    With no `path`, the default plan: `plait.yaml` here, else in the nearest folder
+    above up to the repository's top level (as git finds `.git`), so that commands
+    work from a subfolder; one found above is named on stderr.
+    """
     from plait.planfile import load_plan
 
+    if path is None:
+        path = default_plan()
     if not path.exists():
         raise errors.UsageError(
             f"{path}: no such plan file. Create one with `plait init`, or name the file."
         )
     with collector_paused():
         return load_plan(path)
+
+
+def default_plan() -> Path:
+    """The plan a command uses when it is given none (see `plait.planfind.find_plan`);
+    a usage error that says where it looked if there is none."""
+    from plait.planfind import DEFAULT_PLAN, find_plan, looked_in
+
+    here = Path.cwd()
+    found = find_plan(here)
+    if found is None:
+        raise errors.UsageError(
+            f"no {DEFAULT_PLAN} {looked_in(here)}. Create one with `plait init`, "
+            "or name the plan file."
+        )
+    # Named as the user would write it from here, in this note and in any error.
+    shown = Path(os.path.relpath(found, here))
+    if shown.parent != Path():
+        err().print(f"using {shown}")
+    return shown
 
 
 @contextlib.contextmanager

@@ -7,7 +7,38 @@ how to switch each role to a real coding agent.
 
 from __future__ import annotations
 
-__all__ = ["STARTER_PLAN"]
+import os
+from pathlib import Path
+
+from plait import errors
+from plait.model import BACKENDS
+
+__all__ = ["PROFILE_BACKENDS", "STARTER_PLAN", "check_init"]
+
+#: The backends `plait init --backend` writes profiles for: the coding-agent CLIs.
+#: `command` and `python` agents are a program or a function, defined in the plan.
+PROFILE_BACKENDS = tuple(b for b in BACKENDS if b not in ("python", "command"))
+
+
+def check_init(backend: str, here: Path, *, force: bool) -> None:
+    """A usage error (exit 2) when `plait init` should write nothing: a backend it
+    writes no profiles for, or a plan already in a folder above `here` (in the same
+    repository), which plait's commands here would use, unless `force`."""
+    if backend not in PROFILE_BACKENDS:
+        names = ", ".join(PROFILE_BACKENDS)
+        raise errors.UsageError(f"--backend {backend!r} is not a backend; use one of {names}")
+    from plait.planfind import find_plan
+
+    above = find_plan(here)
+    if above is not None and above.parent != here.absolute() and not force:
+        # A second plan here would hide that one from every command run in this folder.
+        shown = os.path.relpath(above, here)
+        raise errors.UsageError(
+            f"{shown} is this repository's plan already (`plait plan` and `plait run` "
+            "here use it): edit that one, or use `plait init --force` to start a separate "
+            "plan in this folder"
+        )
+
 
 STARTER_PLAN = """\
 # plait.yaml: tasks for coding agents, run in parallel on this git repository.
