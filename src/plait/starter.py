@@ -26,6 +26,17 @@ def check_init(backend: str, here: Path, *, force: bool) -> None:
     repository), which plait's commands here would use, unless `force`."""
     if backend not in PROFILE_BACKENDS:
         names = ", ".join(PROFILE_BACKENDS)
+        if backend == "command":
+            raise errors.UsageError(
+                "--backend command: init writes agent profiles for the coding-agent CLIs, "
+                f"one of {names}; a command agent is a program of yours, defined in the "
+                "plan under `agents:` (as the starter plan's scribe)"
+            )
+        if backend in BACKENDS:  # python: a callable, from the library API only
+            raise errors.UsageError(
+                f"--backend {backend}: init writes agent profiles for the coding-agent CLIs, "
+                f"one of {names}"
+            )
         raise errors.UsageError(f"--backend {backend!r} is not a backend; use one of {names}")
     from plait.planfind import find_plan
 
