@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 from conftest import CliResult
 from gitrepo import GitRepo
+from plait.planfile import parse_plan
+from plait.starter import STARTER_PLAN
 
 Cli = Callable[..., CliResult]
 
@@ -23,6 +26,53 @@ def command_plan(agents: dict[str, list[str]], tasks: str) -> str:
     for name, argv in agents.items():
         lines += [f"  {name}:", "    backend: command", f"    command: {json.dumps(argv)}"]
     return "\n".join(lines) + "\ntasks:\n" + tasks
+
+
+# --- the starter plan -------------------------------------------------------------------
+
+
+def _follow_the_starter_advice(text: str) -> str:
+    """The starter plan edited as its comment says: the example lines, uncommented, in
+    place of every line under `scribe:` down to `tasks:`."""
+    lines = text.splitlines()
+    advice = next(i for i, line in enumerate(lines) if line.endswith("with, e.g.:"))
+    example = []
+    for line in lines[advice + 1 :]:
+        if not line.startswith("  #   "):
+            break
+        example.append("    " + line[len("  #   ") :])
+    assert example, "the comment shows the lines to put in"
+    start = lines.index("  scribe:") + 1
+    end = lines.index("tasks:")
+    return "\n".join([*lines[:start], *example, "", *lines[end:]]) + "\n"
+
+
+def test_the_starter_plans_advice_gives_a_real_agent(tmp_path: Path) -> None:
+    edited = _follow_the_starter_advice(STARTER_PLAN)
+    plan = parse_plan(edited, root=tmp_path)
+    scribe = plan.agents["scribe"]
+    assert (scribe.backend, scribe.model) == ("claude", "sonnet")
+    assert scribe.command is None
+    assert "careful engineer" in (scribe.instructions or "")
+    # The comment names the whole command entry, not "two lines" (replacing only
+    # `backend:` and `command:` left its list to fold into `model:`).
+    advice = STARTER_PLAN[STARTER_PLAN.index("To use a real coding agent") :]
+    advice = advice[: advice.index("  scribe:")]
+    assert "two lines" not in advice
+    assert "`command:` entry" in advice
+
+
+def test_the_starter_plan_runs_as_written(cli: Cli, repo: GitRepo) -> None:
+    assert cli("init", cwd=repo.path).code == 0
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "plait init")
+    ran = cli("run", "--json", cwd=repo.path)
+    assert ran.code == 0, ran.err
+    data = json.loads(ran.out)
+    assert {t["id"]: t["status"] for t in data["tasks"]} == dict.fromkeys(
+        ("contract", "server", "client", "tests"), "succeeded"
+    )
+    assert data["verify"]["ok"] is True
 
 
 # --- init --backend ---------------------------------------------------------------------

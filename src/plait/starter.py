@@ -79,7 +79,8 @@ verify: "test -f notes/contract.md && test -f notes/server.md && test -f notes/c
 
 agents:
   # A stand-in that needs no API key: it saves its prompt as notes/<task>.md.
-  # To use a real coding agent, replace the two lines below with, e.g.:
+  # To use a real coding agent, replace every line under `scribe:` down to `tasks:`
+  # (`backend:` and the whole `command:` entry with its script) with, e.g.:
   #   backend: claude       # or codex, gemini, aider, cursor, opencode, amp
   #   model: sonnet
   #   instructions: You are a careful engineer. Keep changes small.
