@@ -75,6 +75,19 @@ def test_the_starter_plan_runs_as_written(cli: Cli, repo: GitRepo) -> None:
     assert data["verify"]["ok"] is True
 
 
+# --- runs -------------------------------------------------------------------------------
+
+
+def test_runs_with_no_runs_says_so_and_succeeds(cli: Cli, repo: GitRepo) -> None:
+    text = cli("runs", cwd=repo.path)
+    assert (text.code, text.out.strip(), text.err) == (0, "no runs yet", "")
+    as_json = cli("runs", "--json", cwd=repo.path)
+    assert as_json.code == 0 and json.loads(as_json.out) == []
+    # Asking for one run's state when there is none is still an error.
+    status = cli("status", cwd=repo.path)
+    assert status.code == 2 and "no plait runs" in status.err
+
+
 # --- init --backend ---------------------------------------------------------------------
 
 

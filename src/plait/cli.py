@@ -241,8 +241,13 @@ def runs(as_json: JsonOpt = False) -> None:
     """List the runs of this repository, newest first."""
     from plait.status import runs_json, runs_text
 
-    with open_store(Path.cwd()) as store:
-        data = runs_json(store)
+    try:
+        store = open_store(Path.cwd())
+    except errors.RunNotFound:  # no state yet: an empty list, not an error
+        data = []
+    else:
+        with store:
+            data = runs_json(store)
     if as_json:
         print_json(data)
     else:
