@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import CliResult
+from conftest import CliResult, write_plan
 from gitrepo import GitRepo
 from plait.planfile import parse_plan
 from plait.starter import STARTER_PLAN
@@ -100,3 +100,31 @@ def test_init_backend_command_explains_what_init_writes(cli: Cli, repo: GitRepo)
     assert not (repo.path / "plait.yaml").exists()
     unknown = cli("init", "--backend", "nosuch", cwd=repo.path)
     assert unknown.code == 2 and "'nosuch' is not a backend; use one of claude" in unknown.err
+
+
+# --- agents with a relative program -----------------------------------------------------
+
+RELATIVE = command_plan(
+    {"here": ["./tools/run.sh"], "later": ["./tools/made-by-setup.sh"]},
+    "  a: {agent: here, prompt: x}\n  b: {agent: later, prompt: y}\n",
+)
+
+
+def test_agents_resolves_a_relative_program_where_the_agent_runs(cli: Cli, repo: GitRepo) -> None:
+    tool = repo.path / "tools" / "run.sh"
+    write_plan(tool, "#!/bin/sh\necho hi\n")
+    tool.chmod(0o755)
+    write_plan(repo.path / "plait.yaml", RELATIVE)
+    sub = repo.path / "sub"
+    sub.mkdir()
+    text = cli("agents", cwd=sub)  # from a subfolder: ./tools is not here
+    assert text.code == 0, text.err
+    assert "not installed" not in text.out
+    line = next(x for x in text.out.splitlines() if x.startswith("here "))
+    assert "relative to each task's workspace" in line and str(tool) in line
+    assert line.rstrip().endswith("ok")
+    later = next(x for x in text.out.splitlines() if x.startswith("later "))
+    assert f"not in {repo.path} yet" in later
+    rows = {r["role"]: r for r in json.loads(cli("agents", "--json", cwd=sub).out)}
+    assert (rows["here"]["installed"], rows["here"]["path"]) == (True, str(tool))
+    assert (rows["later"]["installed"], rows["later"]["path"]) == (False, None)

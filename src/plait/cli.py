@@ -330,12 +330,14 @@ def clean(
 def agents(path: PlanArg = None, as_json: JsonOpt = False) -> None:
     """Each role, its backend, and whether its program is installed."""
     from plait.agents.inventory import inventory, inventory_text
+    from plait.cli_more import placed_rows, shown_rows
 
-    rows = inventory(load_plan_file(path))
+    loaded = load_plan_file(path)
+    rows = placed_rows(inventory(loaded), loaded)
     if as_json:
         print_json(rows)
     else:
-        out().print(inventory_text(rows))
+        out().print(inventory_text(shown_rows(rows, loaded), loaded.root))
     if any(not r["ok"] for r in rows):
         raise Exit(3)
 
