@@ -8,7 +8,6 @@ process exits with it after a one-paragraph message on stderr.
 # No `from __future__ import annotations` here: typer reads every command's
 # annotations when it parses, and evaluating them from strings took ~5 ms per start.
 import contextlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -17,9 +16,9 @@ from typing import Annotated
 import typer
 
 from plait import errors
+from plait.cli_more import branch_now, replace_unshowable, show_usage_error
 from plait.cliio import (
     Exit,
-    branch_tip,
     collector_paused,
     err,
     error_json,
@@ -211,29 +210,14 @@ def status(
             code = follow_events(store, picked, as_json=as_json, write=sys.stdout.write)
             raise Exit(code)
         data = run_json(store, picked)
-        run_root = _run_root(store.run(picked).plan_json)
-    gone = False
-    if data["status"] in ("interrupted", "running") and data.get("branch"):
-        # Its head is recorded when it ends: until then the branch itself says, in the
-        # repository the run was started in (not wherever status is asked from).
-        with contextlib.suppress(errors.Error):  # git cannot say: nothing is claimed
-            data["head"] = branch_tip(data["branch"], run_root)
-            gone = data["head"] is None
+        plan_json = store.run(picked).plan_json
+    gone = branch_now(data, plan_json)
     if as_json:
         print_json(data)
     else:
         shown_at = time.time() if data["status"] == "running" else None
         interrupted = data["status"] == "interrupted"
         out().print(status_text(data, branch_gone=gone and interrupted, now=shown_at))
-
-
-def _run_root(plan_json: str) -> Path:
-    """The folder a run was started in (its plan's root), or here if unknown or gone."""
-    with contextlib.suppress(ValueError, TypeError, KeyError):
-        root = Path(json.loads(plan_json)["root"])
-        if root.is_dir():
-            return root
-    return Path.cwd()
 
 
 @app.command()
@@ -364,12 +348,8 @@ def demo(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting."""
-    for stream in (sys.stdout, sys.stderr):
-        # A terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii) gets '?' for
-        # what it cannot show, instead of a traceback in the middle of a run.
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None and (stream.encoding or "").lower().replace("-", "") != "utf8":
-            reconfigure(errors="replace")
+    replace_unshowable()
+    json_asked = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
         # Without standalone mode typer returns (not raises) the code of an interrupt it
         # caught itself (Ctrl-C outside the engine's own handling): 130, not 0.
@@ -383,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except errors.Error as exc:
         err().print(clean_text(exc.message))
-        if "--json" in (sys.argv[1:] if argv is None else argv):
+        if json_asked:
             print_json(error_json(exc))
         return exc.exit_code
     except typer.Exit as exc:
@@ -397,15 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return 0
     except Exception as exc:
-        # Usage errors from the argument parser (click's, or typer's own copy of it).
-        show = getattr(exc, "show", None)
-        if show is None or not hasattr(exc, "exit_code"):
+        if not show_usage_error(exc, json_asked=json_asked):
             raise
-        show()
-        if "--json" in (sys.argv[1:] if argv is None else argv):  # still one object
-            format_message = getattr(exc, "format_message", None)
-            message = format_message() if callable(format_message) else str(exc)
-            print_json({"error": {"exit_code": 2, "message": str(message)}})
         return 2
     return 0
 

@@ -1,17 +1,77 @@
 """Pieces of the command line kept out of `plait.cli` (which holds the commands):
-the `plait agents` rows for a program given as a relative path.
+the streams and usage errors of `main`, a run's result branch as
+`plait status` shows it, and the `plait agents` rows for a program given as a relative path.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+from plait import errors
+from plait.cliio import branch_tip, print_json
 from plait.model import Isolation, Plan
 from plait.planfind import repo_top
 
-__all__ = ["placed_rows", "relative_program", "shown_rows", "workspace_base"]
+__all__ = [
+    "branch_now",
+    "placed_rows",
+    "relative_program",
+    "replace_unshowable",
+    "show_usage_error",
+    "shown_rows",
+    "workspace_base",
+]
+
+
+def replace_unshowable() -> None:
+    """A terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii) gets '?' for what
+    it cannot show, instead of a traceback in the middle of a run."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (stream.encoding or "").lower().replace("-", "") != "utf8":
+            reconfigure(errors="replace")
+
+
+def show_usage_error(exc: Exception, *, json_asked: bool) -> bool:
+    """Print a usage error of the argument parser (click's, or typer's own copy of it)
+    as it does, and with `--json` as one object on stdout still; False if `exc` is
+    not one (the caller re-raises it)."""
+    show = getattr(exc, "show", None)
+    if show is None or not hasattr(exc, "exit_code"):
+        return False
+    show()
+    if json_asked:
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        print_json({"error": {"exit_code": 2, "message": str(message)}})
+    return True
+
+
+def branch_now(data: dict[str, Any], plan_json: str) -> bool:
+    """Fill in the head of an unfinished run's result branch (`plait status`); True
+    when the branch is gone. Its head is recorded when the run ends: until then the
+    branch itself says, in the repository the run was started in (not wherever
+    status is asked from)."""
+    if data["status"] not in ("interrupted", "running") or not data.get("branch"):
+        return False
+    with contextlib.suppress(errors.Error):  # git cannot say: nothing is claimed
+        data["head"] = branch_tip(data["branch"], _run_root(plan_json))
+        return data["head"] is None
+    return False
+
+
+def _run_root(plan_json: str) -> Path:
+    """The folder a run was started in (its plan's root), or here if unknown or gone."""
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        root = Path(json.loads(plan_json)["root"])
+        if root.is_dir():
+            return root
+    return Path.cwd()
 
 
 def workspace_base(plan: Plan) -> Path:
