@@ -10,10 +10,12 @@ git repositories made under tmp_path.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
-from conftest import CliResult, write_plan
+from conftest import CliResult, PlaitProc, write_plan
 from gitrepo import GitRepo
 from plait.planfile import parse_plan
 from plait.starter import STARTER_PLAN
@@ -128,3 +130,18 @@ def test_agents_resolves_a_relative_program_where_the_agent_runs(cli: Cli, repo:
     rows = {r["role"]: r for r in json.loads(cli("agents", "--json", cwd=sub).out)}
     assert (rows["here"]["installed"], rows["here"]["path"]) == (True, str(tool))
     assert (rows["later"]["installed"], rows["later"]["path"]) == (False, None)
+
+
+# --- --version --------------------------------------------------------------------------
+
+
+def test_version_prints_the_packages_version(plait_proc: PlaitProc, tmp_path: Path) -> None:
+    done = plait_proc("--version", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"plait {version('plait')}"
+    assert re.fullmatch(r"plait \d+\.\d+\S*", done.stdout.strip())
+
+
+def test_version_in_process(cli: Cli, tmp_path: Path) -> None:
+    result = cli("--version", cwd=tmp_path)
+    assert (result.code, result.out.strip()) == (0, f"plait {version('plait')}")

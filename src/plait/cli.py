@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from plait import errors
-from plait.cli_more import branch_now, replace_unshowable, show_usage_error
+from plait.cli_more import branch_now, print_version, replace_unshowable, show_usage_error
 from plait.cliio import (
     Exit,
     collector_paused,
@@ -58,6 +58,22 @@ JobsOpt = Annotated[
     int | None, typer.Option("--jobs", "-j", min=1, max=256, help="Agents at once.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=print_version,
+            help="Print plait's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Run many coding agents in parallel on one git repository, safely."""
+
 
 # --- plans --------------------------------------------------------------------
 

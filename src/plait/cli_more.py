@@ -1,6 +1,7 @@
 """Pieces of the command line kept out of `plait.cli` (which holds the commands):
-the streams and usage errors of `main`, a run's result branch as
-`plait status` shows it, and the `plait agents` rows for a program given as a relative path.
+the streams and usage errors of `main`, the version line, a run's result branch as
+`plait status` shows it, and the `plait agents` rows for a program given as a
+relative path.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from plait import errors
 from plait.cliio import branch_tip, print_json
 from plait.model import Isolation, Plan
@@ -20,10 +23,12 @@ from plait.planfind import repo_top
 __all__ = [
     "branch_now",
     "placed_rows",
+    "print_version",
     "relative_program",
     "replace_unshowable",
     "show_usage_error",
     "shown_rows",
+    "version_text",
     "workspace_base",
 ]
 
@@ -72,6 +77,25 @@ def _run_root(plan_json: str) -> Path:
         if root.is_dir():
             return root
     return Path.cwd()
+
+
+def print_version(asked: bool) -> None:
+    """`plait --version`: print the version line and leave (typer calls it eagerly)."""
+    if asked:
+        from plait.cliio import out
+
+        out().print(version_text())
+        raise typer.Exit(0)
+
+
+def version_text() -> str:
+    """`plait <version>`, from the installed package's metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"plait {version('plait')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "plait (version unknown: the package is not installed)"
 
 
 def workspace_base(plan: Plan) -> Path:
