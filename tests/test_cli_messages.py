@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -130,6 +131,35 @@ def test_agents_resolves_a_relative_program_where_the_agent_runs(cli: Cli, repo:
     rows = {r["role"]: r for r in json.loads(cli("agents", "--json", cwd=sub).out)}
     assert (rows["here"]["installed"], rows["here"]["path"]) == (True, str(tool))
     assert (rows["later"]["installed"], rows["later"]["path"]) == (False, None)
+
+
+# --- logs of a task the run does not have -----------------------------------------------
+
+
+def test_logs_of_an_unknown_task_lists_the_runs_tasks(cli: Cli, repo: GitRepo) -> None:
+    ok = [sys.executable, "-c", "pass"]
+    tasks = "  first: {agent: a, prompt: x}\n  second: {agent: a, prompt: y}\n"
+    write_plan(repo.path / "plait.yaml", command_plan({"a": ok}, tasks))
+    repo.commit("plan")
+    ran = cli("run", "--json", cwd=repo.path)
+    assert ran.code == 0, ran.err
+    run_id = json.loads(ran.out)["run"]
+    result = cli("logs", run_id, "nosuch", cwd=repo.path)
+    assert result.code == 2
+    assert f"run {run_id} has no task 'nosuch'; its tasks: first, second" in result.err
+    assert "no attempts" not in result.err
+
+
+def test_logs_of_a_task_that_never_started(cli: Cli, repo: GitRepo) -> None:
+    fail = [sys.executable, "-c", "import sys; sys.exit(1)"]
+    tasks = "  broken: {agent: f, prompt: x}\n  after: {agent: f, prompt: y, needs: broken}\n"
+    write_plan(repo.path / "plait.yaml", command_plan({"f": fail}, tasks))
+    repo.commit("plan")
+    run_id = json.loads(cli("run", "--json", cwd=repo.path).out)["run"]
+    result = cli("logs", run_id, "after", cwd=repo.path)
+    assert result.code == 2
+    assert "task 'after' of run" in result.err and "has no attempts" in result.err
+    assert "(it is skipped)" in result.err
 
 
 # --- --version --------------------------------------------------------------------------

@@ -58,7 +58,13 @@ def show_log(
 def _attempt_number(store: Store, run_id: str, task: str, attempt: int | None) -> int:
     rows = store.attempts(run_id, task)
     if not rows:
-        raise RunNotFound(f"run {run_id} has no attempts of task {task!r}")
+        tasks = {t.id: t.status for t in store.tasks(run_id)}
+        if task not in tasks:
+            listed = ", ".join(tasks) if tasks else "none"
+            raise RunNotFound(f"run {run_id} has no task {task!r}; its tasks: {listed}")
+        raise RunNotFound(
+            f"task {task!r} of run {run_id} has no attempts, so no log (it is {tasks[task]})"
+        )
     number = attempt if attempt is not None else max(r.attempt for r in rows)
     if number not in {r.attempt for r in rows}:
         raise RunNotFound(f"run {run_id} has no attempt {number} of task {task!r}")
