@@ -18,6 +18,7 @@ from pathlib import Path
 
 from conftest import CliResult, PlaitProc, write_plan
 from gitrepo import GitRepo
+from plait.eventline import format_event_line
 from plait.planfile import parse_plan
 from plait.starter import STARTER_PLAN
 
@@ -175,3 +176,13 @@ def test_version_prints_the_packages_version(plait_proc: PlaitProc, tmp_path: Pa
 def test_version_in_process(cli: Cli, tmp_path: Path) -> None:
     result = cli("--version", cwd=tmp_path)
     assert (result.code, result.out.strip()) == (0, f"plait {version('plait')}")
+
+
+# --- event lines ------------------------------------------------------------------------
+
+
+def test_merged_event_counts_files_in_the_singular_and_plural() -> None:
+    base = {"t": 0.0, "task": "api", "kind": "merged", "commit": "0123456789abcdef"}
+    assert format_event_line({**base, "files": ["a"]}).endswith("merged 0123456789 (1 file)")
+    assert format_event_line({**base, "files": ["a", "b"]}).endswith("(2 files)")
+    assert format_event_line({**base, "files": []}).endswith("(0 files)")

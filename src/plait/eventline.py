@@ -53,7 +53,11 @@ def _message(e: Mapping[str, Any]) -> str:
         case "merged":
             commit = str(e.get("commit") or "")[:10]
             files = e.get("files")
-            count = f" ({len(files)} files)" if isinstance(files, list | tuple) else ""
+            count = (
+                f" ({len(files)} file{'' if len(files) == 1 else 's'})"
+                if isinstance(files, list | tuple)
+                else ""
+            )
             return f"merged {commit}{count}".rstrip()
         case "conflict":
             where = f" in {_files(e['files'])}" if e.get("files") else ""
