@@ -186,3 +186,29 @@ def test_merged_event_counts_files_in_the_singular_and_plural() -> None:
     assert format_event_line({**base, "files": ["a"]}).endswith("merged 0123456789 (1 file)")
     assert format_event_line({**base, "files": ["a", "b"]}).endswith("(2 files)")
     assert format_event_line({**base, "files": []}).endswith("(0 files)")
+
+
+# --- the end of a run -------------------------------------------------------------------
+
+
+def test_a_run_that_merged_nothing_does_not_suggest_apply(cli: Cli, repo: GitRepo) -> None:
+    fail = [sys.executable, "-c", "import sys; sys.exit(1)"]
+    write_plan(repo.path / "plait.yaml", command_plan({"f": fail}, "  t: {agent: f, prompt: x}\n"))
+    repo.commit("plan")
+    ran = cli("run", cwd=repo.path)
+    assert ran.code == 1
+    assert "plait apply" not in ran.out
+    assert "nothing was merged" in ran.out
+    assert "`plait report " in ran.out
+
+
+def test_a_run_that_merged_something_suggests_apply(cli: Cli, repo: GitRepo) -> None:
+    write = [sys.executable, "-c", "open('made.txt', 'w').write('x')"]
+    write_plan(repo.path / "plait.yaml", command_plan({"w": write}, "  t: {agent: w, prompt: x}\n"))
+    repo.commit("plan")
+    ran = cli("run", cwd=repo.path)
+    assert ran.code == 0, ran.err
+    run_id = re.search(r"run (\S+) \(msg\)", ran.out)
+    assert run_id is not None, ran.out
+    assert f"`plait apply {run_id.group(1)}` to merge" in ran.out
+    assert "nothing was merged" not in ran.out

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 from plait import errors
-from plait.cliio import Exit, err, open_store, out, output_lost, print_json, run_coroutine
+from plait.cliio import (
+    Exit,
+    branch_tip,
+    err,
+    open_store,
+    out,
+    output_lost,
+    print_json,
+    run_coroutine,
+)
 from plait.textsafe import clean_text
 
 
@@ -25,7 +35,7 @@ def finish_run(
 ) -> None:
     """Print the run's result (JSON or the summary) and its messages, apply it if asked,
     and leave with the run's exit code (or `plait apply`'s, if apply was refused)."""
-    from plait.status import run_json, summary_text
+    from plait.status import run_json
 
     with open_store(root, home) as store:
         data = run_json(store, run_id)
@@ -46,7 +56,7 @@ def finish_run(
             except errors.Error as exc:
                 refused = exc
                 data["apply_error"] = exc.message
-    summary = "" if as_json else summary_text(data)
+    summary = "" if as_json else _summary(data, root)
     try:
         if as_json:
             print_json(data)
@@ -68,3 +78,36 @@ def finish_run(
         # succeeded, but what was asked for (the result on this branch) did not happen.
         raise Exit(refused.exit_code)
     raise Exit(code)
+
+
+def _summary(data: dict[str, Any], root: Path) -> str:
+    """What `plait run` prints at its end: the run's state, then what to do next.
+
+    `plait apply` is suggested only when the result branch holds something beyond the
+    base: after a run where nothing merged, applying would merge nothing.
+    """
+    from plait.status import status_text
+
+    text = status_text(data)
+    # An interrupted run is not finished: status_text already says to resume it, and
+    # applying half a run is not a next step worth suggesting.
+    if not data.get("branch") or data["status"] in ("interrupted", "running"):
+        return text
+    text += f"\nnext: `plait report {data['run']}` for the timeline"
+    if data.get("applied"):
+        return text
+    if _has_result(data, root):
+        return text + f"; `plait apply {data['run']}` to merge {data['branch']} into your branch"
+    return text + f"; nothing was merged, so {data['branch']} has nothing to apply"
+
+
+def _has_result(data: dict[str, Any], root: Path) -> bool:
+    """Whether the run's result branch is ahead of its base (True when unknown)."""
+    head, base = data.get("head"), data.get("base")
+    if head is None:
+        # Not recorded (an older run): the branch itself says, if git can tell.
+        with contextlib.suppress(errors.Error):
+            head = branch_tip(data["branch"], root)
+    if head is None or base is None:
+        return True
+    return bool(head != base)
