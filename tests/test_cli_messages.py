@@ -212,3 +212,14 @@ def test_a_run_that_merged_something_suggests_apply(cli: Cli, repo: GitRepo) -> 
     assert run_id is not None, ran.out
     assert f"`plait apply {run_id.group(1)}` to merge" in ran.out
     assert "nothing was merged" not in ran.out
+
+
+# --- help -------------------------------------------------------------------------------
+
+
+def test_optional_arguments_are_bracketed_once_in_the_usage_line(cli: Cli, tmp_path: Path) -> None:
+    for command, argument in (("status", "RUN"), ("resume", "RUN"), ("report", "RUN"),
+                              ("clean", "RUN"), ("plan", "PLAN"), ("run", "PLAN")):  # fmt: skip
+        shown = cli(command, "-h", cwd=tmp_path)
+        assert shown.code == 0
+        assert f"[OPTIONS] [{argument}]" in shown.out and "[[" not in shown.out, shown.out

@@ -188,7 +188,7 @@ def run(
 @app.command()
 def resume(
     run_id: Annotated[
-        str | None, typer.Argument(metavar="[RUN]", help="Run id (default: latest).")
+        str | None, typer.Argument(metavar="RUN", help="Run id (default: latest).")
     ] = None,
     jobs: JobsOpt = None,
     as_json: JsonOpt = False,
@@ -208,7 +208,7 @@ def resume(
 @app.command()
 def status(
     run_id: Annotated[
-        str | None, typer.Argument(metavar="[RUN]", help="Run id (default: latest).")
+        str | None, typer.Argument(metavar="RUN", help="Run id (default: latest).")
     ] = None,
     as_json: JsonOpt = False,
     follow: Annotated[
@@ -280,7 +280,7 @@ def logs(
 @app.command()
 def report(
     run_id: Annotated[
-        str | None, typer.Argument(metavar="[RUN]", help="Run id (default: latest).")
+        str | None, typer.Argument(metavar="RUN", help="Run id (default: latest).")
     ] = None,
     html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML timeline.")] = None,
     as_json: JsonOpt = False,
@@ -314,7 +314,7 @@ def apply_cmd(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
 @app.command()
 def clean(
     run_id: Annotated[
-        str | None, typer.Argument(metavar="[RUN]", help="Run id (default: all).")
+        str | None, typer.Argument(metavar="RUN", help="Run id (default: all).")
     ] = None,
     branches: Annotated[
         bool, typer.Option(help="Also delete plait/<run> result branches.")
