@@ -42,7 +42,7 @@ from plait import proc
 from plait.agents.base import AgentRequest
 from plait.agents.cli_agent import MAX_ARG_BYTES, CliBackend, Invocation, with_instructions
 from plait.agents.cli_output import JsonLinesParser, Parsed, as_float, as_int, as_text
-from plait.agents.ratelimit import RateLimit, compile_patterns
+from plait.agents.ratelimit import RateLimit, compile_patterns, describe_reset
 from plait.model import Permission
 
 #: Exact names first (for an environment builder that takes names only), then the
@@ -114,7 +114,8 @@ class StreamJsonParser(JsonLinesParser):
         resets = as_float(info.get("resetsAt"))
         delay = None if resets is None else max(0.0, resets - time.time())
         kind = info.get("rateLimitType") or "usage"
-        self.parsed.rate_limit = RateLimit(f"{kind} limit reached (rate_limit_event)", delay)
+        words = "" if delay is None else describe_reset(delay)
+        self.parsed.rate_limit = RateLimit(f"{kind} limit reached (rate_limit_event)", delay, words)
 
     def finish(self, done: proc.ProcResult) -> Parsed:
         parsed = super().finish(done)

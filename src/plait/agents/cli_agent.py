@@ -27,7 +27,7 @@ from typing import Any
 from plait import proc
 from plait.agents.base import AgentRequest, AgentResult, AttemptStatus
 from plait.agents.cli_output import Parsed, Parser
-from plait.agents.ratelimit import find_rate_limit
+from plait.agents.ratelimit import RateLimit, find_rate_limit
 from plait.agents.versions import dotted, probe_version
 from plait.model import Agent, Permission
 
@@ -216,7 +216,7 @@ class CliBackend(ABC):
         if limit is not None:
             return AgentResult(
                 AttemptStatus.RATE_LIMITED,
-                error=f"{self.name} hit a rate or usage limit: {limit.message}",
+                error=rate_limit_error(self.name, limit),
                 retry_after_s=limit.retry_after_s,
                 **common,
             )
@@ -232,6 +232,19 @@ class CliBackend(ABC):
             error += f"; see {request.log_file}" if done.log_tail else " and nothing else"
         error += f" ({noted})" if noted else ""
         return AgentResult(AttemptStatus.FAILED, error=error[:2000], **common)
+
+
+def rate_limit_error(name: str, limit: RateLimit) -> str:
+    """The attempt's error for a refusal, with when it resets where a reader sees it.
+
+    The event line shows about the first 160 characters of an error, and vendors put
+    the reset last, after links ("... visit https://... or try again at Nov 30th, 2026
+    8:05 PM."): a reset not near the start of the message is named before it.
+    """
+    error = f"{name} hit a rate or usage limit"
+    if limit.reset and limit.reset.lower() not in limit.message[:100].lower():
+        error += f" ({limit.reset})"
+    return f"{error}: {limit.message}"
 
 
 def _append_notes(log_file: Path, notes: list[str]) -> None:

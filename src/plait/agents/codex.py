@@ -14,8 +14,10 @@ message), ``turn.completed`` (``usage``: ``input_tokens``, ``cached_input_tokens
 ``error`` (``message``). Codex reports no cost.
 
 Usage limits arrive as error events: "You've hit your usage limit ... try again in
-2 days 3 hours", "... try again at 2:57 PM", a 429 "usage_limit_reached" body with
-``resets_in_seconds``, or "exceeded retry limit, last status: 429 Too Many Requests".
+2 days 3 hours", "... Try again at 2:57 PM." (a reset later today), "... or try again at
+Nov 30th, 2026 8:05 PM." (another day; both in the user's local time), a 429
+"usage_limit_reached" body with ``resets_in_seconds``, or "exceeded retry limit, last
+status: 429 Too Many Requests".
 """
 
 from __future__ import annotations

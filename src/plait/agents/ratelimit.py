@@ -10,7 +10,13 @@ is read from whichever of the common shapes the message carries:
   ``try again in 2 days 17 hours 14 minutes``, ``Please retry in 38.5s`` or a
   Google ``"retryDelay": "38s"``;
 - a wall-clock time, as ``resets 3pm (America/Bogota)``, ``resets Apr 23 at 4pm
-  (America/Recife)`` or ``try again at 2:57 PM`` (local time when no zone is named).
+  (America/Recife)``, or Codex's ``try again at 2:57 PM`` (a reset later today) and
+  ``try again at Nov 30th, 2026 8:05 PM`` (another day); local time when no zone is
+  named, as the CLI printed it in the user's own zone.
+
+A reset in the past (beyond a few minutes of clock and rounding slack) or more than
+`MAX_RETRY_AFTER_S` away is not believed: the caller falls back to its own backoff.
+The words that said when are kept (`RateLimit.reset`) for the person reading.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: A delay beyond this is not believed (a misread number, a year in seconds).
 MAX_RETRY_AFTER_S = 8 * 24 * 3600.0
+#: A reset this far in the past still reads as "now": clocks differ a little, and a
+#: reset printed to the minute ("8:05 PM" for 8:05:40) is up to a minute early.
+PAST_SLACK_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,9 @@ class RateLimit:
 
     message: str
     retry_after_s: float | None = None
+    #: When the limit resets, in words for a person: the vendor's own ("try again at
+    #: Nov 30th, 2026 8:05 PM") or plait's for a number ("resets at Nov 30 20:05").
+    reset: str = ""
 
 
 def compile_patterns(*patterns: str) -> tuple[re.Pattern[str], ...]:
@@ -57,13 +69,26 @@ def find_rate_limit(
     if hit is None:
         return None
     moment = now or datetime.now(UTC)
-    delay = retry_after(hit, moment)
-    if delay is None:
-        for text in items:
-            delay = retry_after(text, moment)
-            if delay is not None:
-                break
-    return RateLimit(message=_first_line_with(hit, patterns), retry_after_s=delay)
+    delay: float | None = None
+    words = ""
+    for text in (hit, *items):
+        reading = _reading(text, moment)
+        if reading is None:
+            continue
+        words = words or reading[1]
+        if reading[0] is not None:
+            delay, words = reading
+            break
+    return RateLimit(_first_line_with(hit, patterns), delay, words)
+
+
+def describe_reset(delay_s: float, now: datetime | None = None) -> str:
+    """``resets at 20:05`` (today) or ``resets at Nov 30 20:05``, in local time."""
+    moment = (now or datetime.now(UTC)).astimezone()
+    at = (moment + timedelta(seconds=delay_s)).astimezone()
+    if at.date() == moment.date():
+        return f"resets at {at:%H:%M}"
+    return f"resets at {at:%b} {at.day} {at:%H:%M}"
 
 
 def _first_line_with(text: str, patterns: Sequence[re.Pattern[str]]) -> str:
@@ -91,9 +116,12 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 _PART = re.compile(rf"(\d+(?:\.\d+)?)\s*({_UNIT})\b", re.IGNORECASE)
+# A date may have an ordinal and a year: codex prints `%b %-d{st|nd|rd|th}, %Y %-I:%M %p`
+# for a reset on another day than today ("Nov 30th, 2026 8:05 PM").
 _CLOCK = re.compile(
     r"(?:resets?|try again at|reset at|available again at)\s+"
-    r"(?:(?:on\s+)?(?P<mon>[A-Z][a-z]{2})[a-z]*\.?\s+(?P<day>\d{1,2})(?:,?\s+at)?\s+|at\s+)?"
+    r"(?:(?:on\s+)?(?P<mon>[A-Z][a-z]{2})[a-z]*\.?\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?"
+    r"(?:,?\s+(?P<year>\d{4}))?(?:,?\s+at)?\s+|at\s+)?"
     r"(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>[ap]\.?m\.?)"
     r"(?:\s*\((?P<tz>[A-Za-z_]+(?:/[A-Za-z_+-]+)*)\))?",
     re.IGNORECASE,
@@ -107,46 +135,63 @@ _MONTHS = {
 
 
 def retry_after(text: str, now: datetime) -> float | None:
-    """Seconds from `now` until the reset `text` announces, or None if it names none."""
+    """Seconds from `now` until the reset `text` announces, or None if it names none
+    (or one in the past, or too far away to believe)."""
+    reading = _reading(text, now)
+    return None if reading is None else reading[0]
+
+
+#: A reader's finding: the delay (unchecked), and the vendor's words when the text
+#: said it in words ("" for numbers: epochs, fields, headers).
+_Found = tuple[float, str]
+
+
+def _reading(text: str, now: datetime) -> tuple[float | None, str] | None:
+    """The first reset `text` names: the believable delay (or None), and its words."""
     for reader in (_from_epoch, _from_seconds, _from_duration, _from_clock):
-        delay = reader(text, now)
-        if delay is not None:
-            return _believable(delay)
+        found = reader(text, now)
+        if found is None:
+            continue
+        delay, words = found
+        believed = _believable(delay)
+        if not words and believed is not None:
+            words = describe_reset(believed, now)
+        return believed, words
     return None
 
 
 def _believable(delay: float) -> float | None:
-    if delay > MAX_RETRY_AFTER_S:
+    if delay > MAX_RETRY_AFTER_S or delay < -PAST_SLACK_S:
         return None
     return max(0.0, delay)
 
 
-def _from_epoch(text: str, now: datetime) -> float | None:
+def _from_epoch(text: str, now: datetime) -> _Found | None:
     match = _EPOCH_PIPE.search(text) or _EPOCH_FIELD.search(text)
     if not match:
         return None
     stamp = float(match.group(1))
     if stamp > 1e12:  # milliseconds
         stamp /= 1000.0
-    return stamp - now.timestamp()
+    return stamp - now.timestamp(), ""
 
 
-def _from_seconds(text: str, now: datetime) -> float | None:
+def _from_seconds(text: str, now: datetime) -> _Found | None:
     for pattern in (_SECONDS_FIELD, _RETRY_DELAY, _RETRY_AFTER_HEADER):
         match = pattern.search(text)
         if match:
-            return float(match.group(1))
+            return float(match.group(1)), ""
     return None
 
 
-def _from_duration(text: str, now: datetime) -> float | None:
+def _from_duration(text: str, now: datetime) -> _Found | None:
     match = _DURATION.search(text)
     if not match:
         return None
     total = 0.0
     for number, unit in _PART.findall(match.group(1)):
         total += float(number) * _unit_seconds(unit.lower())
-    return total
+    return total, _words(match.group(0))
 
 
 def _unit_seconds(unit: str) -> float:
@@ -161,7 +206,7 @@ def _unit_seconds(unit: str) -> float:
     return 1.0
 
 
-def _from_clock(text: str, now: datetime) -> float | None:
+def _from_clock(text: str, now: datetime) -> _Found | None:
     match = _CLOCK.search(text)
     if not match:
         return None
@@ -171,16 +216,44 @@ def _from_clock(text: str, now: datetime) -> float | None:
     if match.group("ampm").lower().startswith("p"):
         hour += 12
     minute = int(match.group("m") or 0)
-    target = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    slack = timedelta(seconds=PAST_SLACK_S)
     mon = match.group("mon")
-    if mon and mon.lower()[:3] in _MONTHS:
-        target = target.replace(month=_MONTHS[mon.lower()[:3]], day=int(match.group("day")))
-        if target <= local_now:
-            target = target.replace(year=target.year + 1)
-    elif target <= local_now:
-        # "resets 3pm" said at 4pm means tomorrow. Add a day in the zone's wall time.
-        target = (target + timedelta(days=1)).replace(hour=hour, minute=minute)
-    return (target - local_now).total_seconds()
+    if mon:
+        month = _MONTHS.get(mon.lower()[:3])
+        if month is None:  # "resets Friday 3 at ...": not a date this reads
+            return None
+        year = match.group("year")
+        day = int(match.group("day"))
+        target = _wall(zone, int(year or local_now.year), month, day, hour, minute)
+        if target is not None and not year and target < now - slack:
+            target = _wall(zone, local_now.year + 1, month, day, hour, minute)
+    else:
+        today = local_now.date()
+        target = _wall(zone, today.year, today.month, today.day, hour, minute)
+        if target is not None and target < now - slack:
+            # "resets 3pm" said at 4pm means tomorrow (a wall time, whatever DST does).
+            tomorrow = today + timedelta(days=1)
+            target = _wall(zone, tomorrow.year, tomorrow.month, tomorrow.day, hour, minute)
+    if target is None:
+        return None
+    return (target - now).total_seconds(), _words(match.group(0))
+
+
+def _wall(
+    zone: ZoneInfo | None, year: int, month: int, day: int, hour: int, minute: int
+) -> datetime | None:
+    """That wall-clock time in `zone` (None: this machine's, DST included), or None
+    if there is no such date (Feb 30)."""
+    try:
+        naive = datetime(year, month, day, hour, minute)
+    except ValueError:
+        return None
+    # astimezone() on a naive time reads it as local time with that date's DST offset.
+    return naive.replace(tzinfo=zone) if zone else naive.astimezone()
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split()).rstrip(".,;")
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
