@@ -85,3 +85,15 @@ def test_no_note_without_a_failure_or_after_a_success(tmp_path: Path) -> None:
     # An interrupted retry after a failure: the failure is still what the next one needs.
     rows = [row(1, "failed", "exited with code 1"), row(2, "interrupted")]
     assert "exited with code 1" in resumed_note(rows, stems(tmp_path))
+
+
+def test_a_rate_limit_reset_on_another_day_is_shown_with_its_date() -> None:
+    """"next attempt at 08:31:37" for a reset two days away read as the past."""
+    import time
+
+    from plait.taskrun import _clock
+
+    now = time.time()
+    assert _clock(now) == time.strftime("%H:%M:%S", time.localtime(now))  # today: no date
+    two_days = _clock(now + 2 * 86400)
+    assert two_days == time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now + 2 * 86400))

@@ -263,15 +263,24 @@ def _request(
 
 
 def _account(ctx: RunContext, task: Task, result: AgentResult) -> None:
-    """Add what the agent reported spending; nothing is ever estimated."""
+    """Add what the agent reported spending; nothing is ever estimated. The task's row
+    carries it from now on (status, report and the totals show it while the task goes
+    on, and after a stop)."""
     view = ctx.views[task.id]
     cost = result.usage.cost_usd
     if cost is not None:
         ctx.spent_usd += cost
         view.cost_usd = (view.cost_usd or 0.0) + cost
+        if ctx.over_budget():
+            ctx.waits_over.set()  # no rate-limit wait is worth finishing now
     tokens = result.usage.tokens
     if tokens is not None:
         view.tokens = (view.tokens or 0) + tokens
+    if cost is not None or tokens is not None:
+        spent, used = view.cost_usd, view.tokens
+        ctx.journal.write(
+            lambda: ctx.store.update_task(ctx.run_id, task.id, cost_usd=spent, tokens=used)
+        )
 
 
 def end_attempt(

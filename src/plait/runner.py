@@ -165,6 +165,7 @@ class Driver:
         self.slots = SlotPool()
         self._started_before_limit: set[str] = set()
         self._limited: set[str] = set()  # rate limited, waiting to try again
+        self._limited_backends: set[str] = set()  # whose limits lowered the jobs
         attach = getattr(sink, "attach", None)
         if attach is not None:
             attach(self)  # a live board reads the driver's views
@@ -209,6 +210,7 @@ class Driver:
     def _throttle(self, task_id: str) -> None:
         """An attempt of `task_id` was rate limited: one agent fewer than run now."""
         self._limited.add(task_id)
+        self._limited_backends.add(self._backend_of(task_id))
         # The others running now started before the limit was hit: their success says
         # nothing about whether it has lifted, so it must not raise the limit again.
         # Limited tasks try again after their wait: their success does say so.
@@ -227,11 +229,22 @@ class Driver:
         if task_id in self._started_before_limit:
             self._started_before_limit.discard(task_id)
             return
+        # A success says a limit lifted only for the vendor whose limit it was: the
+        # tasks of other backends running in the lent slots meanwhile say nothing.
+        if self._backend_of(task_id) not in self._limited_backends:
+            return
         if self.scheduler_jobs < self.jobs:
             self.scheduler_jobs += 1
             self.aside.admit()
             self._jobs_changed()
             self.emit("jobs_raised", None, jobs=self.scheduler_jobs)
+        if self.scheduler_jobs == self.jobs and not self._limited:
+            self._limited_backends.clear()  # all lifted: a new limit starts afresh
+
+    def _backend_of(self, task_id: str) -> str:
+        task = self.plan.tasks.get(task_id)
+        agent = self.plan.agents.get(task.agent) if task is not None else None
+        return agent.backend if agent is not None else ""
 
     def _jobs_changed(self) -> None:
         """Give the scheduler the jobs limit (with the slots lent) and start what fits."""

@@ -120,9 +120,14 @@ class RunContext:
     #: (`plait.lanes.StepAside`; the driver sets it).
     step_aside: Callable[[], contextlib.AbstractAsyncContextManager[None]] = contextlib.nullcontext
 
+    #: Ends every rate-limit wait early: set when the run stops, or the budget is spent
+    #: (a wait for a reset hours away would end in the task being cancelled anyway).
+    waits_over: asyncio.Event = field(default_factory=asyncio.Event)
+
     def stop(self) -> None:
         """Stop the run's tasks: no attempt starts any more, the agents running end."""
         self.stopped.set()
+        self.waits_over.set()
         for waiting in self.running_agents:
             waiting.cancel()
 
@@ -219,7 +224,7 @@ async def run_task(
                 view.state = "rate-limited"
                 ctx.emit("rate_limited", task.id, attempt=attempt, wait_s=wait)
                 # `plait status` says so too (the row said "running" for hours of waits).
-                again = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
+                again = _clock(time.time() + wait)
                 why = f"rate limited; next attempt at {again}"
                 ctx.journal.write(
                     functools.partial(
@@ -230,9 +235,12 @@ async def run_task(
                 if ws is not None:
                     await ctx.provider.close(ws, keep=False)
                 await lane.aclose()  # others need not wait through this wait
-                # The wait ends early when the run stops: the loop's top then cancels the task.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ctx.stopped.wait(), wait)
+                # The wait ends early when the run stops or the budget is spent: the loop's
+                # top then cancels the task. Its job slot runs a ready task meanwhile (the
+                # jobs limit is one lower: "one agent fewer", not none).
+                async with ctx.step_aside():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ctx.waits_over.wait(), wait)
                 kind = "rate_limit"
                 continue
             if failure is None and change is not None:
@@ -396,6 +404,14 @@ def _keep_verify_log(ctx: RunContext, task: Task, attempt: int, result: MergeRes
                 shutil.copyfileobj(source, log)
         else:
             log.write(f"{header} ---\n{result.output}\n".encode())
+
+
+def _clock(moment: float) -> str:
+    """A local time to show: with its date unless it is today (a vendor's reset may be
+    days away, and "at 08:31" then reads as the past)."""
+    local = time.localtime(moment)
+    same_day = time.strftime("%Y-%m-%d", local) == time.strftime("%Y-%m-%d")
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", local)
 
 
 def _task_output(
