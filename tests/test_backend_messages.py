@@ -21,6 +21,7 @@ from plait import proc
 from plait.agents import get_backend
 from plait.agents.base import AgentRequest, AgentResult, AttemptStatus
 from plait.agents.cli_agent import rate_limit_error
+from plait.agents.cli_output import without_json_documents
 from plait.agents.codex import CodexBackend
 from plait.agents.ratelimit import find_rate_limit, retry_after
 from plait.model import Agent
@@ -201,3 +202,103 @@ def test_codex_other_day_limit_through_the_backend(tmp_path: Path) -> None:
     assert result.status is AttemptStatus.RATE_LIMITED, result.error
     assert result.retry_after_s == pytest.approx((at - now).total_seconds(), abs=60)
     assert f"try again at {when}" in result.error[:EVENT_LINE_CHARS]
+
+
+# --- gemini: the model's answer is not the CLI's words -------------------------------
+
+GEMINI_STATS = {
+    "models": {
+        "gemini-2.5-pro": {
+            "api": {"totalRequests": 2, "totalErrors": 0, "totalLatencyMs": 500},
+            "tokens": {"prompt": 2000, "candidates": 20, "total": 2174, "cached": 1200},
+        }
+    },
+    "tools": {"totalCalls": 1},
+    "files": {"totalLinesAdded": 1, "totalLinesRemoved": 0},
+}
+
+
+def gemini_doc(**fields: object) -> str:
+    """``--output-format json``'s document: JSON.stringify(..., null, 2)."""
+    return json.dumps({"session_id": "g-1", **fields, "stats": GEMINI_STATS}, indent=2) + "\n"
+
+
+ANSWER = (
+    "I implemented the quota checker in quota.py: it answers 429 Too Many Requests "
+    "(RESOURCE_EXHAUSTED) when a client passes its rate limit, and retryDelay says when."
+)
+
+
+def test_gemini_answer_about_quotas_failing_later_is_no_rate_limit(tmp_path: Path) -> None:
+    doc = gemini_doc(response=ANSWER)
+    path = fake_cli(tmp_path, "gemini", "Loaded cached credentials.\n" + doc, "Error: EPIPE\n", 1)
+    result = run_backend(tmp_path, "gemini", path)
+    assert result.status is AttemptStatus.FAILED, result.error
+    assert result.error == "gemini exited with code 1: Error: EPIPE"
+    assert result.output == ANSWER
+
+
+def test_gemini_answer_about_quotas_after_a_cut_document(tmp_path: Path) -> None:
+    # A killed gemini leaves its document unfinished: still the model's words.
+    cut = "\n".join(gemini_doc(response=ANSWER).splitlines()[:30]) + "\n"
+    result = run_backend(tmp_path, "gemini", fake_cli(tmp_path, "gemini", cut, "", 1))
+    assert result.status is AttemptStatus.FAILED, result.error
+
+
+def test_gemini_terminal_quota_error_on_stderr_is_read(tmp_path: Path) -> None:
+    error = {
+        "type": "TerminalQuotaError",
+        "message": "You have exhausted your capacity on this model. "
+        "Your quota will reset after 2s.",
+        "code": 429,
+    }
+    stderr = "Loaded cached credentials.\n" + json.dumps({"error": error}, indent=2) + "\n"
+    result = run_backend(tmp_path, "gemini", fake_cli(tmp_path, "gemini", "", stderr, 1))
+    assert result.status is AttemptStatus.RATE_LIMITED, result.error
+    assert result.retry_after_s == 2
+    assert "TerminalQuotaError" in result.error
+
+
+def test_gemini_resource_exhausted_with_retry_delay_on_stderr_is_read(tmp_path: Path) -> None:
+    api = {
+        "error": {
+            "code": 429,
+            "message": "Resource has been exhausted (e.g. check quota).",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "21s"}],
+        }
+    }
+    stderr = f"Error when talking to Gemini API {json.dumps(api)}\n"
+    doc = gemini_doc(error={"type": "Error", "message": "[API Error: exhausted]", "code": 1})
+    result = run_backend(tmp_path, "gemini", fake_cli(tmp_path, "gemini", doc, stderr, 1))
+    assert result.status is AttemptStatus.RATE_LIMITED, result.error
+    assert result.retry_after_s == 21
+
+
+def test_gemini_quota_error_in_the_documents_error_object_is_read(tmp_path: Path) -> None:
+    error = {
+        "type": "RetryableQuotaError",
+        "message": "Quota exceeded for quota metric 'Generate Content API requests per "
+        "minute'. Please retry in 38.5s.",
+        "code": 429,
+    }
+    doc = gemini_doc(error=error)
+    result = run_backend(tmp_path, "gemini", fake_cli(tmp_path, "gemini", doc, "", 1))
+    assert result.status is AttemptStatus.RATE_LIMITED, result.error
+    assert result.retry_after_s == 38.5
+
+
+def test_without_json_documents_keeps_only_what_is_outside_them() -> None:
+    pretty = json.dumps({"response": "rate limit 429", "n": [1, 2]}, indent=2)
+    text = "\n".join(
+        [
+            "Loaded cached credentials.",
+            '{"type": "quota", "code": 429}',
+            "{ not json, a banner",
+            pretty,
+            "Error: EPIPE",
+            "{",
+            '  "response": "the quota, cut short',
+        ]
+    )
+    assert without_json_documents(text) == "Loaded cached credentials.\nError: EPIPE"

@@ -187,9 +187,11 @@ class CliBackend(ABC):
     def judge(self, done: proc.ProcResult, parsed: Parsed, request: AgentRequest) -> AgentResult:
         """One verdict from the exit status and what the agent reported."""
         tail = done.tail(40)
-        # Lines that are JSON events were parsed already; searching them again would
-        # find "429" in a tool's output or a message about rate limiting.
-        notes = "\n".join(x for x in tail.splitlines() if not x.lstrip().startswith("{"))
+        # The CLI's structured output was parsed already; searching it again would find
+        # "429" in a tool's output or the model's answer about rate limiting.
+        notes = parsed.unparsed
+        if notes is None:  # JSONL: every event is one line
+            notes = "\n".join(x for x in tail.splitlines() if not x.lstrip().startswith("{"))
         common: dict[str, Any] = {
             "output": parsed.output,
             "exit_code": done.returncode,

@@ -19,7 +19,15 @@ from plait import proc
 from plait.agents.base import Usage
 from plait.agents.ratelimit import RateLimit
 
-__all__ = ["JsonLinesParser", "Parsed", "Parser", "as_float", "as_int", "as_text"]
+__all__ = [
+    "JsonLinesParser",
+    "Parsed",
+    "Parser",
+    "as_float",
+    "as_int",
+    "as_text",
+    "without_json_documents",
+]
 
 log = logging.getLogger("plait.agents")
 
@@ -42,6 +50,10 @@ class Parsed:
     #: A refusal reported in structured form (e.g. Claude's rate_limit_event).
     rate_limit: RateLimit | None = None
     skipped_lines: int = 0  # malformed JSON lines ignored
+    #: What the agent printed besides its structured output, searched for rate limits
+    #: and for a failure's reason. None: the lines of the log's tail that are not JSON
+    #: objects (right for JSONL); a parser of another shape says what it is.
+    unparsed: str | None = None
     #: What the person reading the run should know even of a success (e.g. tool calls
     #: the agent was refused): in the result's `error` and at the end of the log.
     notes: list[str] = field(default_factory=list)
@@ -152,6 +164,40 @@ def _decodes(text: str) -> object | None:
     except ValueError:
         return None
     return value
+
+
+def without_json_documents(text: str) -> str:
+    """`text` without the JSON objects that start a line, pretty-printed ones whole.
+
+    What a model wrote sits inside such a document (``"response": "I fixed the quota
+    check..."``) and must not be read as the CLI's own words. A document that starts
+    but never ends (output cut at the capture cap, a killed CLI) is dropped to the end.
+    """
+    decoder = json.JSONDecoder()
+    kept: list[str] = []
+    pos = 0
+    while pos < len(text):
+        newline = text.find("\n", pos)
+        end = len(text) if newline < 0 else newline
+        line = text[pos:end]
+        start = pos + len(line) - len(line.lstrip())
+        if not text.startswith("{", start):
+            kept.append(line)
+            pos = end + 1
+            continue
+        try:
+            _, stop = decoder.raw_decode(text, start)
+        except ValueError:
+            if line.strip() == "{":
+                break  # a pretty-printed document, cut short
+            pos = end + 1  # one malformed line
+            continue
+        newline = text.find("\n", stop)
+        after = text[stop : len(text) if newline < 0 else newline]
+        if after.strip():  # the rest of the line the object ended on
+            kept.append(after)
+        pos = len(text) if newline < 0 else newline + 1
+    return "\n".join(kept)
 
 
 def as_int(value: object) -> int:

@@ -25,7 +25,9 @@ one plait made for this agent from the user's own repository, so the agent gets
 
 Rate limits: a 429, ``RESOURCE_EXHAUSTED``, "Quota exceeded ...", and the CLI's own
 ``TerminalQuotaError`` / ``RetryableQuotaError``; Google's ``retryDelay`` or
-"Please retry in 38.5s" gives the wait.
+"Please retry in 38.5s" gives the wait. They are read in the document's ``error``, on
+stderr and in stdout outside the document, never in the rest of the document: its
+``response`` is the model's answer, which may well be about quotas or 429s.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 from plait import proc
 from plait.agents.base import AgentRequest
 from plait.agents.cli_agent import CliBackend, Invocation
-from plait.agents.cli_output import Parsed, Parser, as_int, as_text
+from plait.agents.cli_output import Parsed, Parser, as_int, as_text, without_json_documents
 from plait.agents.ratelimit import compile_patterns
 from plait.model import Permission
 
@@ -93,6 +95,10 @@ class GeminiParser(Parser):
 
     def finish(self, done: proc.ProcResult) -> Parsed:
         parsed = self.parsed
+        # The document is printed over many lines, the model's answer among them: only
+        # what is outside it (and stderr, where the CLI's own errors go) is the CLI's text.
+        outside = without_json_documents(done.stdout).splitlines()[-40:]
+        parsed.unparsed = "\n".join([*outside, *done.stderr_tail.splitlines()])
         # Errors may be printed as JSON on stderr: fall back to the log's tail.
         doc = last_json_object(done.stdout) or last_json_object(done.log_tail)
         if doc is None:
