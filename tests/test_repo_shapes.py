@@ -50,3 +50,25 @@ def test_a_branch_named_plait_is_named_as_the_problem(repo: GitRepo, plait_proc:
     message = json.loads(done.stdout)["error"]["message"]
     assert "has a branch named `plait`" in message and "git branch -m plait" in message
     assert repo.git("branch", "--list", "plait/*").strip() == ""
+
+
+def test_a_copy_entry_matching_no_file_is_said_at_the_start_and_the_end(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """A misspelt `copy: [.env.local]` was silent: agents and tests just failed
+    without the file."""
+    (repo.path / ".env").write_text("KEY=1\n")
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\ncopy: [.env, .env.local]\n"
+        "agents: {w: {backend: command, command: [sh, -c, 'cat .env > seen.txt']}}\n"
+        "tasks: {t: {agent: w, prompt: x, writes: [seen.txt]}}\n",
+    )
+    repo.git("add", "plait.yaml")  # (.env stays untracked, as such files are)
+    repo.git("commit", "-qm", "plan")
+    done = plait_proc("run", cwd=repo.path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = "copy: '.env.local' matches no file in"
+    assert said in done.stdout.splitlines()[0], done.stdout  # at the start
+    assert said in done.stderr.splitlines()[-1], done.stderr  # and in the end's messages
+    assert "'.env'" not in done.stdout + done.stderr

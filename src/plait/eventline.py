@@ -81,6 +81,8 @@ def _message(e: Mapping[str, Any]) -> str:
             return f"jobs {way} to {e.get('jobs')}"
         case "scope_warning":
             return f"wrote outside its writes (scope: warn): {_files(e.get('files') or [])}"
+        case "warning":
+            return f"warning: {_one_line(e.get('message') or '')}"
         case "fixer_started":
             return "fixer started"
         case "skipped":

@@ -368,6 +368,8 @@ async def drive(
     # A run killed before it put git's own files back left their first reading: put
     # them back before this run takes its own (the dead run's agents are ended).
     recovered = guardkeep.recover(home, git.common_dir) if git is not None else []
+    if isolation is Isolation.WORKTREE and git is not None:
+        recovered += _copy_unmatched(plan, git.toplevel)
     guard = _guard_of(provider)
     if guard is not None:
         guard.on_baseline = functools.partial(guardkeep.save, home, run_id, guard.common_dir)
@@ -391,6 +393,8 @@ async def drive(
     # The driver's clock (the wall it records at the end, the board's run time) starts
     # where the earlier processes left off: a resumed run's wall is all of its processes'.
     driver.started -= place.wall_before_s
+    for message in recovered:  # said at the start too, where a log reader looks first
+        driver.emit("warning", None, message=message)
     try:
         # (the heartbeat: what `resume` and `status` take as this process's end if it
         # is killed)
@@ -419,6 +423,13 @@ async def drive(
         outcome_head = await merge.tip()
         store.update_run(run_id, head=outcome_head)
     return outcome
+
+
+def _copy_unmatched(plan: Plan, top: Path) -> list[str]:
+    """What to say of `copy` entries that match no file in the checkout: a misspelt
+    `.env.local` shows up otherwise only as agents and tests failing without it."""
+    missing = [p for p in plan.copy if not Path(p).is_absolute() and not any(top.glob(p))]
+    return [f"copy: {p!r} matches no file in {top}, so no workspace gets it" for p in missing]
 
 
 def _guard_of(provider: WorkspaceProvider) -> GitGuard | None:
