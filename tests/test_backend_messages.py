@@ -302,3 +302,72 @@ def test_without_json_documents_keeps_only_what_is_outside_them() -> None:
         ]
     )
     assert without_json_documents(text) == "Loaded cached credentials.\nError: EPIPE"
+
+
+# --- a failure's reason is words, never a JSON event ---------------------------------
+
+
+def claude_result(text: str, *, is_error: bool = False) -> dict[str, object]:
+    return {
+        "type": "result",
+        "subtype": "success",
+        "is_error": is_error,
+        "duration_ms": 100,
+        "num_turns": 3,
+        "result": text,
+        "session_id": "s-1",
+        "total_cost_usd": 0.3,
+        "usage": {"input_tokens": 10, "output_tokens": 50},
+        "permission_denials": [],
+    }
+
+
+CLAUDE_START = [
+    {"type": "system", "subtype": "init", "session_id": "s-1", "model": "claude-sonnet"},
+    {
+        "type": "assistant",
+        "session_id": "s-1",
+        "message": {"content": [{"type": "text", "text": "On it."}]},
+    },
+]
+
+
+def test_claude_success_result_then_exit_1_gives_the_code_alone(tmp_path: Path) -> None:
+    out = jsonl(*CLAUDE_START, claude_result("did stuff"))
+    result = run_backend(tmp_path, "claude", fake_cli(tmp_path, "claude", out, code=1))
+    assert result.status is AttemptStatus.FAILED
+    assert result.error == "claude exited with code 1"
+    assert result.output == "did stuff"
+
+
+def test_codex_turn_completed_then_exit_2_gives_the_code_alone(tmp_path: Path) -> None:
+    out = jsonl(
+        {"type": "thread.started", "thread_id": "th-1"},
+        {"type": "item.completed", "item": {"id": "i", "type": "agent_message", "text": "did it"}},
+        {"type": "turn.completed", "usage": {"input_tokens": 5, "output_tokens": 5}},
+    )
+    result = run_backend(tmp_path, "codex", fake_cli(tmp_path, "codex", out, code=2))
+    assert result.status is AttemptStatus.FAILED
+    assert result.error == "codex exited with code 2"
+
+
+def test_the_last_words_after_the_events_are_the_reason(tmp_path: Path) -> None:
+    # A partial result line, then the CLI's own complaint on stderr.
+    out = jsonl(*CLAUDE_START) + '{"type":"result","subtype":"succ'
+    path = fake_cli(tmp_path, "claude", out, "Error: socket hang up\n", 1)
+    result = run_backend(tmp_path, "claude", path)
+    assert result.error == "claude exited with code 1: Error: socket hang up"
+
+
+def test_an_error_result_is_the_reason(tmp_path: Path) -> None:
+    out = jsonl(*CLAUDE_START, claude_result("Invalid API key · Please run /login", is_error=True))
+    result = run_backend(tmp_path, "claude", fake_cli(tmp_path, "claude", out, code=1))
+    assert result.error == "claude exited with code 1: Invalid API key · Please run /login"
+
+
+def test_gemini_pretty_json_on_stderr_is_no_reason_line(tmp_path: Path) -> None:
+    # The answer printed, then a crash: the last words are before the JSON's "}".
+    stderr = "Something broke.\n" + json.dumps({"error": {"code": 500}}, indent=2) + "\n"
+    path = fake_cli(tmp_path, "gemini", gemini_doc(response="done"), stderr, 1)
+    result = run_backend(tmp_path, "gemini", path)
+    assert result.error == "gemini exited with code 1: Something broke."

@@ -224,7 +224,9 @@ class CliBackend(ABC):
             )
         reason = parsed.error or (parsed.errors[-1] if parsed.errors else "")
         if done.returncode != 0:
-            detail = reason or _last_line(notes) or _last_line(tail)
+            # Never a JSON event as the reason: the result line of a run that did its
+            # work and then exited non-zero says nothing about why. None: the code alone.
+            detail = reason or _last_line(notes)
             error = f"{self.name} exited with code {done.returncode}"
             error += f": {detail}" if detail else ""
         elif parsed.is_error:
@@ -258,6 +260,13 @@ def _append_notes(log_file: Path, notes: list[str]) -> None:
         log.warning("cannot add notes to %s: %s", log_file, exc)
 
 
+#: A line of JSON: an object or array, its end, or one member of a pretty-printed one.
+_JSON_LINE = re.compile(r'^\s*(?:[{}\[\]]|"(?:[^"\\]|\\.)*"\s*:)')
+
+
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:500] if lines else ""
+    """The last line of `text` that is words, not JSON ("" if none)."""
+    for line in reversed(text.splitlines()):
+        if line.strip() and not _JSON_LINE.match(line):
+            return line.strip()[:500]
+    return ""
