@@ -58,11 +58,15 @@ def run_demo(keep: Path | None, jobs: int, console: Console, *, speed: float = 1
     with open_display(False, console) as sink:
         outcome = asyncio.run(start_run(plan, RunSettings(jobs=jobs, sink=sink)))
 
+    from plait.apply import clean_runs
     from plait.statehome import state_home
     from plait.store import Store
 
     with Store.open(state_home(repo)) as store:
         data = run_json(store, outcome.run_id)
+    # The worktrees parked for a next run would stay in the user's data folder, one set
+    # per demo, for a repository nobody runs again (report and apply need none of them).
+    asyncio.run(clean_runs(repo, None))
     totals = data["totals"]
     console.print()
     console.print(Text.assemble(f"run {outcome.run_id}: ", (outcome.status, "bold")))
