@@ -70,5 +70,26 @@ def test_a_copy_entry_matching_no_file_is_said_at_the_start_and_the_end(
     assert done.returncode == 0, done.stdout + done.stderr
     said = "copy: '.env.local' matches no file in"
     assert said in done.stdout.splitlines()[0], done.stdout  # at the start
-    assert said in done.stderr.splitlines()[-1], done.stderr  # and in the end's messages
+    assert said in done.stderr, done.stderr  # and in the end's messages
     assert "'.env'" not in done.stdout + done.stderr
+
+
+def test_uncommitted_changes_are_said_to_be_missing_from_the_worktrees(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """An agent script not yet committed failed with "can't open file …/worktree/…",
+    with no word that worktrees hold only what is committed. The plan itself, read from
+    the checkout, is not named."""
+    (repo.path / "tools").mkdir()
+    (repo.path / "tools" / "agent.sh").write_text("echo hi > out.txt\n")
+    (repo.path / "README.md").write_text("edited\n")
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nagents: {w: {backend: command, command: [sh, tools/agent.sh]}}\n"
+        "tasks: {t: {agent: w, prompt: x, writes: [out.txt]}}\n",
+    )
+    done = plait_proc("run", cwd=repo.path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = "not committed, so not in the agents' worktrees (they start from a commit): "
+    line = next(x for x in done.stderr.splitlines() if said in x)
+    assert set(line.split(said)[1].split(", ")) == {"README.md", "tools/"}, line

@@ -32,7 +32,7 @@ from plait.errors import (
     PlanError,
     Problem,
 )
-from plait.git import Git
+from plait.git import Git, status_paths
 from plait.gitguard import GitGuard
 from plait.inplace import InPlaceProvider
 from plait.merge import MergeQueue
@@ -370,6 +370,7 @@ async def drive(
     recovered = guardkeep.recover(home, git.common_dir) if git is not None else []
     if isolation is Isolation.WORKTREE and git is not None:
         recovered += _copy_unmatched(plan, git.toplevel)
+        recovered += await _not_committed(git, plan)
     guard = _guard_of(provider)
     if guard is not None:
         guard.on_baseline = functools.partial(guardkeep.save, home, run_id, guard.common_dir)
@@ -430,6 +431,29 @@ def _copy_unmatched(plan: Plan, top: Path) -> list[str]:
     `.env.local` shows up otherwise only as agents and tests failing without it."""
     missing = [p for p in plan.copy if not Path(p).is_absolute() and not any(top.glob(p))]
     return [f"copy: {p!r} matches no file in {top}, so no workspace gets it" for p in missing]
+
+
+async def _not_committed(git: Git, plan: Plan) -> list[str]:
+    """What to say of changes in the checkout that no worktree will have: agents start
+    from a commit, and an uncommitted script or fix (the agent's own program, often)
+    is simply not there. The plan and the agent profiles are read from the checkout
+    itself, so they do not count."""
+    listed = await git.run("status", "--porcelain=v1", "-z", readonly=True, check=False)
+    if not listed.ok:
+        return []
+    plan_file = None
+    if plan.path is not None:
+        with contextlib.suppress(ValueError):
+            plan_file = Path(plan.path).resolve().relative_to(git.toplevel.resolve()).as_posix()
+    paths = [
+        p
+        for p in dict.fromkeys(status_paths(listed.stdout))
+        if p != plan_file and not p.startswith((".plait/", ".claude/"))
+    ]
+    if not paths:
+        return []
+    shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    return [f"not committed, so not in the agents' worktrees (they start from a commit): {shown}"]
 
 
 def _guard_of(provider: WorkspaceProvider) -> GitGuard | None:
