@@ -301,6 +301,7 @@ tasks:
     assert code == 1, out + err
     assert run_id is not None
     assert "budget" in err and "$0.50" in err
+    assert "report none" not in err  # claude reports its cost: the budget sees it all
     data = rig.status(run_id)
     tasks = by_id(data)
     # The attempt running when the budget ran out went on to the end and was merged.
@@ -375,6 +376,9 @@ tasks:
     assert "budget" in tasks["limited"]["error"]
     # Not an hour: the wait ended when the budget was spent.
     assert json.loads(out)["wall_s"] < 60
+    # codex reports no cost: said at the start and the end, as the budget cannot see it
+    said = "budget_usd counts only the cost agents report, and these report none: coder (codex)"
+    assert said in err
 
 
 # --- 4: rate limits -----------------------------------------------------------------------

@@ -371,6 +371,7 @@ async def drive(
     if isolation is Isolation.WORKTREE and git is not None:
         recovered += _copy_unmatched(plan, git.toplevel)
         recovered += await _not_committed(git, plan)
+    recovered += _budget_blind_spots(plan)
     guard = _guard_of(provider)
     if guard is not None:
         guard.on_baseline = functools.partial(guardkeep.save, home, run_id, guard.common_dir)
@@ -454,6 +455,26 @@ async def _not_committed(git: Git, plan: Plan) -> list[str]:
         return []
     shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
     return [f"not committed, so not in the agents' worktrees (they start from a commit): {shown}"]
+
+
+def _budget_blind_spots(plan: Plan) -> list[str]:
+    """What to say of a `budget_usd` that some agents' spending cannot count toward:
+    plait counts only the cost an agent reports, and never estimates one."""
+    if plan.budget_usd is None:
+        return []
+    used = dict.fromkeys(task.agent for task in plan.tasks.values())
+    blind = [
+        f"{name} ({plan.agents[name].backend})"
+        for name in used
+        if name in plan.agents
+        and not getattr(get_backend(plan.agents[name].backend), "REPORTS_COST", False)
+    ]
+    if not blind:
+        return []
+    return [
+        f"budget_usd counts only the cost agents report, and these report none: "
+        f"{', '.join(blind)}; what they spend is not counted"
+    ]
 
 
 def _guard_of(provider: WorkspaceProvider) -> GitGuard | None:

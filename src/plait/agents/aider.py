@@ -146,6 +146,7 @@ class AiderBackend(CliBackend):
     """aider, one message from a file, then exit."""
 
     name = "aider"
+    REPORTS_COST = True
     executable = "aider"
     install_hint = "python -m pip install aider-install && aider-install"
     min_version = (0, 59, 0)

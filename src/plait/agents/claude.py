@@ -220,6 +220,7 @@ class ClaudeBackend(CliBackend):
     """Claude Code in print mode."""
 
     name = "claude"
+    REPORTS_COST = True
     executable = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code"
     #: The 1.0 line is where print mode's stream-json (with --verbose), the

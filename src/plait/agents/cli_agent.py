@@ -76,6 +76,8 @@ class CliBackend(ABC):
     rate_limit_patterns: tuple[re.Pattern[str], ...] = ()
     #: What a successful run must print, for the "no result" message.
     result_hint: str = "a final result"
+    #: Whether the CLI says what an attempt cost (`budget_usd` counts only that).
+    REPORTS_COST = False
 
     def program(self, agent: Agent) -> str | None:
         """The executable this agent needs on PATH."""

@@ -115,6 +115,7 @@ class CommandBackend:
     """Runs ``agent.command`` as the agent. `grace_s`: SIGTERM → SIGKILL on timeout."""
 
     name = "command"
+    REPORTS_COST = False
     PASSTHROUGH_ENV: tuple[str, ...] = ()
     #: The runner need not write PLAIT_PROMPT_FILE for this backend: `run` does.
     WRITES_PROMPT_FILE = True

@@ -112,6 +112,7 @@ class OpencodeBackend(CliBackend):
     """opencode's non-interactive `run` command."""
 
     name = "opencode"
+    REPORTS_COST = True
     executable = "opencode"
     install_hint = "npm install -g opencode-ai"
     min_version = (1, 0, 0)

@@ -90,6 +90,7 @@ class PythonBackend:
     """Calls ``agent.function``; see the module docstring."""
 
     name = "python"
+    REPORTS_COST = True  # (its callable's result may carry a usage)
     PASSTHROUGH_ENV: tuple[str, ...] = ()
 
     def program(self, agent: Agent) -> str | None:
