@@ -162,7 +162,8 @@ def status_text(
                 extra += f"\n  {'':<{width}}  its work: {task['workspace']}"
                 extra += f" (branch {task['branch']})" if task.get("branch") else ""
         elif task.get("changed_files"):
-            extra = f"  {len(task['changed_files'])} file(s)"
+            count = len(task["changed_files"])
+            extra = f"  {count} file{'' if count == 1 else 's'}"
         took = task.get("duration_s")
         if took is None and now is not None and task["status"] in UNDER_WAY:
             took = max(0.0, now - task["started_at"]) if task.get("started_at") else None
@@ -201,18 +202,6 @@ def summary_line(data: dict[str, Any]) -> str:
         + (f", speed-up {speedup:.1f}x" if speedup else "")
         + (f", cost {_money(totals['cost_usd'])}" if totals.get("cost_usd") is not None else "")
     )
-
-
-def summary_text(data: dict[str, Any]) -> str:
-    """What `plait run` prints at the end."""
-    text = status_text(data)
-    # An interrupted run is not finished: status_text already says to resume it, and
-    # applying half a run is not a next step worth suggesting.
-    if data.get("branch") and data["status"] not in ("interrupted", "running"):
-        text += f"\nnext: `plait report {data['run']}` for the timeline"
-        if not data.get("applied"):
-            text += f"; `plait apply {data['run']}` to merge {data['branch']} into your branch"
-    return text
 
 
 def runs_json(store: Store) -> list[dict[str, Any]]:
