@@ -283,7 +283,7 @@ def test_cost_and_speedup_unknown() -> None:
 
 def test_an_unfinished_run_has_no_speedup_and_no_estimate_comparison() -> None:
     t = small_run()
-    assert "estimate: 35s, actual +14%" in render_text(t)
+    assert "estimate: 35s, actual 40s (+14%)" in render_text(t)
     for status in ("interrupted", "running"):
         cut = Timeline(
             **{

@@ -211,7 +211,10 @@ def render_text(t: Timeline) -> str:
     # running, or was interrupted, would be "-100%" for want of an end.
     if t.predicted_makespan_s and not t.is_estimate and t.status not in UNFINISHED:
         delta = (t.wall_s / t.predicted_makespan_s - 1) * 100
-        out.append(f"  estimate: {fmt_duration(t.predicted_makespan_s)}, actual {delta:+.0f}%")
+        out.append(
+            f"  estimate: {fmt_duration(t.predicted_makespan_s)}, "
+            f"actual {fmt_duration(t.wall_s)} ({delta:+.0f}%)"
+        )
     if t.verify is not None:
         out.append(f"  verify: {verify_word(t.verify)}")
         out.extend(verify_failure_lines(t.verify, indent="    "))
