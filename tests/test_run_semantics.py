@@ -90,7 +90,8 @@ def test_a_base_naming_no_commit_is_a_plan_error_and_writes_nothing(
     for command in (("run",), ("run", "--json"), ("plan",), ("plan", "--json")):
         done = plait_proc(*command, cwd=repo.path)  # `plan` says so too, as `run` would
         assert done.returncode == 2, (command, done.stderr)
-        assert "plait.yaml:4" in done.stderr and "base" in done.stderr, done.stderr
+        # named as every other plan error names it, from where the user is
+        assert "\n  plait.yaml:4:1: base:" in done.stderr, done.stderr
         assert "nosuchref" in done.stderr
     assert not (plait_home / "state.db").exists()
     assert "plait/" not in repo.git("branch", "--list")

@@ -225,7 +225,11 @@ async def resolve_base(git: Git, plan: Plan, text: str | None) -> str:
 
         line, column = read_yaml(text).where("base")
     message = f"{plan.base!r} does not name a commit in this repository"
-    file = str(plan.path) if plan.path else None
+    # (named as the other plan errors name it: from where the user is, if below)
+    file = None
+    if plan.path is not None:
+        below = not os.path.relpath(plan.path).startswith("..")
+        file = os.path.relpath(plan.path) if below else str(plan.path)
     raise PlanError([Problem("base", message, line, column)], file)
 
 
