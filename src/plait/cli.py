@@ -123,7 +123,7 @@ def plan(
         output_file(html, "--html")
     loaded = load_plan_file(path)
     if loaded.base is not None:
-        from plait.session import check_base
+        from plait.runcheck import check_base
 
         run_coroutine(check_base(loaded))
     history = plan_history(loaded)

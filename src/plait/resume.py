@@ -23,19 +23,10 @@ from plait.errors import RunNotFound
 from plait.git import ZERO_OID, Git
 from plait.model import Isolation, Outcome, Plan, Task
 from plait.planfile import parse_plan
+from plait.runcheck import check_backends, discover, isolation_of, with_agents
 from plait.runlock import RunLock
 from plait.runner import RunOutcome, fixer_task
-from plait.session import (
-    RunPlace,
-    RunSettings,
-    check_backends,
-    discover,
-    drive,
-    end_dead_runs,
-    fixer_defaults,
-    isolation_of,
-    with_agents,
-)
+from plait.session import RunPlace, RunSettings, drive, end_dead_runs, fixer_defaults
 from plait.statehome import state_home, usable_home, worktrees_home
 from plait.status import RESUMED_EVENT, last_sign_of_life, latest_process, stopped_at
 from plait.store import AttemptRow, RunRow, Store

@@ -1,8 +1,9 @@
 """A run's environment: repository, store, lock, workspaces; start and resume.
 
 This is the I/O shell around `runner.Driver`: it finds the repository, takes the
-run lock, checks that every agent's program is installed before anything starts,
-creates the integration branch, and builds the workspaces and the merge queue.
+run lock, has `plait.runcheck` check the agents, the repository and the base before
+anything starts, creates the integration branch, and builds the workspaces and the
+merge queue.
 `resume.py` continues an interrupted run through the same `drive()`.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import json
 import os
@@ -22,17 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from plait import guardkeep, heartbeat
-from plait.agents import get_backend
 from plait.analysis import Analysis, analyze, reestimate
-from plait.errors import (
-    BackendMissing,
-    EnvironmentProblem,
-    GitError,
-    NotARepository,
-    PlanError,
-    Problem,
-)
-from plait.git import Git, status_paths
+from plait.git import Git
 from plait.gitguard import GitGuard
 from plait.inplace import InPlaceProvider
 from plait.merge import MergeQueue
@@ -40,6 +31,15 @@ from plait.model import Isolation, Outcome, Plan
 from plait.planfile import validate_plan
 from plait.pool import POOL_DIR, WorktreePool, pool_size
 from plait.procsweep import end_runs
+from plait.runcheck import (
+    check_backends,
+    check_branch_namespace,
+    discover,
+    isolation_of,
+    resolve_base,
+    start_warnings,
+    with_agents,
+)
 from plait.runlock import RunLock
 from plait.runner import Driver, EventSink, PlanDefaults, RunOutcome, fixer_task
 from plait.statehome import new_run_id, state_home, worktrees_home
@@ -64,81 +64,6 @@ class RunSettings:
     jobs: int | None = None
     fail_fast: bool = False
     sink: EventSink | None = None
-
-
-def with_agents(plan: Plan) -> Plan:
-    """The plan with every agent it uses resolved, profiles read (a broken one is a
-    plan error now, not in the middle of the run)."""
-    used = {t.agent for t in plan.tasks.values()}
-    if plan.on_verify_failure is not None:
-        used.add(plan.on_verify_failure.agent)
-    agents = dict(plan.agents)
-    if missing := sorted(used - agents.keys()):
-        # Imported here: profiles are read with the pydantic models, which a plan
-        # built in Python does not otherwise need.
-        from plait.profiles import resolve_agent
-
-        for name in missing:
-            agents[name] = resolve_agent(plan, name)
-    return dataclasses.replace(plan, agents=agents)
-
-
-def check_backends(plan: Plan) -> None:
-    """Exit 3 before anything starts when an agent's program is missing or too old."""
-    used = {plan.tasks[t].agent for t in plan.tasks}
-    if plan.on_verify_failure is not None:
-        used.add(plan.on_verify_failure.agent)
-    problems = []
-    for name in sorted(used):
-        agent = plan.agents[name]
-        message = get_backend(agent.backend).check(agent)
-        if message:
-            problems.append(f"agent {name!r} ({agent.backend}): {message}")
-    if problems:
-        raise BackendMissing("cannot start the run:\n  " + "\n  ".join(problems))
-
-
-async def discover(root: Path) -> Git | None:
-    """The repository whose checkout holds `root`; None outside any repository.
-
-    Inside a bare repository (or a `.git` folder) there is no checkout to work in, and
-    running in place there would let agents write over git's own files.
-    """
-    try:
-        return await Git.discover(root)
-    except NotARepository:
-        probe = await Git(root, root).run(
-            "rev-parse", "--is-bare-repository", "--is-inside-git-dir",
-            cwd=root, check=False, readonly=True,
-        )  # fmt: skip
-        if probe.ok and "true" in probe.stdout.split():
-            raise NotARepository(
-                f"{root} is a bare repository or a git folder, with no checkout for agents "
-                "to work in: run plait in a clone, or in a worktree of it (`git worktree add`)"
-            ) from None
-        return None
-
-
-async def check_branch_namespace(git: Git) -> None:
-    """plait's branches live under `plait/`; a branch named `plait` blocks them all (git
-    cannot have a ref and a folder of refs of one name)."""
-    if await git.rev_parse("refs/heads/plait") is not None:
-        raise EnvironmentProblem(
-            "this repository has a branch named `plait`, so git cannot create the run's "
-            "branches (plait/<run>, plait/tasks/...): rename it, e.g. "
-            "`git branch -m plait plait-old`"
-        )
-
-
-def isolation_of(plan: Plan, git: Git | None) -> Isolation:
-    if plan.isolation is Isolation.WORKTREE and git is None:
-        raise NotARepository(
-            f"{plan.root or Path.cwd()} is not inside a git repository; "
-            "run `git init` first, or set `isolation: none` in the plan"
-        )
-    if plan.isolation is not None:
-        return plan.isolation
-    return Isolation.WORKTREE if git is not None else Isolation.NONE
 
 
 @contextlib.asynccontextmanager
@@ -208,44 +133,6 @@ def step_timeouts(plan: Plan) -> tuple[float, float]:
     if limits and all(limit is not None for limit in limits):
         setup = max(limit for limit in limits if limit is not None)
     return setup, plan.verify_timeout_s or DEFAULT_STEP_TIMEOUT_S
-
-
-async def resolve_base(git: Git, plan: Plan, text: str | None) -> str:
-    """The commit the run starts from; a `base` naming none is a plan error (exit 2)."""
-    try:
-        return await git.rev_parse_commit(plan.base or "HEAD")
-    except GitError:
-        if plan.base is None:
-            raise EnvironmentProblem(
-                f"{git.toplevel} has no commit yet: commit something before `plait run`"
-            ) from None
-    line = column = None
-    if text is not None:
-        from plait.planyaml import read_yaml
-
-        line, column = read_yaml(text).where("base")
-    message = f"{plan.base!r} does not name a commit in this repository"
-    # (named as the other plan errors name it: from where the user is, if below)
-    file = None
-    if plan.path is not None:
-        below = not os.path.relpath(plan.path).startswith("..")
-        file = os.path.relpath(plan.path) if below else str(plan.path)
-    raise PlanError([Problem("base", message, line, column)], file)
-
-
-async def check_base(plan: Plan) -> None:
-    """For `plait plan`: a `base` that names no commit here is the plan error `run`
-    would give (exit 2), not a plan shown as valid. Outside a repository: unchecked."""
-    if plan.base is None:
-        return
-    git = await discover((plan.root or Path.cwd()).resolve())
-    if git is None:
-        return
-    text = None
-    if plan.path is not None:
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            text = Path(plan.path).read_text(encoding="utf-8")
-    await resolve_base(git, plan, text)
 
 
 def _plan_record(plan: Plan, settings: RunSettings, text: str | None) -> str:
@@ -372,10 +259,7 @@ async def drive(
     # A run killed before it put git's own files back left their first reading: put
     # them back before this run takes its own (the dead run's agents are ended).
     recovered = guardkeep.recover(home, git.common_dir) if git is not None else []
-    if isolation is Isolation.WORKTREE and git is not None:
-        recovered += _copy_unmatched(plan, git.toplevel)
-        recovered += await _not_committed(git, plan)
-    recovered += _budget_blind_spots(plan)
+    recovered += await start_warnings(plan, git, isolation)
     guard = _guard_of(provider)
     if guard is not None:
         guard.on_baseline = functools.partial(guardkeep.save, home, run_id, guard.common_dir)
@@ -429,56 +313,6 @@ async def drive(
         outcome_head = await merge.tip()
         store.update_run(run_id, head=outcome_head)
     return outcome
-
-
-def _copy_unmatched(plan: Plan, top: Path) -> list[str]:
-    """What to say of `copy` entries that match no file in the checkout: a misspelt
-    `.env.local` shows up otherwise only as agents and tests failing without it."""
-    missing = [p for p in plan.copy if not Path(p).is_absolute() and not any(top.glob(p))]
-    return [f"copy: {p!r} matches no file in {top}, so no workspace gets it" for p in missing]
-
-
-async def _not_committed(git: Git, plan: Plan) -> list[str]:
-    """What to say of changes in the checkout that no worktree will have: agents start
-    from a commit, and an uncommitted script or fix (the agent's own program, often)
-    is simply not there. The plan and the agent profiles are read from the checkout
-    itself, so they do not count."""
-    listed = await git.run("status", "--porcelain=v1", "-z", readonly=True, check=False)
-    if not listed.ok:
-        return []
-    plan_file = None
-    if plan.path is not None:
-        with contextlib.suppress(ValueError):
-            plan_file = Path(plan.path).resolve().relative_to(git.toplevel.resolve()).as_posix()
-    paths = [
-        p
-        for p in dict.fromkeys(status_paths(listed.stdout))
-        if p != plan_file and not p.startswith((".plait/", ".claude/"))
-    ]
-    if not paths:
-        return []
-    shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
-    return [f"not committed, so not in the agents' worktrees (they start from a commit): {shown}"]
-
-
-def _budget_blind_spots(plan: Plan) -> list[str]:
-    """What to say of a `budget_usd` that some agents' spending cannot count toward:
-    plait counts only the cost an agent reports, and never estimates one."""
-    if plan.budget_usd is None:
-        return []
-    used = dict.fromkeys(task.agent for task in plan.tasks.values())
-    blind = [
-        f"{name} ({plan.agents[name].backend})"
-        for name in used
-        if name in plan.agents
-        and not getattr(get_backend(plan.agents[name].backend), "REPORTS_COST", False)
-    ]
-    if not blind:
-        return []
-    return [
-        f"budget_usd counts only the cost agents report, and these report none: "
-        f"{', '.join(blind)}; what they spend is not counted"
-    ]
 
 
 def _guard_of(provider: WorkspaceProvider) -> GitGuard | None:
