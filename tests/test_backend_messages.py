@@ -371,3 +371,24 @@ def test_gemini_pretty_json_on_stderr_is_no_reason_line(tmp_path: Path) -> None:
     path = fake_cli(tmp_path, "gemini", gemini_doc(response="done"), stderr, 1)
     result = run_backend(tmp_path, "gemini", path)
     assert result.error == "gemini exited with code 1: Something broke."
+
+
+@pytest.mark.parametrize(
+    "stderr, reason",
+    [
+        (
+            "[2026-11-28T09:00:00] ERROR: unexpected status 401 Unauthorized\n",
+            "[2026-11-28T09:00:00] ERROR: unexpected status 401 Unauthorized",
+        ),
+        ("[API Error: request failed]\n[\n  1,\n  2\n]\n", "[API Error: request failed]"),
+        ('Broke.\n["a", "b"]\n', "Broke."),
+    ],
+)
+def test_words_in_brackets_are_a_reason_a_json_array_is_not(
+    tmp_path: Path, stderr: str, reason: str
+) -> None:
+    """A line opening with `[` was taken for JSON: codex's "[time] ERROR: 401" and
+    gemini's "[API Error: ...]" were left out of the failure's reason."""
+    out = jsonl({"type": "thread.started", "thread_id": "th-1"})
+    result = run_backend(tmp_path, "codex", fake_cli(tmp_path, "codex", out, stderr, 1))
+    assert result.error == f"codex exited with code 1: {reason}"

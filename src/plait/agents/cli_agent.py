@@ -15,6 +15,7 @@ input, or in a file in the attempt directory whose path is passed instead.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -262,13 +263,27 @@ def _append_notes(log_file: Path, notes: list[str]) -> None:
         log.warning("cannot add notes to %s: %s", log_file, exc)
 
 
-#: A line of JSON: an object or array, its end, or one member of a pretty-printed one.
-_JSON_LINE = re.compile(r'^\s*(?:[{}\[\]]|"(?:[^"\\]|\\.)*"\s*:)')
+#: A line of JSON: an object, its end, or one member of a pretty-printed one. (A line
+#: opening with `[` is often words: "[API Error: ...]", "[2026-11-28T09:00] ERROR".)
+_JSON_LINE = re.compile(r'^\s*(?:[{}]|"(?:[^"\\]|\\.)*"\s*:)')
+#: Only brackets and commas: where a pretty-printed array opens or closes.
+_BRACKETS = re.compile(r"^[\s\[\],{}]*$")
+
+
+def _is_json(line: str) -> bool:
+    """True for a line of JSON, or of a pretty-printed document (`  1,`, `"a": {`)."""
+    if _JSON_LINE.match(line) or _BRACKETS.match(line):
+        return True
+    try:
+        json.loads(line.strip().rstrip(","))
+    except ValueError:
+        return False
+    return True
 
 
 def _last_line(text: str) -> str:
     """The last line of `text` that is words, not JSON ("" if none)."""
     for line in reversed(text.splitlines()):
-        if line.strip() and not _JSON_LINE.match(line):
+        if line.strip() and not _is_json(line):
             return line.strip()[:500]
     return ""
