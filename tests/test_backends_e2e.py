@@ -468,6 +468,11 @@ tasks:
             and (attempt is None or e.get("attempt") == attempt)
         ]
 
+    # The report counts the refused attempt and the wait for its reset as time lost to
+    # the rate limit (it called the attempt a "retry", and the wait was nowhere).
+    report = json.loads(rig.plait("report", run_id, "--json").stdout)
+    lost = {x["id"]: x["waits"] for x in report["tasks"]}
+    assert "retry" not in lost["l1"] and lost["l1"]["rate_limit"] >= 1.5, lost["l1"]
     # Each limit took one agent off what was running: 3 → 2 → 1.
     lowered = at("jobs_lowered")
     assert [events[i]["jobs"] for i in lowered] == [2, 1]

@@ -467,3 +467,13 @@ def test_a_failed_verify_shows_the_end_of_its_output_in_the_text_views() -> None
     assert "verify: FAILED\n" in shown and "  | FAILED tests/test_a.py::test_x" in shown
     passed = status_text({**base, "verify": {"ok": True}})
     assert "|" not in passed
+
+
+def test_a_saving_that_rounds_to_nothing_has_no_minus_sign() -> None:
+    """`saving -0.0s (-0%)` when the sum and the wall rounded to the same figure."""
+    from types import SimpleNamespace
+
+    from plait.report import fmt_saving
+
+    assert fmt_saving(SimpleNamespace(saved_s=-0.01, sequential_s=5.0)) == "0.0s (0%)"  # type: ignore[arg-type]
+    assert fmt_saving(SimpleNamespace(saved_s=-3.2, sequential_s=5.6)) == "-3.2s (-57%)"  # type: ignore[arg-type]

@@ -121,7 +121,12 @@ KIND_LABELS = {
     "rate_limit": "rate-limit retry",
     "fixer": "fixer",
 }
-_PLURALS = {"retry": "retries", "fixer": "fixers", "resume": "resumed"}
+_PLURALS = {
+    "retry": "retries",
+    "fixer": "fixers",
+    "resume": "resumed",
+    "rate_limit": "rate-limit retries",
+}
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -151,8 +156,9 @@ def fmt_saving(t: Timeline) -> str:
     saved = t.saved_s
     if saved is None:
         return "—"
-    sign = "-" if saved < 0 else ""
-    return f"{sign}{fmt_duration(abs(saved))} ({saved / t.sequential_s:.0%})"
+    sign = "-" if saved < 0 and fmt_duration(abs(saved)) != fmt_duration(0.0) else ""
+    share = saved / t.sequential_s
+    return f"{sign}{fmt_duration(abs(saved))} ({share if sign else abs(share):.0%})"
 
 
 def fmt_speedup(x: float | None) -> str:

@@ -147,6 +147,11 @@ def _thrown(mine: Sequence[AttemptRow], entry: dict[str, float]) -> None:
             cause = "conflict"
         elif a.status == "interrupted" or (after is not None and after.kind == "resume"):
             cause = "interrupted"  # lost to the stop, not to a failure
+        elif a.status == "rate_limited":
+            cause = "rate_limit"
+            if after is not None and a.finished_at is not None:  # and the wait for its reset
+                waited = max(0.0, after.started_at - a.finished_at)
+                entry[cause] = entry.get(cause, 0.0) + waited
         else:
             cause = "retry"
         entry[cause] = entry.get(cause, 0.0) + (a.duration_s or 0.0)
