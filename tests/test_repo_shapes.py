@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 from conftest import PlaitProc, write_plan
@@ -93,3 +95,36 @@ def test_uncommitted_changes_are_said_to_be_missing_from_the_worktrees(
     said = "not committed, so not in the agents' worktrees (they start from a commit): "
     line = next(x for x in done.stderr.splitlines() if said in x)
     assert set(line.split(said)[1].split(", ")) == {"README.md", "tools/"}, line
+
+
+def test_the_next_steps_of_a_run_of_another_repository_say_where(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """`plait run ../other/plait.yaml` keeps the run in the other repository; its end
+    said `plait report <run>`, which from here finds no such run (exit 2)."""
+    other = GitRepo.create(tmp_path / "other repo")
+    write_plan(
+        other.path / "plait.yaml",
+        "version: 1\nagents: {w: {backend: command, command: [sh, -c, 'echo a > a.txt']}}\n"
+        "tasks: {t: {agent: w, prompt: x, writes: [a.txt]}}\n",
+    )
+    other.git("add", "plait.yaml")
+    other.git("commit", "-qm", "plan")
+    state = {"PLAIT_HOME": ""}  # each repository's own state, as without the test's
+    done = plait_proc("run", str(other.path / "plait.yaml"), cwd=repo.path, env=state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    hint = next(line for line in done.stdout.splitlines() if line.startswith("next:"))
+    report = hint.split("`")[1]
+    assert report.startswith(f"cd '{other.path}' && plait report "), hint
+    shown = subprocess.run(
+        ["sh", "-c", report.replace("plait report", f"{sys.executable} -m plait report")],
+        cwd=repo.path,
+        env={**os.environ, **state},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    # run where it lives, the hint needs no folder
+    here = plait_proc("run", cwd=other.path, env=state)
+    assert "next: `plait report " in here.stdout, here.stdout

@@ -7,6 +7,7 @@ the run id and the summary.
 from __future__ import annotations
 
 import contextlib
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,27 @@ def _summary(data: dict[str, Any], root: Path) -> str:
     # applying half a run is not a next step worth suggesting.
     if not data.get("branch") or data["status"] in ("interrupted", "running"):
         return text
-    text += f"\nnext: `plait report {data['run']}` for the timeline"
+    # From another repository (`plait run ../other/plait.yaml`) the commands need its
+    # folder: run from here they would find no such run.
+    there = "" if _same_state(root) else f"cd {shlex.quote(str(root))} && "
+    text += f"\nnext: `{there}plait report {data['run']}` for the timeline"
     if data.get("applied"):
         return text
     if _has_result(data, root):
-        return text + f"; `plait apply {data['run']}` to merge {data['branch']} into your branch"
+        merge = f"`{there}plait apply {data['run']}` to merge {data['branch']}"
+        return text + f"; {merge} into {'your' if not there else 'its'} branch"
     return text + f"; nothing was merged, so {data['branch']} has nothing to apply"
+
+
+def _same_state(root: Path) -> bool:
+    """Whether plait run here finds the same runs as at `root` (True when unknown)."""
+    from plait.errors import Error
+    from plait.statehome import state_home
+
+    try:
+        return state_home(Path.cwd()) == state_home(root)
+    except (Error, OSError):
+        return True
 
 
 def _has_result(data: dict[str, Any], root: Path) -> bool:
