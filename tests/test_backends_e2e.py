@@ -495,6 +495,60 @@ tasks:
     assert retried < raised[0] < first_done
 
 
+def test_two_vendors_limited_in_turn_both_go_on(rig: Rig) -> None:
+    """codex refused, jobs lowered to 1; claude refused while codex's wait ended: each
+    waited in line for the slot the other had freed, and the run hung for ever."""
+    rig.plan(
+        f"""\
+version: 1
+name: two-limits
+agents: {{coder: {{backend: codex}}, writer: {{backend: claude}}}}
+tasks:
+  a:
+    agent: coder
+    prompt: p
+    env: {{FAKECLI_MODES: "ratelimit,success", FAKECLI_COUNTER: {rig.tmp}/a.n,
+           FAKECLI_RESET_S: "1", FAKECLI_WRITE: a.txt}}
+  c:
+    agent: writer
+    prompt: p
+    env: {{FAKECLI_MODES: "ratelimit,success", FAKECLI_COUNTER: {rig.tmp}/c.n,
+           FAKECLI_RESET_S: "1", FAKECLI_SLEEP: "3", FAKECLI_WRITE: c.txt}}
+"""
+    )
+    done = rig.plait("run", "--json", timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [t["status"] for t in json.loads(done.stdout)["tasks"]] == ["succeeded"] * 2
+
+
+def test_jobs_come_back_when_the_limited_task_gives_up(rig: Rig) -> None:
+    """A limited task that then failed left the jobs lowered for the rest of the run: no
+    success of its vendor was ever to come."""
+    sleeper = rig.tmp / "sleeper.py"
+    sleeper.write_text(SLEEPER, encoding="utf-8")
+    workers = "".join(f"  w{n}: {{agent: worker, prompt: w, needs: [x]}}\n" for n in range(6))
+    rig.plan(
+        f"""\
+version: 1
+name: give-up
+agents:
+  coder: {{backend: codex}}
+  worker: {{backend: command, command: ["{sys.executable}", "{sleeper}", "0.5"]}}
+tasks:
+  x: {{agent: worker, prompt: first}}
+  l:
+    agent: coder
+    prompt: p
+    env: {{FAKECLI_MODES: "ratelimit,error", FAKECLI_COUNTER: {rig.tmp}/l.n,
+           FAKECLI_RESET_S: "0.2"}}
+{workers}"""
+    )
+    code, out, err, run_id = rig.run("-j", "3")
+    assert code == 1 and run_id is not None, out + err
+    jobs = [(e["kind"], e["jobs"]) for e in rig.events(run_id) if e["kind"].startswith("jobs_")]
+    assert jobs[0][0] == "jobs_lowered" and jobs[-1] == ("jobs_raised", 3), jobs
+
+
 def test_status_shows_a_rate_limit_wait_and_when_it_ends(rig: Rig) -> None:
     """During the wait `plait status` showed the task "running" (hours, with Claude's
     resets): it is waiting, saying until when; its next attempt runs as usual."""

@@ -149,6 +149,40 @@ def test_steppers_back_are_admitted_in_turn_never_past_jobs() -> None:
     asyncio.run(main())
 
 
+def test_one_stepping_aside_lets_one_in_line_back_at_once() -> None:
+    """Two rate-limited tasks at `-j 1`: "a" waits, its wait ends while "c" still runs
+    its agent (so "a" is in line); then "c" steps aside too. The slot "c" freed was
+    handed to nobody, "c" queued behind "a" when its own wait ended, and the run hung."""
+
+    async def main() -> None:
+        d = _Driver(jobs=1, running=2)  # "a" and "c" both counted as running
+        a_gate, c_gate = asyncio.Event(), asyncio.Event()
+        order: list[str] = []
+
+        async def waits(name: str, gate: asyncio.Event) -> None:
+            async with d.aside.while_waiting():
+                await gate.wait()
+            order.append(name)
+
+        a = asyncio.ensure_future(waits("a", a_gate))
+        await asyncio.sleep(0)
+        a_gate.set()  # "a" is back while "c" runs its agent: in line
+        await asyncio.sleep(0.01)
+        assert order == []
+        c = asyncio.ensure_future(waits("c", c_gate))  # "c" is limited and steps aside
+        await asyncio.wait_for(a, 1)  # ... and "a" takes the slot it freed
+        assert order == ["a"]
+        c_gate.set()  # "c" is back while "a" runs: it waits its turn
+        await asyncio.sleep(0.01)
+        assert order == ["a"]
+        d.running = 1  # "a" ended
+        d.aside.admit()
+        await asyncio.wait_for(c, 1)
+        assert order == ["a", "c"]
+
+    asyncio.run(main())
+
+
 def test_a_task_cancelled_in_line_gives_back_what_it_lent() -> None:
     async def main() -> None:
         d = _Driver(jobs=1, running=2)

@@ -92,6 +92,9 @@ class StepAside:
     async def while_waiting(self) -> AsyncIterator[None]:
         """Lend the slot while the block waits; take one back before going on."""
         self._waiting += 1
+        # The slot it frees goes first to a task in line to step back (one whose own
+        # wait ended while this one still ran its agent), then to what is ready.
+        self.admit()
         self._changed()
         try:
             yield
@@ -105,6 +108,7 @@ class StepAside:
             return
         back = asyncio.get_running_loop().create_future()
         self._returning.append(back)
+        self.admit()  # a slot may be free already: the first in line takes it
         try:
             await back
         except BaseException:

@@ -229,9 +229,11 @@ class Driver:
         if task_id in self._started_before_limit:
             self._started_before_limit.discard(task_id)
             return
-        # A success says a limit lifted only for the vendor whose limit it was: the
-        # tasks of other backends running in the lent slots meanwhile say nothing.
-        if self._backend_of(task_id) not in self._limited_backends:
+        # While a task still waits for a vendor's reset, a success says the limit
+        # lifted only if it is that vendor's: the tasks of other backends running in
+        # the lent slots meanwhile say nothing. Once none waits (the limited tasks
+        # succeeded, failed or gave up), any success does.
+        if self._limited and self._backend_of(task_id) not in self._limited_backends:
             return
         if self.scheduler_jobs < self.jobs:
             self.scheduler_jobs += 1
@@ -292,6 +294,7 @@ class Driver:
             outcome = await run_task(self.ctx, task, slot, first)
         finally:
             self.slots.give(slot)
+        self._limited.discard(task.id)  # (ended, it waits for no reset any more)
         self.emit("task_finished", task.id, outcome=outcome.value)
         self._record_ended(self.scheduler.finish(task.id, outcome))
         if self.fail_fast and self.scheduler.run_failed and not self.ctx.stopped.is_set():
