@@ -16,19 +16,21 @@ from plait.configrisk import harmless_change
 BASE = b"[core]\n\trepositoryformatversion = 0\n\tbare = false\n"
 
 
+ORIGIN = b'[remote "origin"]\n\turl = /srv/x.git\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n'
+
+
 @pytest.mark.parametrize(
     "added",
     [
-        b'[remote "origin"]\n\turl = /srv/x.git\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n',
+        ORIGIN,  # `git remote add origin /srv/x.git`
         b'[branch "Feature/X"]\n\tremote = origin\n\tmerge = refs/heads/feature/x\n',
-        b'[submodule "lib"]\n\turl = ../lib.git\n\tactive = true\n',
         b"[user]\n\tname = Me\n\temail = me@example.com\n",
         b"# only a comment\n",
     ],
 )
 def test_what_everyday_commands_write_is_harmless(added: bytes) -> None:
     assert harmless_change(BASE, BASE + added)
-    assert harmless_change(BASE + added, BASE)  # (`git remote remove`)
+    assert harmless_change(BASE + added, BASE)  # (`git remote remove`, unset)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +41,8 @@ def test_what_everyday_commands_write_is_harmless(added: bytes) -> None:
         b"[include]\n\tpath = /tmp/evil.cfg\n",
         b"[alias]\n\tst = !evil\n",
         b'[remote "origin"]\n\turl = x\n\tuploadpack = evil\n',
+        # a new remote whose fetch would overwrite the user's own branches
+        b'[remote "up"]\n\turl = x\n\tfetch = +refs/heads/none/*:refs/heads/*\n',
         b'[submodule "lib"]\n\tupdate = !evil\n',
         b'[branch "main"]\n\tmergeoptions = -s evil\n',
         b'[filter "lfs"]\n\tclean = evil %f\n',
@@ -47,6 +51,22 @@ def test_what_everyday_commands_write_is_harmless(added: bytes) -> None:
 )
 def test_what_can_make_git_run_a_program_is_not(added: bytes) -> None:
     assert not harmless_change(BASE, BASE + added)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        b'[remote "origin"]\n\turl = /srv/x.git\n\tfetch = +refs/heads/none/*:refs/heads/*\n',
+        ORIGIN.replace(b"/srv/x.git", b"/srv/attacker.git"),
+        ORIGIN + b"\tmirror = true\n",
+        ORIGIN + b"\tprune = true\n",
+        ORIGIN + b"\tpushurl = /srv/elsewhere.git\n",
+    ],
+)
+def test_changing_a_remote_that_was_there_is_not(changed: bytes) -> None:
+    """A fetch refspec into refs/heads with prune, or mirror, deletes the user's branches
+    at their next fetch or push; a new url sends their pushes elsewhere."""
+    assert not harmless_change(BASE + ORIGIN, BASE + changed)
 
 
 #: Writes its file once $GO exists (so the test can act while it runs).
