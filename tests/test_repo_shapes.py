@@ -85,16 +85,27 @@ def test_uncommitted_changes_are_said_to_be_missing_from_the_worktrees(
     (repo.path / "tools").mkdir()
     (repo.path / "tools" / "agent.sh").write_text("echo hi > out.txt\n")
     (repo.path / "README.md").write_text("edited\n")
+    # What plait itself takes from the checkout is not named (each was, in review): a
+    # file `copy` brings, a prompt file, profiles beside a plan in a folder, a deletion.
+    (repo.path / "old.txt").write_text("old\n")
+    repo.git("add", "old.txt")
+    repo.git("commit", "-qm", "old")
+    (repo.path / "old.txt").unlink()
+    (repo.path / "config").mkdir()
+    (repo.path / "config" / "app.secret").write_text("s\n")
+    write_plan(repo.path / "plans" / "prompts" / "t.md", "Do it.\n")
+    write_plan(repo.path / "plans" / ".plait" / "agents" / "w.md", "---\nname: w\n---\nHi.\n")
     write_plan(
-        repo.path / "plait.yaml",
-        "version: 1\nagents: {w: {backend: command, command: [sh, tools/agent.sh]}}\n"
-        "tasks: {t: {agent: w, prompt: x, writes: [out.txt]}}\n",
+        repo.path / "plans" / "plait.yaml",
+        "version: 1\ncopy: ['config/*.secret']\n"
+        "agents: {w: {backend: command, command: [sh, tools/agent.sh]}}\n"
+        "tasks: {t: {agent: w, prompt_file: prompts/t.md, writes: [out.txt]}}\n",
     )
-    done = plait_proc("run", cwd=repo.path)
+    done = plait_proc("run", "plans/plait.yaml", cwd=repo.path)
     assert done.returncode == 1, done.stdout + done.stderr
     said = "not committed, so not in the agents' worktrees (they start from a commit): "
     line = next(x for x in done.stderr.splitlines() if said in x)
-    assert set(line.split(said)[1].split(", ")) == {"README.md", "tools/"}, line
+    assert set(line.split(said)[1].split(", ")) == {"README.md", "tools/agent.sh"}, line
 
 
 def test_the_next_steps_of_a_run_of_another_repository_say_where(
@@ -128,3 +139,18 @@ def test_the_next_steps_of_a_run_of_another_repository_say_where(
     # run where it lives, the hint needs no folder
     here = plait_proc("run", cwd=other.path, env=state)
     assert "next: `plait report " in here.stdout, here.stdout
+
+
+def test_the_budget_warning_names_the_verify_fixers_agent_too(tmp_path: Path) -> None:
+    from plait.planfile import parse_plan
+    from plait.runcheck import _budget_blind_spots
+
+    plan = parse_plan(
+        "version: 1\nbudget_usd: 1\nverify: [make]\n"
+        "on_verify_failure: {agent: fix, prompt: fix it}\n"
+        "agents:\n  dev: {backend: claude}\n  fix: {backend: command, command: [./fix]}\n"
+        "tasks: {t: {agent: dev, prompt: x}}\n",
+        root=tmp_path,
+    )
+    (said,) = _budget_blind_spots(plan)
+    assert said.endswith("report none: fix (command); what they spend is not counted")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from plait.agents import get_backend
 from plait.errors import (
@@ -24,7 +24,7 @@ from plait.errors import (
     PlanError,
     Problem,
 )
-from plait.git import Git, status_paths
+from plait.git import Git, status_entries
 from plait.model import Isolation, Plan
 
 
@@ -153,31 +153,55 @@ async def start_warnings(plan: Plan, git: Git | None, isolation: Isolation) -> l
 def _copy_unmatched(plan: Plan, top: Path) -> list[str]:
     """What to say of `copy` entries that match no file in the checkout: a misspelt
     `.env.local` shows up otherwise only as agents and tests failing without it."""
-    missing = [p for p in plan.copy if not Path(p).is_absolute() and not any(top.glob(p))]
+    missing = [p for p in plan.copy if not Path(p).is_absolute() and not _globbed(top, p)]
     return [f"copy: {p!r} matches no file in {top}, so no workspace gets it" for p in missing]
 
 
 async def _not_committed(git: Git, plan: Plan) -> list[str]:
     """What to say of changes in the checkout that no worktree will have: agents start
     from a commit, and an uncommitted script or fix (the agent's own program, often)
-    is simply not there. The plan and the agent profiles are read from the checkout
-    itself, so they do not count."""
-    listed = await git.run("status", "--porcelain=v1", "-z", readonly=True, check=False)
+    is simply not there. What plait itself takes from the checkout does not count: the
+    plan, its prompt files, agent profiles (`.plait/`, `.claude/`), what `copy` brings;
+    nor does a deleted file (the worktrees have it)."""
+    listed = await git.run(
+        "status", "--porcelain=v1", "-z", "--untracked-files=all",
+        readonly=True, check=False,
+    )  # fmt: skip
     if not listed.ok:
         return []
-    plan_file = None
-    if plan.path is not None:
-        with contextlib.suppress(ValueError):
-            plan_file = Path(plan.path).resolve().relative_to(git.toplevel.resolve()).as_posix()
+    top = git.toplevel.resolve()
+    root = (plan.root or top).resolve()
+    taken = {_inside(top, Path(plan.path)) if plan.path else None}
+    taken |= {_inside(top, root / t.prompt_file) for t in plan.tasks.values() if t.prompt_file}
+    copied = [m.relative_to(top).as_posix() for p in plan.copy for m in _globbed(top, p)]
     paths = [
-        p
-        for p in dict.fromkeys(status_paths(listed.stdout))
-        if p != plan_file and not p.startswith((".plait/", ".claude/"))
+        path
+        for code, path in status_entries(listed.stdout)
+        if "D" not in code
+        and path not in taken
+        and not {".plait", ".claude"} & set(PurePosixPath(path).parts)
+        and not any(path == c or path.startswith(c + "/") for c in copied)
     ]
+    paths = list(dict.fromkeys(paths))
     if not paths:
         return []
     shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
     return [f"not committed, so not in the agents' worktrees (they start from a commit): {shown}"]
+
+
+def _inside(top: Path, path: Path) -> str | None:
+    """`path` relative to the repository's top, None if outside it."""
+    try:
+        return path.resolve().relative_to(top).as_posix()
+    except ValueError:
+        return None
+
+
+def _globbed(top: Path, pattern: str) -> list[Path]:
+    """What a `copy` glob matches in the checkout (nothing for one plait refuses)."""
+    if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        return []
+    return list(top.glob(pattern))
 
 
 def _budget_blind_spots(plan: Plan) -> list[str]:
@@ -185,7 +209,8 @@ def _budget_blind_spots(plan: Plan) -> list[str]:
     plait counts only the cost an agent reports, and never estimates one."""
     if plan.budget_usd is None:
         return []
-    used = dict.fromkeys(task.agent for task in plan.tasks.values())
+    fixer = [plan.on_verify_failure.agent] if plan.on_verify_failure is not None else []
+    used = dict.fromkeys([*(task.agent for task in plan.tasks.values()), *fixer])
     blind = [
         f"{name} ({plan.agents[name].backend})"
         for name in used
