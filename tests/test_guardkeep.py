@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 from conftest import PlaitProc, write_plan, yaml_list
@@ -119,3 +120,34 @@ def test_apply_and_clean_put_them_back_before_anything_else(
     assert cleaned.returncode == 0, cleaned.stderr
     assert not hook.exists()
     assert "put back .git/config, .git/hooks/pre-commit" in cleaned.stdout
+
+
+def test_apply_of_a_finished_run_goes_ahead_while_another_run_works(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """A live run's own reading of git's files is not a killed run's: apply took the run
+    lock to put it back, and so refused (exit 3) while any run went on."""
+    started = tmp_path / "started"
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nagents: {w: {backend: command, command: [sh, -c, 'echo a > a.txt']}}\n"
+        "tasks: {t: {agent: w, prompt: x, writes: [a.txt]}}\n",
+    )
+    write_plan(
+        repo.path / "slow.yaml",
+        "version: 1\nagents: {s: {backend: command, command: [sh, -c,"
+        f" 'touch {started}; sleep 30']}}}}\ntasks: {{u: {{agent: s, prompt: x}}}}\n",
+    )
+    repo.git("add", "plait.yaml", "slow.yaml")
+    repo.git("commit", "-qm", "plans")
+    first = plait_proc("run", "--json", cwd=repo.path)
+    assert first.returncode == 0, first.stderr
+    slow = plait_proc.start("run", "slow.yaml", cwd=repo.path)
+    deadline = time.monotonic() + 30
+    while not started.exists():
+        assert slow.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    applied = plait_proc("apply", json.loads(first.stdout)["run"], cwd=repo.path)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert (repo.path / "a.txt").read_text() == "a\n"
+    slow.kill()

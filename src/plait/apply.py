@@ -107,6 +107,8 @@ def _put_back_after_kill(home: Path, git: Git) -> str:
     agents planted. What was put back, as lines of the message."""
     if not (home / guardkeep.BASELINE_FILE).exists():
         return ""
+    if RunLock(home).holder() is not None:
+        return ""  # a live run's own reading, not a killed one's: that run puts back
     from plait.session import end_dead_runs
 
     with RunLock(home) as lock:
