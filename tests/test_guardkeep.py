@@ -150,4 +150,5 @@ def test_apply_of_a_finished_run_goes_ahead_while_another_run_works(
     applied = plait_proc("apply", json.loads(first.stdout)["run"], cwd=repo.path)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert (repo.path / "a.txt").read_text() == "a\n"
-    slow.kill()
+    slow.terminate()  # (SIGTERM: plait ends its agent too)
+    slow.communicate(timeout=30)
