@@ -154,3 +154,17 @@ def test_the_budget_warning_names_the_verify_fixers_agent_too(tmp_path: Path) ->
     )
     (said,) = _budget_blind_spots(plan)
     assert said.endswith("report none: fix (command); what they spend is not counted")
+
+
+def test_a_repository_git_refuses_as_dubious_is_not_run_in_place(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """git refused the repository (dubious ownership), so plait took it for a plain
+    folder and ran the agents in the checkout itself."""
+    write_plan(repo.path / "plait.yaml", PLAN)
+    config = (repo.common_dir / "config").read_bytes()
+    done = plait_proc("run", cwd=repo.path, env={"GIT_TEST_ASSUME_DIFFERENT_OWNER": "1"})
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "git refuses to work in" in done.stderr and "safe.directory" in done.stderr
+    assert not (repo.path / "config").exists()  # the agent never ran
+    assert (repo.common_dir / "config").read_bytes() == config

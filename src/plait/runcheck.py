@@ -68,7 +68,13 @@ async def discover(root: Path) -> Git | None:
     """
     try:
         return await Git.discover(root)
-    except NotARepository:
+    except NotARepository as exc:
+        if "safe.directory" in str(exc):
+            # A repository git will not open for this user (owned by another): run in
+            # place, the agents would write a checkout that only looks like no repository.
+            raise NotARepository(
+                f"git refuses to work in {root}: {exc}; plait runs only where git does"
+            ) from None
         probe = await Git(root, root).run(
             "rev-parse", "--is-bare-repository", "--is-inside-git-dir",
             cwd=root, check=False, readonly=True,
