@@ -88,7 +88,7 @@ def test_no_note_without_a_failure_or_after_a_success(tmp_path: Path) -> None:
 
 
 def test_a_rate_limit_reset_on_another_day_is_shown_with_its_date() -> None:
-    """"next attempt at 08:31:37" for a reset two days away read as the past."""
+    """A reset two days away said "next attempt at 08:31:37", which read as the past."""
     import time
 
     from plait.taskrun import _clock
