@@ -312,6 +312,8 @@ tasks:
     # Nothing new started: no attempt row, the fake never ran.
     assert tasks["zlater"]["status"] == "cancelled"
     assert tasks["after"]["status"] == "cancelled"
+    # each says why (the budget), not just "run stopped"
+    assert tasks["zlater"]["error"] == "not started: the budget of $0.50 was spent"
     rows = {a.task_id: a for a in rig.attempts(run_id)}
     assert set(rows) == {"spender", "long"}
     # `long` was mid-attempt when `spender` spent the budget, and still finished.

@@ -285,6 +285,8 @@ def test_fail_fast_cancels_the_rest(
     # Not yet started when bad failed: cancelled (its dependant too), never run.
     assert got["after-slow"] == ("cancelled", 0)
     assert got["queued"] == ("cancelled", 0)
+    queued = next(t for t in status["tasks"] if t["id"] == "queued")
+    assert queued["error"] == "not started: a task failed, and --fail-fast stops the run"
     assert got["after-bad"][0] in ("skipped", "cancelled") and got["after-bad"][1] == 0
     # The task already running when the failure came is cancelled too (DESIGN §4.10
     # "cancels the rest"): its agent is stopped as on a timeout, nothing more starts.

@@ -326,7 +326,7 @@ class Driver:
                 for n in self.analysis.needs.get(task_id, ())
                 if self.scheduler.outcome(n) not in (None, Outcome.SUCCEEDED)
             ]
-            reason = f"needs {', '.join(sorted(waiting))}" if waiting else "run stopped"
+            reason = f"needs {', '.join(sorted(waiting))}" if waiting else self._why_stopped()
             finished = time.time()
             self.journal.write(
                 functools.partial(
@@ -339,6 +339,15 @@ class Driver:
                 )
             )
             self.emit("task_finished", task_id, outcome=outcome.value, error=reason)
+
+    def _why_stopped(self) -> str:
+        """Why a task the run stopped starting never started (each says so: the run's
+        own message is one line at its end)."""
+        if self.ctx.budget_hit and self.plan.budget_usd is not None:
+            return f"not started: the budget of ${self.plan.budget_usd:.2f} was spent"
+        if self.fail_fast and self.scheduler.run_failed:
+            return "not started: a task failed, and --fail-fast stops the run"
+        return "run stopped"
 
     # --- the end --------------------------------------------------------------
 
