@@ -569,6 +569,9 @@ def test_in_place_the_plans_verify_runs_in_the_checkout_and_the_fixer_too(
     prompt = Path(f"{ledger}.fixer-1.prompt").read_text()
     assert "The plan's checks failed on the checkout" in prompt
     assert "CHECK-FAILED: fixed.txt is missing" in prompt
+    # status says the pass came after the fixer ("passed" alone hid the failure)
+    shown = plait_proc("status", cwd=repo.path).stdout
+    assert "verify: passed, after fix-verify (its first run failed)" in shown, shown
 
 
 def test_in_place_a_failing_verify_fails_the_run_within_its_time_limit(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from plait.planrules import FIXER_TASK_ID
 from plait.report import verify_failure_lines
 from plait.runjson import status_json
 from plait.runlock import pid_alive
@@ -184,7 +185,10 @@ def status_text(
     if verify and verify.get("status") == "not run":
         lines.append(f"verify: not run ({verify.get('reason') or 'skipped'})")
     elif verify:
-        lines.append(f"verify: {'passed' if verify.get('ok') else 'FAILED'}")
+        fixed = verify.get("ok") and any(t["id"] == FIXER_TASK_ID for t in data["tasks"])
+        # (a pass after the fixer: its first run failed, which "passed" alone hides)
+        after = f", after {FIXER_TASK_ID} (its first run failed)" if fixed else ""
+        lines.append(f"verify: {'passed' if verify.get('ok') else 'FAILED'}{after}")
         lines.extend(verify_failure_lines(verify))
     return "\n".join(lines)
 
