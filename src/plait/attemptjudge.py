@@ -136,15 +136,23 @@ async def task_verify(
     """Run the task's own `verify` in the attempt's workspace; why it failed, or None."""
     assert task.verify is not None
     started = time.monotonic()
-    res = await proc.run_process(
-        list(task.verify),
-        cwd=ws.path,
-        env=request.env,
-        stdin=None,
-        log_path=request.verify_log_file,
-        timeout_s=task.timeout_s,
-        marker=f"{ctx.run_id}/{task.id}/{request.attempt}/verify",
-    )
+    try:
+        res = await proc.run_process(
+            list(task.verify),
+            cwd=ws.path,
+            env=request.env,
+            stdin=None,
+            log_path=request.verify_log_file,
+            timeout_s=task.timeout_s,
+            marker=f"{ctx.run_id}/{task.id}/{request.attempt}/verify",
+        )
+    except OSError as exc:  # not installed, not executable, not in the worktree: it fails
+        ctx.emit("verify_finished", task.id, attempt=request.attempt, ok=False, duration_s=0.0)
+        return AttemptFailure(
+            Outcome.FAILED,
+            f"verify {' '.join(task.verify)} could not start: {exc}",
+            note(f"The check `{' '.join(task.verify)}` could not start", str(exc)),
+        )
     ok = res.returncode == 0
     ctx.emit(
         "verify_finished",

@@ -86,6 +86,15 @@ class Agent:
         default=None, compare=False
     )
 
+    def __post_init__(self) -> None:
+        permission: Any = self.permission
+        if isinstance(permission, str) and permission in set(Permission):
+            object.__setattr__(self, "permission", Permission(permission))
+        for name in ("command", "args"):  # (a string stays, for `validate_plan` to refuse)
+            value: Any = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
 
 @dataclass(frozen=True)
 class Fixer:
@@ -121,6 +130,17 @@ class Task:
     continue_on_error: bool = False
     prompt_file: str | None = None  # where `prompt` was read from, if it came from a file
     line: int | None = None  # where the task is defined in the plan file
+
+    def __post_init__(self) -> None:
+        # A plan built in Python may say `needs="api"` (as a plan file may) or give
+        # globs as a list: one id or glob is not a sequence of its characters.
+        for name in ("needs", "writes", "reads"):
+            value: Any = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+            elif not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "verify", as_command(self.verify))
 
     def ref(self, attribute: str) -> str:
         """A template reference to this task's result, e.g. ``{{ tasks.api.commit }}``."""
@@ -160,13 +180,48 @@ class Plan:
     def __post_init__(self) -> None:
         tasks: Any = self.tasks
         if not isinstance(tasks, Mapping):
-            object.__setattr__(self, "tasks", {t.id: t for t in _as_tasks(tasks)})
+            object.__setattr__(self, "tasks", _by_key(_as_tasks(tasks), "tasks", "id"))
         agents: Any = self.agents
         if not isinstance(agents, Mapping):
-            object.__setattr__(self, "agents", {a.name: a for a in agents})
+            object.__setattr__(self, "agents", _by_key(list(agents), "agents", "name"))
+        # Plain strings (as a plan file gives them) for the enumerated fields; one that
+        # names no value stays as it is, for `validate_plan` to report.
+        for name, kind in (("isolation", Isolation), ("scope", ScopePolicy)):
+            value: Any = getattr(self, name)
+            if isinstance(value, str) and not isinstance(value, kind) and value in set(kind):
+                object.__setattr__(self, name, kind(value))
+        copy: Any = self.copy
+        if isinstance(copy, str):
+            object.__setattr__(self, "copy", (copy,))
+        object.__setattr__(self, "verify", as_command(self.verify))
+        setup: Any = self.setup
+        object.__setattr__(self, "setup", tuple(as_command(step) for step in setup))
 
     def task(self, task_id: str) -> Task:
         return self.tasks[task_id]
+
+
+def as_command(value: Any) -> Any:
+    """A check or setup step as a plan file gives it: a string is a command line run by
+    the shell, a list its argv (an agent's command is never a string: `validate_plan`)."""
+    if isinstance(value, str):
+        return ("/bin/sh", "-c", value)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _by_key(items: list[Any], field_name: str, key: str) -> dict[str, Any]:
+    """Items keyed by `key`; the same key twice is a plan error, as in a plan file (the
+    later one silently replaced the earlier)."""
+    from plait.errors import PlanError, Problem
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name = getattr(item, key)
+        if name in out:
+            problem = Problem(f"{field_name}.{name}", f"{name!r} is given twice")
+            raise PlanError([problem], None)
+        out[name] = item
+    return out
 
 
 def _as_tasks(items: Iterable[Task]) -> list[Task]:

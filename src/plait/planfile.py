@@ -349,9 +349,14 @@ def validate_plan(plan: Plan) -> Plan:
 
     Problems about a task are placed at the task's line when it has one.
     """
+    from plait.plantypes import type_problems
+
     problems = []
     profiles = _profile_names(plan.root)
-    for problem in check_plan(plan, profiles) + _profile_problems(plan, profiles):
+    found = type_problems(plan)
+    if not found:  # (the rules below take the shapes for granted)
+        found = check_plan(plan, profiles) + _profile_problems(plan, profiles)
+    for problem in found:
         line = None
         for tid, task in plan.tasks.items():
             if _within(problem.path, join("tasks", tid)):

@@ -1,0 +1,80 @@
+"""Plans built in Python get the shapes and the checks a plan file gets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import plait
+from conftest import PlaitProc, write_plan
+from gitrepo import GitRepo
+from plait.errors import PlanError
+from plait.model import Agent, Isolation, Plan, Task
+from plait.planfile import validate_plan
+
+
+def test_strings_are_one_id_or_glob_or_a_shell_line_not_their_characters() -> None:
+    """`needs="t2"` read as needs t, 2; `writes="docs/**"` as globs d, o, c, s, /, ..."""
+    task = Task("t", prompt="x", needs="t2", writes="docs/**", reads=["a/*"], verify="make -s")
+    assert (task.needs, task.writes, task.reads) == (("t2",), ("docs/**",), ("a/*",))
+    assert task.verify == ("/bin/sh", "-c", "make -s")  # as a plan file's `verify: make -s`
+
+
+def test_a_task_or_agent_given_twice_is_a_plan_error() -> None:
+    """The later one silently replaced the earlier (in a plan file, a duplicate key is
+    an error)."""
+    with pytest.raises(PlanError, match=r"tasks\.t: 't' is given twice"):
+        Plan(tasks=[Task("t", prompt="first"), Task("t", prompt="second")])
+    with pytest.raises(PlanError, match=r"agents\.a: 'a' is given twice"):
+        Plan(tasks=[Task("t", prompt="x", agent="a")], agents=[Agent("a"), Agent("a")])
+
+
+def test_enumerations_take_their_strings_and_refuse_others() -> None:
+    """`isolation="worktree"` (a string, not Isolation.WORKTREE) ran the agents in the
+    user's checkout, and so did a misspelt one."""
+    agent = Agent("a", command=["true"], permission="read")  # type: ignore[arg-type]
+    tasks = [Task("t", prompt="x", agent="a")]
+    plan = Plan(tasks=tasks, agents=[agent], isolation="worktree")  # type: ignore[arg-type]
+    assert plan.isolation is Isolation.WORKTREE and agent.permission.value == "read"
+    shell_line = Agent("a", command="run me")  # type: ignore[arg-type]
+    bad = Plan(tasks=tasks, agents=[shell_line], isolation="nonee")  # type: ignore[arg-type]
+    with pytest.raises(PlanError) as raised:
+        validate_plan(bad)
+    paths = {p.path: p.message for p in raised.value.problems}
+    assert paths["isolation"] == "'nonee' is not one of: worktree, none"
+    assert paths["agents.a.command"].startswith("must be an argv list")
+
+
+def test_a_python_plan_with_isolation_as_a_string_runs_in_worktrees(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(repo.path)
+    plan = Plan(
+        tasks=[Task("t", prompt="x", agent="a", writes="iso.txt")],
+        agents=[Agent("a", command=["sh", "-c", "echo $PWD > iso.txt"])],
+        isolation="worktree",  # type: ignore[arg-type]
+        root=repo.path,
+    )
+    result = plait.run_plan(plan)
+    assert result.status == "succeeded", result.messages
+    assert not (repo.path / "iso.txt").exists()  # not written in the user's checkout
+    assert repo.git("status", "--porcelain").strip() == ""
+
+
+def test_a_task_verify_that_cannot_start_fails_the_attempt(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """A missing verify program crashed the run (a traceback, no JSON, and every resume
+    crashed again): the attempt fails, saying why, and the run ends as any failure."""
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nagents: {sh: {backend: command, command: [sh, -c, 'echo a > a.txt']}}\n"
+        "tasks: {t: {agent: sh, prompt: do, verify: [no-such-verify-prog, -q]}}\n",
+    )
+    done = plait_proc("run", "--json", cwd=repo.path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (task,) = json.loads(done.stdout)["tasks"]
+    assert task["status"] == "failed"
+    assert task["error"].startswith("verify no-such-verify-prog -q could not start: ")
+    assert "Traceback" not in done.stderr
