@@ -168,3 +168,20 @@ def test_a_repository_git_refuses_as_dubious_is_not_run_in_place(
     assert "git refuses to work in" in done.stderr and "safe.directory" in done.stderr
     assert not (repo.path / "config").exists()  # the agent never ran
     assert (repo.common_dir / "config").read_bytes() == config
+
+
+def test_a_plan_outside_any_repository_run_from_inside_one_is_refused(
+    repo: GitRepo, plait_proc: PlaitProc, tmp_path: Path
+) -> None:
+    """It ran in the plan's own folder, in place: the agents wrote there, and `plait
+    status` in the repository found no run."""
+    outside = tmp_path / "plans"
+    write_plan(outside / "p.yaml", PLAN)
+    done = plait_proc("run", str(outside / "p.yaml"), cwd=repo.path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"the plan's folder {outside} is in no git repository" in done.stderr
+    assert sorted(p.name for p in outside.iterdir()) == ["p.yaml"]  # nothing ran there
+    # From the plan's own folder it runs there, in place, as before.
+    there = plait_proc("run", "p.yaml", cwd=outside)
+    assert there.returncode == 0, there.stdout + there.stderr
+    assert (outside / "config").read_text() == "broken\n"

@@ -172,12 +172,14 @@ def run(
 ) -> None:
     """Run a plan: every agent in its own worktree, results merged through a queue."""
     from plait.live import open_display
+    from plait.runcheck import check_plan_place
     from plait.runend import finish_run
     from plait.session import RunSettings, start_run
     from plait.statehome import state_home
 
     loaded = load_plan_file(path)
     root = (loaded.root or Path.cwd()).resolve()
+    check_plan_place(root, Path.cwd())
     home = state_home(root)  # found once (a git call) for the run and its summary
     with open_display(as_json, None if as_json else out()) as sink:
         settings = RunSettings(jobs=jobs, fail_fast=fail_fast, sink=sink)

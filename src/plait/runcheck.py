@@ -98,6 +98,22 @@ async def check_branch_namespace(git: Git) -> None:
         )
 
 
+def check_plan_place(root: Path, here: Path) -> None:
+    """A plan outside any repository, run from inside one, would run in the plan's own
+    folder, in place (agents wrote there, and `plait status` here found no run): what
+    was meant is the repository, so say how instead of guessing."""
+    from plait.errors import UsageError
+    from plait.planfind import repo_top
+
+    top = repo_top(here)
+    if top is not None and repo_top(root) is None:
+        raise UsageError(
+            f"the plan's folder {root} is in no git repository, but you are in {top}: "
+            "plait runs a plan in the repository that holds it; put the plan in "
+            f"{top}, or run it from {root} to work in that folder (isolation: none)"
+        )
+
+
 def isolation_of(plan: Plan, git: Git | None) -> Isolation:
     if plan.isolation is Isolation.WORKTREE and git is None:
         raise NotARepository(
