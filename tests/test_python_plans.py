@@ -78,3 +78,25 @@ def test_a_task_verify_that_cannot_start_fails_the_attempt(
     assert task["status"] == "failed"
     assert task["error"].startswith("verify no-such-verify-prog -q could not start: ")
     assert "Traceback" not in done.stderr
+
+
+def test_an_event_callback_that_raises_does_not_end_the_run(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It ended the run with an ExceptionGroup, left interrupted."""
+    monkeypatch.chdir(repo.path)
+    plan = Plan(
+        tasks=[Task("t", prompt="x", agent="a", writes="a.txt")],
+        agents=[Agent("a", command=["sh", "-c", "echo a > a.txt"])],
+        root=repo.path,
+    )
+    seen: list[str] = []
+
+    def on_event(event: dict[str, object]) -> None:
+        seen.append(str(event["kind"]))
+        raise ValueError("my bug")
+
+    result = plait.run_plan(plan, on_event=on_event)
+    assert result.status == "succeeded", result.messages
+    assert seen == ["run_started"]  # told once, then left out
+    assert "the event callback failed (ValueError('my bug'))" in caplog.text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ EventSink = Callable[[Mapping[str, Any]], None]
 
 #: Why a failed run's verify was skipped, as its record and its messages say.
 NOT_RUN_REASON = "a task did not succeed"
+
+log = logging.getLogger("plait.runner")
 
 
 @dataclass
@@ -203,7 +206,13 @@ class Driver:
         self.journal.write(lambda: self.store.add_event(self.run_id, kind, task, **data))
         if self.sink is not None:
             t = round(time.time(), 3)
-            self.sink({"t": t, "run": self.run_id, "kind": kind, "task": task, **data})
+            try:
+                self.sink({"t": t, "run": self.run_id, "kind": kind, "task": task, **data})
+            except Exception as exc:
+                # Showing events is no part of the run: a failing callback must not end
+                # it (and leave it interrupted). It is told once, then left out.
+                self.sink = None
+                log.warning("the event callback failed (%r); no more events go to it", exc)
 
     # --- rate limits ----------------------------------------------------------
 
