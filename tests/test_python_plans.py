@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +102,60 @@ def test_an_event_callback_that_raises_does_not_end_the_run(
     assert result.status == "succeeded", result.messages
     assert seen == ["run_started"]  # told once, then left out
     assert "the event callback failed (ValueError('my bug'))" in caplog.text
+
+
+#: Builds the plan the two processes below share: a callable agent that kills its own
+#: process (plait) on the first attempt of `b`, as a crash in the middle of the run.
+PYTHON_RUN = """\
+import os, pathlib, signal, sys
+import plait
+from plait.model import Agent, Plan, Task
+
+marker = pathlib.Path(sys.argv[2])
+
+def work(request):
+    pathlib.Path(request.workspace, request.task_id + ".txt").write_text(request.task_id)
+    if request.task_id == "b" and not marker.exists():
+        marker.write_text("killed once")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "done " + request.task_id
+
+plan = Plan(
+    tasks=[Task("a", prompt="x", agent="py", writes="a.txt"),
+           Task("b", prompt="x", agent="py", writes="b.txt", needs="a")],
+    agents=[Agent("py", backend="python", function=work)],
+    root=pathlib.Path.cwd(),
+)
+if sys.argv[1] == "run":
+    plait.run_plan(plan)
+else:
+    result = plait.resume_plan(plan)
+    print(result.status, sorted(result.outputs.items()))
+"""
+
+
+def test_a_python_plan_killed_mid_run_resumes_from_python(repo: GitRepo, tmp_path: Path) -> None:
+    """`plait resume` cannot rebuild a plan of callables, and there was no way to resume
+    it from Python: the run's work was stranded."""
+    import subprocess
+
+    script = tmp_path / "run.py"
+    script.write_text(PYTHON_RUN, encoding="utf-8")
+    marker = tmp_path / "marker"
+    crashed = subprocess.run(
+        [sys.executable, str(script), "run", str(marker)],
+        cwd=repo.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert crashed.returncode == -9, crashed.stderr
+    from_cli = subprocess.run(
+        [sys.executable, "-m", "plait", "resume"],
+        cwd=repo.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert from_cli.returncode == 2
+    assert "plait.resume_plan(plan, " in from_cli.stderr  # says how
+    resumed = subprocess.run(
+        [sys.executable, str(script), "resume", str(marker)],
+        cwd=repo.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip() == "succeeded [('a', 'done a'), ('b', 'done b')]"

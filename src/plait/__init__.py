@@ -38,6 +38,7 @@ __all__ = [
     "ScopePolicy",
     "Task",
     "load_plan",
+    "resume_plan",
     "run_plan",
     "run_plan_async",
 ]
@@ -94,3 +95,25 @@ def run_plan(
     return asyncio.run(
         run_plan_async(plan, jobs=jobs, fail_fast=fail_fast, on_event=on_event, home=home)
     )
+
+
+def resume_plan(
+    plan: Plan,
+    run_id: str | None = None,
+    *,
+    jobs: int | None = None,
+    on_event: EventSink | None = None,
+    home: str | Path | None = None,
+) -> RunResult:
+    """Continue an interrupted run of `plan` (the latest run, if `run_id` is None):
+    finished tasks stay finished. For a plan built in Python, which `plait resume`
+    cannot rebuild; pass the same plan (its agents' callables with it)."""
+    import asyncio
+
+    from plait.resume import resume_run
+    from plait.session import RunSettings
+
+    settings = RunSettings(jobs=jobs, sink=on_event)
+    cwd = (plan.root or Path.cwd()).resolve()
+    where = Path(home) if home is not None else None
+    return asyncio.run(resume_run(run_id, settings, cwd=cwd, home=where, python_plan=plan))

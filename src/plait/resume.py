@@ -22,7 +22,7 @@ from plait.carryover import tries_used
 from plait.errors import RunNotFound
 from plait.git import ZERO_OID, Git
 from plait.model import Isolation, Outcome, Plan, Task
-from plait.planfile import parse_plan
+from plait.planfile import parse_plan, validate_plan
 from plait.runcheck import check_backends, discover, isolation_of, with_agents
 from plait.runlock import RunLock
 from plait.runner import RunOutcome, fixer_task
@@ -43,9 +43,17 @@ FAILED_TASKS = frozenset({Outcome.FAILED.value, Outcome.ERRORED.value})
 
 
 async def resume_run(
-    run_id: str | None, settings: RunSettings, *, cwd: Path, home: Path | None = None
+    run_id: str | None,
+    settings: RunSettings,
+    *,
+    cwd: Path,
+    home: Path | None = None,
+    python_plan: Plan | None = None,
 ) -> RunOutcome:
-    """Continue an interrupted run: finished tasks stay finished, in-flight ones run again."""
+    """Continue an interrupted run: finished tasks stay finished, in-flight ones run again.
+
+    A run started from Python has no plan text to rebuild it from (its agents may be
+    callables): `python_plan` is that plan again (`plait.resume_plan`)."""
     home = usable_home(home or state_home(cwd))
     if not Store.exists(home):  # (opening would create an empty state for nothing)
         raise RunNotFound(f"no plait runs in {cwd} yet; there is no run to resume")
@@ -58,15 +66,21 @@ async def resume_run(
             return _already_finished(store, row)
         lock.acquire(run_id)
         record = json.loads(row.plan_json)
-        if record.get("text") is None:
-            raise RunNotFound(f"run {run_id} was started from Python; resume it from Python")
+        if record.get("text") is None and python_plan is None:
+            raise RunNotFound(
+                f"run {run_id} was started from Python: resume it there, with "
+                f'plait.resume_plan(plan, "{run_id}") and the same plan'
+            )
         root = Path(record["root"]) if record.get("root") else cwd
         if not root.is_dir():
             raise RunNotFound(
                 f"run {run_id} was started in {root}, which is gone (moved or renamed?); "
                 "resume it from there, or start the plan again with `plait run`"
             )
-        plan = parse_plan(record["text"], file=record.get("path"), root=root)
+        if python_plan is not None:
+            plan = validate_plan(dataclasses.replace(python_plan, root=python_plan.root or root))
+        else:
+            plan = parse_plan(record["text"], file=record.get("path"), root=root)
         if record.get("path"):
             plan = dataclasses.replace(plan, path=Path(record["path"]))
         plan = with_agents(plan)

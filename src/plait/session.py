@@ -297,7 +297,9 @@ async def drive(
         store.update_run(run_id, status="interrupted", wall_s=wall)
         messages = [
             *recovered,
-            f"interrupted; continue with `plait resume {run_id}`",
+            f"interrupted; continue with `plait resume {run_id}`"
+            if plan.path is not None
+            else f'interrupted; continue with plait.resume_plan(plan, "{run_id}")',
             *_put_back(provider, home),
         ]
         return RunOutcome(
