@@ -159,3 +159,49 @@ def test_a_python_plan_killed_mid_run_resumes_from_python(repo: GitRepo, tmp_pat
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "succeeded [('a', 'done a'), ('b', 'done b')]"
+
+
+CTRL_C_SCRIPT = """\
+import pathlib, sys
+import plait
+from plait.model import Agent, Plan, Task
+
+plan = Plan(
+    tasks=[Task("slow", prompt="x", agent="w")],
+    agents=[Agent("w", command=["sh", "-c", "touch " + sys.argv[1] + "; sleep 60"])],
+    root=pathlib.Path.cwd(),
+)
+try:
+    plait.run_plan(plan)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+    sys.exit(130)
+print("went on")
+"""
+
+
+def test_ctrl_c_in_run_plan_raises_keyboard_interrupt(repo: GitRepo, tmp_path: Path) -> None:
+    """The run ended as interrupted and run_plan returned: a script calling it in a loop
+    went on to its next plan after the user's Ctrl-C."""
+    import signal
+    import subprocess
+    import time
+
+    script, started = tmp_path / "ctrl_c.py", tmp_path / "started"
+    script.write_text(CTRL_C_SCRIPT, encoding="utf-8")
+    run = subprocess.Popen(
+        [sys.executable, str(script), str(started)],
+        cwd=repo.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not started.exists():
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 130 and out.strip() == "KeyboardInterrupt", out + err
+    status = subprocess.run(
+        [sys.executable, "-m", "plait", "status", "--json"],
+        cwd=repo.path, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(status.stdout)["status"] == "interrupted"  # recorded, resumable

@@ -89,12 +89,26 @@ def run_plan(
     on_event: EventSink | None = None,
     home: str | Path | None = None,
 ) -> RunResult:
-    """Run a plan to its end and return how it went."""
+    """Run a plan to its end and return how it went.
+
+    Ctrl-C stops the run as it stops `plait run` (recorded, resumable), then raises
+    KeyboardInterrupt, as any program's Ctrl-C does.
+    """
     import asyncio
 
-    return asyncio.run(
-        run_plan_async(plan, jobs=jobs, fail_fast=fail_fast, on_event=on_event, home=home)
+    return _raise_ctrl_c(
+        asyncio.run(
+            run_plan_async(plan, jobs=jobs, fail_fast=fail_fast, on_event=on_event, home=home)
+        )
     )
+
+
+def _raise_ctrl_c(result: RunResult) -> RunResult:
+    """`result`, unless Ctrl-C stopped it: a synchronous run is stopped from outside
+    only by asyncio's SIGINT handler, which the run's end swallowed."""
+    if result.status == "interrupted" and result.stopped_by is None:
+        raise KeyboardInterrupt
+    return result
 
 
 def resume_plan(
@@ -116,4 +130,6 @@ def resume_plan(
     settings = RunSettings(jobs=jobs, sink=on_event)
     cwd = (plan.root or Path.cwd()).resolve()
     where = Path(home) if home is not None else None
-    return asyncio.run(resume_run(run_id, settings, cwd=cwd, home=where, python_plan=plan))
+    return _raise_ctrl_c(
+        asyncio.run(resume_run(run_id, settings, cwd=cwd, home=where, python_plan=plan))
+    )

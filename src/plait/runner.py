@@ -65,6 +65,9 @@ class RunOutcome:
     budget_hit: bool = False
     messages: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)  # task id → its output
+    #: An interrupted run: the signal plait handled that stopped it ("SIGTERM",
+    #: "SIGHUP"), None for a stop from outside (Ctrl-C, or the caller cancelling).
+    stopped_by: str | None = None
 
     @property
     def exit_code(self) -> int:

@@ -67,9 +67,10 @@ class RunSettings:
 
 
 @contextlib.asynccontextmanager
-async def _signals_cancel_run() -> AsyncIterator[None]:
+async def _signals_cancel_run(caught: list[str]) -> AsyncIterator[None]:
     """SIGTERM, and SIGHUP (the terminal or ssh session closed), end the run like Ctrl-C
-    does: cancelled, its agents ended, resumable.
+    does: cancelled, its agents ended, resumable. The signal's name goes into `caught`
+    (a stop that is not one of these came from outside: Ctrl-C, or the caller).
 
     The agents run in sessions of their own, so a hangup never reaches them: left to
     its default, SIGHUP would kill plait alone and leave them working (and spending).
@@ -86,13 +87,18 @@ async def _signals_cancel_run() -> AsyncIterator[None]:
         # run from a worker thread): there the signals keep their default meaning.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             for sig in signals:
-                loop.add_signal_handler(sig, current.cancel)
+                loop.add_signal_handler(sig, _stop, sig, current, caught)
                 installed.append(sig)
     try:
         yield
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def _stop(sig: signal.Signals, run: asyncio.Task[Any], caught: list[str]) -> None:
+    caught.append(sig.name)
+    run.cancel()
 
 
 def end_dead_runs(store: Store) -> int:
@@ -285,11 +291,12 @@ async def drive(
     driver.started -= place.wall_before_s
     for message in recovered:  # said at the start too, where a log reader looks first
         driver.emit("warning", None, message=message)
+    caught: list[str] = []  # the signal that stopped the run, if plait handled one
     try:
         # (the heartbeat: what `resume` and `status` take as this process's end if it
         # is killed)
         with heartbeat.beating(store.run_dir(run_id)):
-            async with _signals_cancel_run():
+            async with _signals_cancel_run(caught):
                 outcome = await driver.run()
     except asyncio.CancelledError:
         driver.journal.close()
@@ -303,8 +310,9 @@ async def drive(
             *_put_back(provider, home),
         ]
         return RunOutcome(
-            run_id, "interrupted", dict(driver.scheduler.outcomes), None, wall, messages=messages
-        )
+            run_id, "interrupted", dict(driver.scheduler.outcomes), None, wall,
+            messages=messages, stopped_by=caught[0] if caught else None,
+        )  # fmt: skip
     finally:
         # Parked worktrees outlive the run: the next one starts from them (`plait clean`
         # removes them).
