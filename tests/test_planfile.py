@@ -595,3 +595,17 @@ def test_writes_that_reach_ordinary_paths_stay_valid(glob: str) -> None:
         agents=[Agent("dev", command=("agent",))],
     )
     assert validate_plan(plan) is plan
+
+
+def test_a_tasks_env_adds_to_the_defaults_env(tmp_path: Path) -> None:
+    """`env:` on a task dropped every variable of `defaults.env` (GitHub Actions merges
+    env across levels, the task's own winning)."""
+    plan = parse_plan(
+        "version: 1\ndefaults: {env: {LOG: /tmp/log, MODE: slow}}\n"
+        "agents: {a: {backend: command, command: [x]}}\n"
+        "tasks:\n  t: {agent: a, prompt: p, env: {MODE: fast, EXTRA: '1'}}\n"
+        "  u: {agent: a, prompt: p}\n",
+        root=tmp_path,
+    )
+    assert dict(plan.tasks["t"].env) == {"LOG": "/tmp/log", "MODE": "fast", "EXTRA": "1"}
+    assert dict(plan.tasks["u"].env) == {"LOG": "/tmp/log", "MODE": "slow"}

@@ -58,6 +58,10 @@ def _build(spec: Any, *, root: Path, path: Path | None, located: Located) -> _Bu
         # prompt and prompt_file are one choice: a task that makes it takes neither default
         taken = {f for f in given if f not in own and not (has_prompt and f.startswith("prompt"))}
         own.update({f: given[f] for f in taken})
+        if "env" in given and "env" not in taken:
+            # As GitHub Actions merges env across levels: a task's own variables add to
+            # (and override) the defaults', they do not drop them all.
+            own["env"] = {**given["env"], **own["env"]}
         inherited[tid] = taken
         prompt = own.get("prompt")
         if "prompt_file" in own:

@@ -167,8 +167,13 @@ class TaskSpec(_Spec):
     )
 
 
+#: What `defaults` does, for the schema.
+DEFAULTS_HELP = "Any task field, for every task that does not set it (`env` adds to a task's)."
+
+
 class DefaultsSpec(TaskSpec):
-    """Any task field, applied to every task that does not set it."""
+    """Any task field, applied to every task that does not set it (`env` adds to a
+    task's own)."""
 
 
 class FixerSpec(_Spec):
@@ -200,7 +205,8 @@ class PlanSpec(_Spec):
         description="How many agents run at once (default 4; `plait run -j` overrides).",
     )
     defaults: DefaultsSpec | None = Field(
-        default=None, description="Any task field, applied to every task that does not set it."
+        default=None,
+        description=DEFAULTS_HELP,
     )
     setup: list[CommandSpec] | None = Field(
         default=None, description="Commands run in every new workspace before its agent."
