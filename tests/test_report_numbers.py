@@ -78,6 +78,42 @@ def _waits(data: dict[str, Any]) -> dict[str, dict[str, float]]:
 # --- 1. the critical path is the run's, not the estimate's -------------------------------
 
 
+def test_a_conflict_re_run_counts_toward_the_critical_path(
+    repo: GitRepo, cli: Cli, tmp_path: Path
+) -> None:
+    """c conflicted with b and re-ran, so d waited for c; the path named b, whose work
+    was longer than c's (the conflicted attempt is no part of c's work)."""
+    (tmp_path / "agent.py").write_text(
+        "import os, sys, time\nfrom pathlib import Path\nsys.stdin.read()\n"
+        "task, n = os.environ['PLAIT_TASK_ID'], os.environ['PLAIT_ATTEMPT']\n"
+        "time.sleep({'b': 0.6, 'c': 1.5 if n == '1' else 0.2}.get(task, 0.1))\n"
+        "if task in ('b', 'c'):\n"
+        "    Path('shared.txt').write_text(Path('shared.txt').read_text() + task + '\\n'"
+        " if Path('shared.txt').exists() else task + '\\n')\n"
+        "Path(task + '.txt').write_text(task)\n"
+    )
+    command = yaml_list([sys.executable, str(tmp_path / "agent.py")])
+    write_plan(
+        repo.path / "plait.yaml",
+        f"""\
+version: 1
+name: conflicted-path
+agents: {{fake: {{backend: command, command: {command}}}}}
+tasks:
+  a: {{agent: fake, prompt: a}}
+  b: {{agent: fake, prompt: b, needs: [a]}}
+  c: {{agent: fake, prompt: c, needs: [a]}}
+  d: {{agent: fake, prompt: d, needs: [b, c]}}
+""",
+    )
+    done = cli("run", "-j", "4", "--json", cwd=repo.path)
+    assert done.code == 0, done.err
+    tasks = {t["id"]: t for t in json.loads(done.out)["tasks"]}
+    assert tasks["c"]["attempts"] == 2  # it conflicted with b and re-ran
+    assert tasks["b"]["duration_s"] > tasks["c"]["duration_s"]  # c's work alone is less
+    assert _report(cli, repo)["critical_path"] == ["a", "c", "d"]
+
+
 def test_the_critical_path_is_the_chain_that_took_longest(
     repo: GitRepo, cli: Cli, tmp_path: Path
 ) -> None:

@@ -125,9 +125,14 @@ def timeline_from_store(store: Store, run_id: str) -> Timeline:
     guessed = analysis is not None and len(analysis.estimate.defaulted) == len(analysis.durations)
     if analysis is not None:
         edges = tuple((e.source, e.target, e.reason) for e in analysis.edges)
-        # What the run did, not what the plan guessed: the chain that took longest.
-        worked = {x.id: x.duration_s for x in summaries if x.duration_s is not None}
-        critical = measured_critical_path(analysis.order, analysis.needs, worked)
+        # What the run did, not what the plan guessed: the chain that took longest, each
+        # task counted with all its attempts (a conflict re-run delays what needs it,
+        # though the conflicted attempt is no part of the task's work).
+        took = {x.id: x.duration_s for x in summaries if x.duration_s is not None}
+        for a in attempts:
+            if a.status == "conflict" and a.task_id in took and a.finished_at is not None:
+                took[a.task_id] += max(0.0, a.finished_at - a.started_at)
+        critical = measured_critical_path(analysis.order, analysis.needs, took)
         schedule = simulate(
             analysis.durations, analysis.needs, analysis.exclusive, analysis.priority, run.jobs
         )
