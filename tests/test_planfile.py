@@ -609,3 +609,16 @@ def test_a_tasks_env_adds_to_the_defaults_env(tmp_path: Path) -> None:
     )
     assert dict(plan.tasks["t"].env) == {"LOG": "/tmp/log", "MODE": "fast", "EXTRA": "1"}
     assert dict(plan.tasks["u"].env) == {"LOG": "/tmp/log", "MODE": "slow"}
+
+
+def test_a_bad_default_env_variable_is_reported_once_at_defaults(tmp_path: Path) -> None:
+    """With env merged over the defaults', the defaults' bad variable was reported again
+    at every task with an env of its own, at lines that do not hold it."""
+    with pytest.raises(PlanError) as raised:
+        parse_plan(
+            "version: 1\ndefaults: {env: {A: x, PLAIT_X: '1'}}\n"
+            "agents: {a: {backend: command, command: [x]}}\n"
+            "tasks:\n  one: {agent: a, prompt: p, env: {A: y}}\n  two: {agent: a, prompt: p}\n",
+            root=tmp_path,
+        )
+    assert [p.path for p in raised.value.problems] == ["defaults.env.PLAIT_X"]

@@ -23,6 +23,18 @@ def test_strings_are_one_id_or_glob_or_a_shell_line_not_their_characters() -> No
     assert task.verify == ("/bin/sh", "-c", "make -s")  # as a plan file's `verify: make -s`
 
 
+def test_a_blank_verify_is_refused_and_a_setup_string_is_one_step() -> None:
+    """`verify=""` became `sh -c ""`, which always passes; `setup="echo hi"` ran one
+    shell step per character."""
+    blank = Plan(
+        tasks=[Task("t", prompt="x", agent="a", verify="")], agents=[Agent("a", command=["x"])]
+    )
+    with pytest.raises(PlanError, match="empty"):
+        validate_plan(blank)
+    plan = Plan(tasks=[Task("t", prompt="x")], setup="echo hi")  # type: ignore[arg-type]
+    assert plan.setup == (("/bin/sh", "-c", "echo hi"),)
+
+
 def test_a_task_or_agent_given_twice_is_a_plan_error() -> None:
     """The later one silently replaced the earlier (in a plan file, a duplicate key is
     an error)."""
@@ -128,6 +140,9 @@ plan = Plan(
 )
 if sys.argv[1] == "run":
     plait.run_plan(plan)
+elif sys.argv[1] == "resume-other":  # the plan without b: not the run's
+    import dataclasses
+    plait.resume_plan(dataclasses.replace(plan, tasks={"a": plan.tasks["a"]}))
 else:
     result = plait.resume_plan(plan)
     print(result.status, sorted(result.outputs.items()))
@@ -153,6 +168,16 @@ def test_a_python_plan_killed_mid_run_resumes_from_python(repo: GitRepo, tmp_pat
     )  # fmt: skip
     assert from_cli.returncode == 2
     assert "plait.resume_plan(plan, " in from_cli.stderr  # says how
+    shown = subprocess.run(
+        [sys.executable, "-m", "plait", "status"],
+        cwd=repo.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "continue it with plait.resume_plan(plan, " in shown.stdout, shown.stdout
+    other = subprocess.run(
+        [sys.executable, str(script), "resume-other", str(marker)],
+        cwd=repo.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "this plan is not run " in other.stderr and "(without b)" in other.stderr
     resumed = subprocess.run(
         [sys.executable, str(script), "resume", str(marker)],
         cwd=repo.path, capture_output=True, text=True, check=False,

@@ -644,3 +644,20 @@ def test_status_says_where_a_failed_tasks_work_is_kept(
     assert plait_proc("clean", cwd=repo.path).returncode == 0
     (after,) = json.loads(plait_proc("status", "--json", cwd=repo.path).stdout)["tasks"]
     assert after["workspace"] is None  # gone: not shown
+
+
+def test_a_verify_that_passed_at_once_says_nothing_of_a_fixer(
+    repo: GitRepo, plait_proc: PlaitProc
+) -> None:
+    """A task that happens to be named fix-verify (no `on_verify_failure`) made status
+    say the verify passed "after fix-verify (its first run failed)"."""
+    write_plan(
+        repo.path / "plait.yaml",
+        "version: 1\nverify: 'true'\n"
+        "agents: {w: {backend: command, command: [sh, -c, 'echo a > a.txt']}}\n"
+        "tasks: {fix-verify: {agent: w, prompt: x, writes: [a.txt]}}\n",
+    )
+    done = plait_proc("run", cwd=repo.path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = plait_proc("status", cwd=repo.path).stdout
+    assert "verify: passed\n" in shown, shown

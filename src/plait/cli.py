@@ -235,7 +235,13 @@ def status(
     else:
         shown_at = time.time() if data["status"] == "running" else None
         interrupted = data["status"] == "interrupted"
-        out().print(status_text(data, branch_gone=gone and interrupted, now=shown_at))
+        import json
+
+        python = json.loads(plan_json or "{}").get("text") is None  # started from Python
+        shown = status_text(
+            data, branch_gone=gone and interrupted, now=shown_at, from_python=python
+        )
+        out().print(shown)
 
 
 @app.command()

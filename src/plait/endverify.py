@@ -148,7 +148,7 @@ class EndVerify:
         """
         ctx, fixer = self.ctx, self.fixer
         if self.fixer_done is not None:
-            return self.fixer_done is Outcome.SUCCEEDED and (await self._check()).ok
+            return self.fixer_done is Outcome.SUCCEEDED and (await self._check(True)).ok
         failure = await self._recorded_failure() if self.fixer_recorded and fixer else None
         if failure is None:
             result = await self._check()
@@ -168,14 +168,15 @@ class EndVerify:
         outcome = await run_task(ctx, fixer, self.take_slot(), first, notes=notes)
         ctx.emit("task_finished", fixer.id, outcome=outcome.value)
         await ctx.journal.sync()
-        return outcome is Outcome.SUCCEEDED and (await self._check()).ok
+        return outcome is Outcome.SUCCEEDED and (await self._check(True)).ok
 
-    async def _check(self) -> VerifyResult:
-        """Run the plan's verify on the result and record how it went."""
+    async def _check(self, after_fixer: bool = False) -> VerifyResult:
+        """Run the plan's verify on the result and record how it went (`after_fixer`:
+        this is the check again after the fixer, the first having failed)."""
         self.ctx.emit("verify_started", None)
         await self.ctx.journal.sync()
         result = await self.checker.verify()
-        self._record(result.ok, result.output_tail, result.commit or None)
+        self._record(result.ok, result.output_tail, result.commit or None, after_fixer)
         return result
 
     async def _recorded_failure(self) -> str | None:
@@ -189,8 +190,11 @@ class EndVerify:
             return None
         return str(recorded.get("output", ""))
 
-    def _record(self, ok: bool, tail: str, commit: str | None) -> None:
+    def _record(self, ok: bool, tail: str, commit: str | None, after_fixer: bool) -> None:
         ctx = self.ctx
-        payload = json.dumps({"ok": ok, "commit": commit, "output": tail[-4000:]})
+        record = {"ok": ok, "commit": commit, "output": tail[-4000:]}
+        if after_fixer:
+            record["after_fixer"] = True
+        payload = json.dumps(record)
         ctx.journal.write(lambda: ctx.store.update_run(ctx.run_id, verify=payload))
         ctx.emit("verify_finished", None, ok=ok, commit=commit)

@@ -194,7 +194,7 @@ class Plan:
         if isinstance(copy, str):
             object.__setattr__(self, "copy", (copy,))
         object.__setattr__(self, "verify", as_command(self.verify))
-        setup: Any = self.setup
+        setup: Any = (self.setup,) if isinstance(self.setup, str) else self.setup
         object.__setattr__(self, "setup", tuple(as_command(step) for step in setup))
 
     def task(self, task_id: str) -> Task:
@@ -204,7 +204,7 @@ class Plan:
 def as_command(value: Any) -> Any:
     """A check or setup step as a plan file gives it: a string is a command line run by
     the shell, a list its argv (an agent's command is never a string: `validate_plan`)."""
-    if isinstance(value, str):
+    if isinstance(value, str) and value.strip():  # (a blank one stays: refused as empty)
         return ("/bin/sh", "-c", value)
     return tuple(value) if isinstance(value, list) else value
 

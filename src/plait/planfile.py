@@ -60,7 +60,9 @@ def _build(spec: Any, *, root: Path, path: Path | None, located: Located) -> _Bu
         own.update({f: given[f] for f in taken})
         if "env" in given and "env" not in taken:
             # As GitHub Actions merges env across levels: a task's own variables add to
-            # (and override) the defaults', they do not drop them all.
+            # (and override) the defaults', they do not drop them all. Those it takes
+            # are the defaults' (a problem with one is reported there, once).
+            taken |= {join("env", k) for k in given["env"] if k not in own["env"]}
             own["env"] = {**given["env"], **own["env"]}
         inherited[tid] = taken
         prompt = own.get("prompt")

@@ -19,10 +19,11 @@ from typing import Any
 from plait.analysis import analyze
 from plait.branches import clear_stale_ref_locks, task_branch
 from plait.carryover import tries_used
-from plait.errors import RunNotFound
+from plait.errors import RunNotFound, UsageError
 from plait.git import ZERO_OID, Git
 from plait.model import Isolation, Outcome, Plan, Task
 from plait.planfile import parse_plan, validate_plan
+from plait.planrules import FIXER_TASK_ID
 from plait.runcheck import check_backends, discover, isolation_of, with_agents
 from plait.runlock import RunLock
 from plait.runner import RunOutcome, fixer_task
@@ -79,6 +80,7 @@ async def resume_run(
             )
         if python_plan is not None:
             plan = validate_plan(dataclasses.replace(python_plan, root=python_plan.root or root))
+            _same_tasks(plan, store, run_id)
         else:
             plan = parse_plan(record["text"], file=record.get("path"), root=root)
         if record.get("path"):
@@ -122,6 +124,20 @@ async def resume_run(
     if changed:
         outcome.messages.insert(0, changed)
     return outcome
+
+
+def _same_tasks(plan: Plan, store: Store, run_id: str) -> None:
+    """A plan given again to resume a run must be the run's: a task missing from it was
+    left unfinished while the run said it succeeded, a new one had no row to run in."""
+    recorded = {t.id for t in store.tasks(run_id)} - {FIXER_TASK_ID}
+    missing, extra = sorted(recorded - set(plan.tasks)), sorted(set(plan.tasks) - recorded)
+    if missing or extra:
+        said = [f"without {', '.join(missing)}"] if missing else []
+        said += [f"with {', '.join(extra)} added"] if extra else []
+        raise UsageError(
+            f"this plan is not run {run_id}'s ({' and '.join(said)}): resume it with the "
+            "plan it was started with, or start this one with plait.run_plan"
+        )
 
 
 def _plan_changed(record: Mapping[str, Any], root: Path, run_id: str) -> str | None:

@@ -144,10 +144,15 @@ def _secs(value: float | None) -> str:
 
 
 def status_text(
-    data: dict[str, Any], *, branch_gone: bool = False, now: float | None = None
+    data: dict[str, Any],
+    *,
+    branch_gone: bool = False,
+    now: float | None = None,
+    from_python: bool = False,
 ) -> str:
     """One run, a line per task. `branch_gone`: its result branch no longer exists;
-    `now`: the moment a live run is shown at, for the time its tasks under way took so far."""
+    `now`: the moment a live run is shown at, for the time its tasks under way took so far;
+    `from_python`: the run was started from Python (`plait resume` cannot rebuild it)."""
     lines = [f"run {data['run']} ({one_line(data.get('plan') or 'plan')}): {data['status']}"]
     if data.get("branch"):
         lines.append(
@@ -179,13 +184,15 @@ def status_text(
             "cannot be resumed; start the plan again with `plait run` (what it had merged is "
             f"in a branch of yours, or kept as refs/plait/snapshots/{data['run']}/_result)"
         )
+    elif data["status"] == "interrupted" and from_python:  # `plait resume` cannot rebuild it
+        lines.append(f'continue it with plait.resume_plan(plan, "{data["run"]}")')
     elif data["status"] == "interrupted":
         lines.append(f"continue it with `plait resume {data['run']}`")
     verify = data.get("verify")
     if verify and verify.get("status") == "not run":
         lines.append(f"verify: not run ({verify.get('reason') or 'skipped'})")
     elif verify:
-        fixed = verify.get("ok") and any(t["id"] == FIXER_TASK_ID for t in data["tasks"])
+        fixed = verify.get("ok") and verify.get("after_fixer")
         # (a pass after the fixer: its first run failed, which "passed" alone hides)
         after = f", after {FIXER_TASK_ID} (its first run failed)" if fixed else ""
         lines.append(f"verify: {'passed' if verify.get('ok') else 'FAILED'}{after}")
