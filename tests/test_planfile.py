@@ -622,3 +622,13 @@ def test_a_bad_default_env_variable_is_reported_once_at_defaults(tmp_path: Path)
             root=tmp_path,
         )
     assert [p.path for p in raised.value.problems] == ["defaults.env.PLAIT_X"]
+
+
+def test_the_schema_names_the_backends_so_an_editor_flags_a_typo() -> None:
+    """`backend: clade` passed the schema (only `plait plan` refused it)."""
+    from plait.model import BACKENDS
+
+    backend = plan_json_schema()["$defs"]["AgentSpec"]["properties"]["backend"]
+    names = [b for b in backend["enum"] if b is not None]
+    assert "clade" not in names and set(names) <= set(BACKENDS)
+    assert set(BACKENDS) - set(names) == {"python"}  # a callable: Python plans only

@@ -63,6 +63,10 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+#: The backends a plan file may name (`python` takes a callable: Python plans only).
+FILE_BACKENDS = ("command", "claude", "codex", "gemini", "aider", "cursor", "opencode", "amp")
+
+
 class AgentSpec(_Spec):
     """An agent role: instructions plus the backend that runs it."""
 
@@ -72,6 +76,8 @@ class AgentSpec(_Spec):
             "How the agent runs: command, claude, codex, gemini, aider, cursor, opencode or amp.\n"
             "Default: `command` when `command` is given, else `claude`."
         ),
+        # (for editors: a misspelt backend is flagged as it is typed, not at `plait plan`)
+        json_schema_extra={"enum": [*FILE_BACKENDS, None]},
     )
     command: Argv | None = Field(
         default=None,
