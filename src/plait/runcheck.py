@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from plait.agents import get_backend
@@ -167,19 +168,21 @@ async def start_warnings(plan: Plan, git: Git | None, isolation: Isolation) -> l
     """What a run says at its start (and its end) that the user may not expect."""
     said: list[str] = []
     if isolation is Isolation.WORKTREE and git is not None:
-        said += _copy_unmatched(plan, git.toplevel)
-        said += await _not_committed(git, plan)
+        top = git.toplevel.resolve()
+        copied = {p: _globbed(top, p) for p in plan.copy}  # (globbed once: trees are big)
+        said += _copy_unmatched(copied, top)
+        said += await _not_committed(git, plan, copied)
     return said + _budget_blind_spots(plan)
 
 
-def _copy_unmatched(plan: Plan, top: Path) -> list[str]:
+def _copy_unmatched(copied: Mapping[str, list[Path]], top: Path) -> list[str]:
     """What to say of `copy` entries that match no file in the checkout: a misspelt
     `.env.local` shows up otherwise only as agents and tests failing without it."""
-    missing = [p for p in plan.copy if not Path(p).is_absolute() and not _globbed(top, p)]
+    missing = [p for p, found in copied.items() if not found and not Path(p).is_absolute()]
     return [f"copy: {p!r} matches no file in {top}, so no workspace gets it" for p in missing]
 
 
-async def _not_committed(git: Git, plan: Plan) -> list[str]:
+async def _not_committed(git: Git, plan: Plan, copied: Mapping[str, list[Path]]) -> list[str]:
     """What to say of changes in the checkout that no worktree will have: agents start
     from a commit, and an uncommitted script or fix (the agent's own program, often)
     is simply not there. What plait itself takes from the checkout does not count: the
@@ -195,14 +198,14 @@ async def _not_committed(git: Git, plan: Plan) -> list[str]:
     root = (plan.root or top).resolve()
     taken = {_inside(top, Path(plan.path)) if plan.path else None}
     taken |= {_inside(top, root / t.prompt_file) for t in plan.tasks.values() if t.prompt_file}
-    copied = [m.relative_to(top).as_posix() for p in plan.copy for m in _globbed(top, p)]
+    brought = [m.relative_to(top).as_posix() for found in copied.values() for m in found]
     paths = [
         path
         for code, path in status_entries(listed.stdout)
         if "D" not in code
         and path not in taken
         and not {".plait", ".claude"} & set(PurePosixPath(path).parts)
-        and not any(path == c or path.startswith(c + "/") for c in copied)
+        and not any(path == c or path.startswith(c + "/") for c in brought)
     ]
     paths = list(dict.fromkeys(paths))
     if not paths:
