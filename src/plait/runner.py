@@ -33,6 +33,7 @@ from plait.lanes import StepAside
 from plait.merge import MergeQueue
 from plait.model import Outcome, Plan, Task
 from plait.planrules import FIXER_TASK_ID
+from plait.ratejobs import RateLimitJobs
 from plait.scheduler import Scheduler
 from plait.store import Store
 from plait.storeschema import run_exit_code
@@ -118,6 +119,7 @@ class Driver:
         self.store = store
         self.run_id = run_id
         self.jobs = jobs
+        self.limits = RateLimitJobs(jobs, self._backend_of)
         self.sink = sink
         self.journal = Journal(store)
         self.attempts_so_far = dict(attempts_so_far or {})
@@ -169,9 +171,6 @@ class Driver:
         if self.attempts_so_far:
             self._count_earlier_spending()
         self.slots = SlotPool()
-        self._started_before_limit: set[str] = set()
-        self._limited: set[str] = set()  # rate limited, waiting to try again
-        self._limited_backends: set[str] = set()  # whose limits lowered the jobs
         attach = getattr(sink, "attach", None)
         if attach is not None:
             attach(self)  # a live board reads the driver's views
@@ -221,44 +220,30 @@ class Driver:
 
     def _throttle(self, task_id: str) -> None:
         """An attempt of `task_id` was rate limited: one agent fewer than run now."""
-        self._limited.add(task_id)
-        self._limited_backends.add(self._backend_of(task_id))
-        # The others running now started before the limit was hit: their success says
-        # nothing about whether it has lifted, so it must not raise the limit again.
-        # Limited tasks try again after their wait: their success does say so.
-        self._started_before_limit = set(self.scheduler.running) - self._limited
-        # Below what actually runs, so a second limit while the first waits lowers again.
-        agents = len(self.scheduler.running) - self.aside.lent()
-        lowered = max(1, min(self.scheduler_jobs, agents) - 1)
-        if lowered < self.scheduler_jobs:
-            self.scheduler_jobs = lowered
+        running = self.scheduler.running
+        lowered = self.limits.limited(task_id, running, len(running) - self.aside.lent())
+        if lowered is not None:
             self._jobs_changed()
             self.emit("jobs_lowered", None, jobs=lowered)
 
     def _unthrottle(self, task_id: str) -> None:
-        """`task_id` succeeded: one more agent at once, up to `jobs`."""
-        self._limited.discard(task_id)
-        if task_id in self._started_before_limit:
-            self._started_before_limit.discard(task_id)
-            return
-        # While a task still waits for a vendor's reset, a success says the limit
-        # lifted only if it is that vendor's: the tasks of other backends running in
-        # the lent slots meanwhile say nothing. Once none waits (the limited tasks
-        # succeeded, failed or gave up), any success does.
-        if self._limited and self._backend_of(task_id) not in self._limited_backends:
-            return
-        if self.scheduler_jobs < self.jobs:
-            self.scheduler_jobs += 1
+        """`task_id` succeeded: one more agent at once, up to `jobs`, if that says a
+        limit lifted (`plait.ratejobs`)."""
+        raised = self.limits.succeeded(task_id)
+        if raised is not None:
             self.aside.admit()
             self._jobs_changed()
-            self.emit("jobs_raised", None, jobs=self.scheduler_jobs)
-        if self.scheduler_jobs == self.jobs and not self._limited:
-            self._limited_backends.clear()  # all lifted: a new limit starts afresh
+            self.emit("jobs_raised", None, jobs=raised)
 
     def _backend_of(self, task_id: str) -> str:
         task = self.plan.tasks.get(task_id)
         agent = self.plan.agents.get(task.agent) if task is not None else None
         return agent.backend if agent is not None else ""
+
+    @property
+    def scheduler_jobs(self) -> int:
+        """The jobs limit now (lower than `jobs` while rate limits are hit)."""
+        return self.limits.current
 
     def _jobs_changed(self) -> None:
         """Give the scheduler the jobs limit (with the slots lent) and start what fits."""
@@ -266,13 +251,10 @@ class Driver:
         if self._group is not None:
             self._launch(self._group)
 
-    scheduler_jobs: int = 0
-
     # --- the loop -------------------------------------------------------------
 
     async def run(self) -> RunOutcome:
         """Run every task to an outcome, then the plan's verify."""
-        self.scheduler_jobs = self.jobs
         # Without worktrees every agent writes the checkout itself: say so at the start.
         in_place = {"isolation": "none"} if self.ctx.merge is None else {}
         self.emit("run_started", None, jobs=self.jobs, tasks=len(self.plan.tasks), **in_place)
@@ -306,7 +288,7 @@ class Driver:
             outcome = await run_task(self.ctx, task, slot, first)
         finally:
             self.slots.give(slot)
-        self._limited.discard(task.id)  # (ended, it waits for no reset any more)
+        self.limits.ended(task.id)
         self.emit("task_finished", task.id, outcome=outcome.value)
         self._record_ended(self.scheduler.finish(task.id, outcome))
         if self.fail_fast and self.scheduler.run_failed and not self.ctx.stopped.is_set():
