@@ -254,9 +254,11 @@ class GitGuard:
 
     The shared git dir's guarded files are read once, before any agent runs, and
     every check compares against (and restores) that reading, so one agent's edit
-    can never become another attempt's baseline. A change to the shared files
-    cannot be pinned on one of the attempts running in parallel, so it fails all
-    of them: the one that did it cannot pass because another was checked first.
+    can never become another attempt's baseline; only a harmless change to `config`
+    (`configrisk`: a remote or an upstream the user set) joins it. A change to the
+    shared files cannot be pinned on one of the attempts running in parallel, so it
+    fails all of them: the one that did it cannot pass because another was checked
+    first.
     """
 
     def __init__(self, common_dir: Path) -> None:
@@ -264,8 +266,8 @@ class GitGuard:
         self._shared: dict[str, Entry] | None = None
         self._shared_stamp: Stamp | None = None  # its stat, while that can vouch for it
         self._watched: dict[Path, _Watched] = {}
-        #: Told the shared reading once it is taken, before any agent starts (a run
-        #: writes it down: `guardkeep`).
+        #: Told the shared reading when it is taken, before any agent starts, and when a
+        #: harmless config change joins it (a run writes it down: `guardkeep`).
         self.on_baseline: Callable[[Mapping[str, Entry]], None] = lambda entries: None
         #: Where the shared files it puts back are kept (None: not kept).
         self.aside: Path | None = None

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from plait.errors import Problem
+from plait.model import BACKENDS
 from plait.planrules import (
     JOBS_RANGE,
     RERUNS_MAX,
@@ -64,7 +65,7 @@ class _Spec(BaseModel):
 
 
 #: The backends a plan file may name (`python` takes a callable: Python plans only).
-FILE_BACKENDS = ("command", "claude", "codex", "gemini", "aider", "cursor", "opencode", "amp")
+FILE_BACKENDS = tuple(b for b in BACKENDS if b != "python")
 
 
 class AgentSpec(_Spec):

@@ -98,7 +98,8 @@ def waits(
     "interrupted" while no plait ran (`gaps`), "slots" for the rest. A task in `needs` is
     ready when its last need finished; one that is not (the verify fixer) at `ready_at`,
     else at its first attempt. Thrown away, the attempts whose work was not kept:
-    "conflict", "interrupted" (cut short by a stop), "retry" (failed).
+    "conflict", "interrupted" (cut short by a stop), "rate_limit" (refused, with the wait
+    for its reset), "retry" (failed).
     """
     by_task: dict[str, list[AttemptRow]] = {}
     for attempt in attempts:

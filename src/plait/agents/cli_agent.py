@@ -193,8 +193,8 @@ class CliBackend(ABC):
         # The CLI's structured output was parsed already; searching it again would find
         # "429" in a tool's output or the model's answer about rate limiting.
         notes = parsed.unparsed
-        if notes is None:  # JSONL: every event is one line
-            notes = "\n".join(x for x in tail.splitlines() if not x.lstrip().startswith("{"))
+        if notes is None:  # JSONL: every event is one line (and a pretty-printed document)
+            notes = "\n".join(x for x in tail.splitlines() if not _is_json(x))
         common: dict[str, Any] = {
             "output": parsed.output,
             "exit_code": done.returncode,
