@@ -539,6 +539,7 @@ def test_durations_come_from_succeeded_tasks_of_the_same_plan(store: Store) -> N
     assert store.durations("p", exclude_run="r4") == {"a": [1.0, 2.0]}
     assert store.durations("p", per_task=2) == {"a": [2.0, 4.0], "b": [3.0]}
     assert store.durations("nobody") == {}
+    assert store.durations("p", before=300.0) == {"a": [1.0, 2.0]}  # r4 started at 300
 
 
 def test_durations_are_the_tasks_work_without_conflicts_or_waits(store: Store) -> None:

@@ -72,23 +72,11 @@ def _analysis_of_run(plan_json: str, jobs: int) -> Analysis | None:
 
 def history_before(store: Store, run: RunRow, task_ids: Iterable[str]) -> dict[str, list[float]]:
     """The history `plait run` estimated this run by, as `Store.durations` gave it then:
-    the work (`work_s`) of each succeeded task in the runs of its plan that started
-    before it, oldest first, the latest `HISTORY_PER_TASK` per task. (Later runs must
-    not change an older run's estimate.)"""
-    wanted = set(task_ids)
-    out: dict[str, list[float]] = {}
-    for row in store.runs():  # newest first: read back only as far as the estimate does
-        if row.plan_name != run.plan_name or row.started_at >= run.started_at:
-            continue
-        if all(len(out.get(t, ())) >= HISTORY_PER_TASK for t in wanted):
-            break
-        attempts = store.attempts(row.id)
-        for task in store.tasks(row.id):
-            if task.status not in ("succeeded", "merged") or task.id not in wanted:
-                continue
-            if task.started_at is not None and task.finished_at is not None:
-                out.setdefault(task.id, []).append(work_s(task, attempts))
-    return {task_id: values[:HISTORY_PER_TASK][::-1] for task_id, values in out.items()}
+    the work of each succeeded task in the runs of its plan that started before it (later
+    runs must not change an older run's estimate)."""
+    return store.durations(
+        run.plan_name, task_ids, before=run.started_at, per_task=HISTORY_PER_TASK
+    )
 
 
 def timeline_from_store(store: Store, run_id: str) -> Timeline:

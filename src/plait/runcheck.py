@@ -226,7 +226,8 @@ def _globbed(top: Path, pattern: str) -> list[Path]:
     """What a `copy` glob matches in the checkout (nothing for one plait refuses)."""
     if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
         return []
-    return list(top.glob(pattern))
+    # (what `worktrees` copies: never anything under .git)
+    return [m for m in top.glob(pattern) if ".git" not in m.relative_to(top).parts]
 
 
 def _budget_blind_spots(plan: Plan) -> list[str]:

@@ -57,7 +57,7 @@ def finish_run(
             except errors.Error as exc:
                 refused = exc
                 data["apply_error"] = exc.message
-    summary = "" if as_json else _summary(data, root)
+    summary = "" if as_json else _summary(data, root, home)
     try:
         if as_json:
             print_json(data)
@@ -81,7 +81,7 @@ def finish_run(
     raise Exit(code)
 
 
-def _summary(data: dict[str, Any], root: Path) -> str:
+def _summary(data: dict[str, Any], root: Path, home: Path | None = None) -> str:
     """What `plait run` prints at its end: the run's state, then what to do next.
 
     `plait apply` is suggested only when the result branch holds something beyond the
@@ -96,7 +96,7 @@ def _summary(data: dict[str, Any], root: Path) -> str:
         return text
     # From another repository (`plait run ../other/plait.yaml`) the commands need its
     # folder: run from here they would find no such run.
-    there = "" if _same_state(root) else f"cd {shlex.quote(str(root))} && "
+    there = "" if _same_state(root, home) else f"cd {shlex.quote(str(root))} && "
     text += f"\nnext: `{there}plait report {data['run']}` for the timeline"
     if data.get("applied"):
         return text
@@ -106,13 +106,14 @@ def _summary(data: dict[str, Any], root: Path) -> str:
     return text + f"; nothing was merged, so {data['branch']} has nothing to apply"
 
 
-def _same_state(root: Path) -> bool:
-    """Whether plait run here finds the same runs as at `root` (True when unknown)."""
+def _same_state(root: Path, home: Path | None) -> bool:
+    """Whether plait run here finds the same runs as at `root` (`home`, if known: the
+    run's state; True when it cannot be told)."""
     from plait.errors import Error
     from plait.statehome import state_home
 
     try:
-        return state_home(Path.cwd()) == state_home(root)
+        return state_home(Path.cwd()) == (home or state_home(root))
     except (Error, OSError):
         return True
 

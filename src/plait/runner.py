@@ -236,8 +236,9 @@ class Driver:
             self.emit("jobs_raised", None, jobs=raised)
 
     def _backend_of(self, task_id: str) -> str:
-        task = self.plan.tasks.get(task_id)
-        agent = self.plan.agents.get(task.agent) if task is not None else None
+        """The backend of the task's agent (the verify fixer's too: it has a view)."""
+        view = self.ctx.views.get(task_id)
+        agent = self.plan.agents.get(view.agent) if view is not None else None
         return agent.backend if agent is not None else ""
 
     @property

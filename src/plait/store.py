@@ -318,6 +318,7 @@ class Store(RunEvents):
         task_ids: Iterable[str] | None = None,
         *,
         exclude_run: str | None = None,
+        before: float | None = None,
         per_task: int = 20,
     ) -> dict[str, list[float]]:
         """Durations (s) of succeeded tasks in runs of plan `plan_name`, oldest first.
@@ -325,8 +326,9 @@ class Store(RunEvents):
         A duration is the task's work, as `duration_s` reports it (`runjson.work_s`):
         its attempts, not those that conflicted (they happen only beside others), nor
         waits or the time a run was stopped (both are in its span). Only the latest
-        `per_task` per task are kept; `exclude_run` leaves out the run being planned.
-        Tasks with no history are absent from the result.
+        `per_task` per task are kept; `exclude_run` leaves out the run being planned,
+        `before` the runs that started at or after it (a report of an old run uses the
+        history that run was estimated by). Tasks with no history are absent.
         """
         worked = (
             "SELECT SUM(a.finished_at - a.started_at) FROM attempts a"
@@ -338,11 +340,12 @@ class Store(RunEvents):
             " JOIN runs r ON r.id = t.run_id"
             " WHERE r.plan_name = ? AND t.status IN ('succeeded', 'merged')"
             " AND t.started_at IS NOT NULL AND t.finished_at IS NOT NULL AND r.id IS NOT ?"
+            " AND (? IS NULL OR r.started_at < ?)"
             " ORDER BY r.started_at, r.rowid"
         )
         wanted = None if task_ids is None else set(task_ids)
         out: dict[str, list[float]] = {}
-        for task_id, duration in self._conn.execute(sql, (plan_name, exclude_run)):
+        for task_id, duration in self._conn.execute(sql, (plan_name, exclude_run, before, before)):
             if wanted is None or task_id in wanted:
                 out.setdefault(task_id, []).append(max(0.0, float(duration)))
         return {task_id: values[-per_task:] for task_id, values in out.items()}
