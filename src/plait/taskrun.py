@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from plait.agents import get_backend
-from plait.agents.base import AgentResult, AttemptStatus
-from plait.agents.command import CUT_NOTE, read_output_file
+from plait.agents.base import CUT_NOTE, AgentResult, AttemptStatus, read_output_file
 from plait.attempt import STOPPED_ERROR, run_attempt
 from plait.attemptjudge import AttemptFailure
 from plait.carryover import PendingMerge

@@ -42,6 +42,25 @@ def attempt_file(attempt_stem: Path, suffix: str) -> Path:
     return Path(f"{attempt_stem}{suffix}")
 
 
+#: How much of a task's output plait keeps: what a dependant's prompt and the state get.
+OUTPUT_CAP_BYTES = 1024 * 1024
+#: Ends an output cut at OUTPUT_CAP_BYTES, so neither a reader nor a dependant's
+#: prompt takes the first mebibyte for the whole.
+CUT_NOTE = "\n[plait: the output was cut here, at its first 1 MiB]"
+
+
+def read_output_file(path: str | Path) -> tuple[str, bool] | None:
+    """An output file's text (as written: line endings kept), and whether it was longer
+    than the cap; None if there is no such file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(OUTPUT_CAP_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    cut = len(data) > OUTPUT_CAP_BYTES
+    return data[:OUTPUT_CAP_BYTES].decode("utf-8", "replace"), cut
+
+
 @dataclass(frozen=True)
 class AgentRequest:
     """Everything a backend needs to run one attempt."""

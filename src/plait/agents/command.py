@@ -30,15 +30,17 @@ from typing import Any
 
 from plait import proc
 from plait.agents.base import (
+    CUT_NOTE,
+    OUTPUT_CAP_BYTES,
     OUTPUT_SUFFIX,
     PROMPT_SUFFIX,
     AgentRequest,
     AgentResult,
     AttemptStatus,
+    read_output_file,
 )
 from plait.model import Agent
 
-OUTPUT_CAP_BYTES = 1024 * 1024
 GRACE_S = 5.0
 
 _PLACEHOLDER = re.compile(r"\{(task|run|attempt|workspace|prompt_file|output_file)\}")
@@ -93,22 +95,6 @@ def _write_prompt(path: str, prompt: bytes) -> None:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
-
-
-#: Ends an output cut at OUTPUT_CAP_BYTES, so neither a reader nor a dependant's
-#: prompt takes the first mebibyte for the whole.
-CUT_NOTE = "\n[plait: the output was cut here, at its first 1 MiB]"
-
-
-def read_output_file(path: str) -> tuple[str, bool] | None:
-    """The output file's text, and whether it was longer than the cap; None if absent."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(OUTPUT_CAP_BYTES + 1)
-    except FileNotFoundError:
-        return None
-    cut = len(data) > OUTPUT_CAP_BYTES
-    return data[:OUTPUT_CAP_BYTES].decode("utf-8", "replace"), cut
 
 
 class CommandBackend:

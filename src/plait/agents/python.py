@@ -29,10 +29,14 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from plait.agents.base import AgentRequest, AgentResult, AttemptStatus
+from plait.agents.base import (
+    CUT_NOTE,
+    AgentRequest,
+    AgentResult,
+    AttemptStatus,
+    read_output_file,
+)
 from plait.model import Agent
-
-OUTPUT_CAP_BYTES = 1024 * 1024
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
@@ -79,11 +83,10 @@ async def _call(fn: Callable[[AgentRequest], Any], request: AgentRequest) -> Any
 
 
 def _read_output(request: AgentRequest) -> str:
-    try:
-        with open(request.output_file, "rb") as f:
-            return f.read(OUTPUT_CAP_BYTES).decode("utf-8", "replace").strip()
-    except FileNotFoundError:
+    written = read_output_file(request.output_file)
+    if written is None:
         return ""
+    return written[0].strip() + (CUT_NOTE if written[1] else "")
 
 
 class PythonBackend:
