@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,17 @@ def plait_proc(git_env: None) -> Iterator[PlaitProc]:
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=30)
+
+
+def wait_until(
+    done: Callable[[], bool], process: subprocess.Popen[str], timeout: float = 60
+) -> None:
+    """Poll `done` until it holds, failing if `process` exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"not done within {timeout}s"
+        time.sleep(0.05)
 
 
 def write_plan(path: Path, text: str) -> Path:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import PlaitProc, write_plan, yaml_list
+from conftest import PlaitProc, wait_until, write_plan, yaml_list
 from gitrepo import GitRepo
 from plait.configrisk import harmless_change
 
@@ -100,10 +99,7 @@ tasks:
     )
     repo.commit("plan")
     run = plait_proc.start("run", "--json", cwd=repo.path)
-    deadline = time.monotonic() + 60
-    while len(list(started.iterdir())) < 2:
-        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
-        time.sleep(0.05)
+    wait_until(lambda: len(list(started.iterdir())) == 2, run)
     repo.git(*user_does.split())
     go.touch()
     out, err = run.communicate(timeout=60)

@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import time
 from pathlib import Path
 
-from conftest import PlaitProc, write_plan, yaml_list
+from conftest import PlaitProc, wait_until, write_plan, yaml_list
 from gitrepo import GitRepo
 
 #: On its first run: plants a pre-commit hook and a git config value in the repository's
@@ -143,10 +142,7 @@ def test_apply_of_a_finished_run_goes_ahead_while_another_run_works(
     first = plait_proc("run", "--json", cwd=repo.path)
     assert first.returncode == 0, first.stderr
     slow = plait_proc.start("run", "slow.yaml", cwd=repo.path)
-    deadline = time.monotonic() + 30
-    while not started.exists():
-        assert slow.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(started.exists, slow)
     applied = plait_proc("apply", json.loads(first.stdout)["run"], cwd=repo.path)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert (repo.path / "a.txt").read_text() == "a\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PlaitProc, agent_cmd, write_plan, yaml_list
+from conftest import PlaitProc, agent_cmd, wait_until, write_plan, yaml_list
 from gitrepo import GitRepo
 
 # Each agent records that it started, then works for a while (`slow` for 30 s, until
@@ -401,10 +401,7 @@ tasks:
     )
     repo.commit("plan")
     run = plait_proc.start("run", cwd=repo.path)
-    deadline = time.monotonic() + 60
-    while not started.exists():
-        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
-        time.sleep(0.05)
+    wait_until(started.exists, run)
     time.sleep(3.0)
     run.kill()
     run.communicate(timeout=30)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import plait
-from conftest import PlaitProc, write_plan
+from conftest import PlaitProc, wait_until, write_plan
 from gitrepo import GitRepo
 from plait.errors import PlanError
 from plait.model import Agent, Isolation, Plan, Task
@@ -210,7 +210,6 @@ def test_ctrl_c_in_run_plan_raises_keyboard_interrupt(repo: GitRepo, tmp_path: P
     went on to its next plan after the user's Ctrl-C."""
     import signal
     import subprocess
-    import time
 
     script, started = tmp_path / "ctrl_c.py", tmp_path / "started"
     script.write_text(CTRL_C_SCRIPT, encoding="utf-8")
@@ -218,10 +217,7 @@ def test_ctrl_c_in_run_plan_raises_keyboard_interrupt(repo: GitRepo, tmp_path: P
         [sys.executable, str(script), str(started)],
         cwd=repo.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not started.exists():
-        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
-        time.sleep(0.05)
+    wait_until(started.exists, run)
     run.send_signal(signal.SIGINT)
     out, err = run.communicate(timeout=30)
     assert run.returncode == 130 and out.strip() == "KeyboardInterrupt", out + err
